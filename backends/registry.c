@@ -1,0 +1,85 @@
+/*
+ * registry.c - the list of backends, chosen by name, and the result helpers
+ * that every backend shares.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topofs/backend.h"
+
+extern const struct topo_backend topo_backend_etcd;
+extern const struct topo_backend topo_backend_zk;
+
+static const struct topo_backend *const backends[] = {
+    &topo_backend_etcd,
+    &topo_backend_zk,
+};
+
+const struct topo_backend *topo_backend_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}
+
+const char *topo_backend_names(void)
+{
+	return "etcd2, zk2";
+}
+
+int topo_listing_add(struct topo_listing *l, const char *path, size_t pathlen,
+		     const struct topo_meta *meta, unsigned char *value)
+{
+	if (l->count == l->capacity) {
+		size_t cap = l->capacity ? l->capacity * 2 : 64;
+		struct topo_entry *e = realloc(l->entries, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		l->entries = e;
+		l->capacity = cap;
+	}
+	char *p = malloc(pathlen + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, path, pathlen);
+	p[pathlen] = '\0';
+	struct topo_entry *e = &l->entries[l->count++];
+	e->path = p;
+	e->meta = *meta;
+	e->value = value; /* ownership moves into the listing */
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct topo_entry *x = a, *y = b;
+	return strcmp(x->path, y->path);
+}
+
+void topo_listing_sort(struct topo_listing *l)
+{
+	if (l->count > 1)
+		qsort(l->entries, l->count, sizeof(l->entries[0]), entry_cmp);
+}
+
+void topo_entry_free(struct topo_entry *e)
+{
+	if (!e)
+		return;
+	free(e->path);
+	free(e->value);
+	e->path = NULL;
+	e->value = NULL;
+}
+
+void topo_listing_free(struct topo_listing *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		topo_entry_free(&l->entries[i]);
+	free(l->entries);
+	memset(l, 0, sizeof(*l));
+}

@@ -1,0 +1,762 @@
+/*
+ * cache.c - the tree as last seen from the store (see cache.h).
+ *
+ * Concurrency
+ *   FUSE calls us from many threads. One mutex, `mu`, guards the whole tree;
+ *   it is never held across a store request. Re-listing a directory takes
+ *   `refresh_mu` for the duration of the store request, so that when many
+ *   threads find the same directory stale at once, one fetches and the
+ *   others find it fresh when they get the lock.
+ *
+ *   A listing fetched while the filesystem wrote to the store may predate
+ *   that write. Every recorded write bumps `gen`; a listing is applied only
+ *   if `gen` did not move while it was being fetched, else it is fetched
+ *   again. So the cache never goes back to a value older than our own write.
+ *
+ * Shape
+ *   Nodes hold their children in an array sorted by name (binary search;
+ *   listings arrive sorted, so building is mostly appending). A node is a
+ *   directory if it has children, is the root, was made by mkdir (`local`)
+ *   or is one in the store (`real_dir`, ZooKeeper).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "path.h"
+#include "topofs/log.h"
+
+struct cnode {
+	char *name;
+	struct cnode **kids; /* sorted by name */
+	size_t nkids, capkids;
+	unsigned char *value; /* meta.size bytes; NULL when empty */
+	struct topo_meta meta;
+	uint64_t fetched_ms; /* directories: when last listed (0: never) */
+	bool has_data;
+	bool local_dir; /* made by mkdir, in memory only */
+	bool real_dir;	/* a directory in the store (ZooKeeper) */
+};
+
+struct cache {
+	const struct topo_backend *be;
+	struct topo_store *st;
+	unsigned ttl_ms;
+
+	pthread_mutex_t refresh_mu; /* one store listing at a time */
+
+	pthread_mutex_t mu; /* guards everything below */
+	struct cnode *root;
+	uint64_t gen;  /* bumped by every write we record */
+	char **logged; /* invalid keys already logged, to log each once */
+	size_t nlogged;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- nodes ---- */
+
+static struct cnode *node_new(const char *name, size_t len)
+{
+	struct cnode *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->name = strndup(name, len);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static void node_free(struct cnode *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		node_free(n->kids[i]);
+	free(n->kids);
+	free(n->value);
+	free(n->name);
+	free(n);
+}
+
+static bool node_is_dir(const struct cache *c, const struct cnode *n)
+{
+	return n == c->root || n->nkids > 0 || n->local_dir || n->real_dir;
+}
+
+static bool node_is_empty(const struct cnode *n)
+{
+	return !n->nkids && !n->has_data && !n->local_dir && !n->real_dir;
+}
+
+/* strcmp of NUL-terminated a against b[0..blen) (b holds no NUL). */
+static int name_cmp(const char *a, const char *b, size_t blen)
+{
+	int cmp = strncmp(a, b, blen);
+	if (cmp)
+		return cmp;
+	return a[blen] ? 1 : 0;
+}
+
+/* Index of child `name` in n, or where it would go (*found says which). */
+static size_t kid_index(const struct cnode *n, const char *name, size_t len,
+			bool *found)
+{
+	size_t lo = 0, hi = n->nkids;
+	*found = false;
+	/* listings arrive sorted: try "after the last child" first */
+	if (hi > 0 && name_cmp(n->kids[hi - 1]->name, name, len) < 0)
+		return hi;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = name_cmp(n->kids[mid]->name, name, len);
+		if (cmp == 0) {
+			*found = true;
+			return mid;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Put `kid` into n at position i. -ENOMEM leaves n unchanged. */
+static int kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
+{
+	if (n->nkids == n->capkids) {
+		size_t cap = n->capkids ? n->capkids * 2 : 4;
+		struct cnode **k = realloc(n->kids, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		n->kids = k;
+		n->capkids = cap;
+	}
+	memmove(&n->kids[i + 1], &n->kids[i],
+		(n->nkids - i) * sizeof(n->kids[0]));
+	n->kids[i] = kid;
+	n->nkids++;
+	return 0;
+}
+
+static struct cnode *kid_find(const struct cnode *n, const char *name,
+			      size_t len)
+{
+	bool found;
+	size_t i = kid_index(n, name, len, &found);
+	return found ? n->kids[i] : NULL;
+}
+
+/* The child `name` of n, created if missing. NULL on ENOMEM. */
+static struct cnode *kid_get(struct cnode *n, const char *name, size_t len)
+{
+	bool found;
+	size_t i = kid_index(n, name, len, &found);
+	if (found)
+		return n->kids[i];
+	struct cnode *kid = node_new(name, len);
+	if (kid && kid_insert_at(n, i, kid)) {
+		node_free(kid);
+		kid = NULL;
+	}
+	return kid;
+}
+
+/* Remove child `kid` from n (does not free it). */
+static void kid_remove(struct cnode *n, struct cnode *kid)
+{
+	for (size_t i = 0; i < n->nkids; i++) {
+		if (n->kids[i] == kid) {
+			memmove(&n->kids[i], &n->kids[i + 1],
+				(n->nkids - i - 1) * sizeof(n->kids[0]));
+			n->nkids--;
+			return;
+		}
+	}
+}
+
+/* Walk from `top` along store path p; NULL if some segment is missing.
+ * With create, missing nodes are made (NULL then means ENOMEM). */
+static struct cnode *walk(struct cnode *top, const char *p, bool create)
+{
+	struct cnode *n = top;
+	while (n && *p) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		n = create ? kid_get(n, p, len) : kid_find(n, p, len);
+		p = slash ? slash + 1 : p + len;
+	}
+	return n;
+}
+
+/* The parent node of store path p, or NULL. */
+static struct cnode *walk_parent(struct cache *c, const char *p)
+{
+	size_t plen = path_parent_len(p);
+	char *parent = strndup(p, plen);
+	if (!parent)
+		return NULL;
+	struct cnode *n = walk(c->root, parent, false);
+	free(parent);
+	return n;
+}
+
+static void node_set_value(struct cnode *n, unsigned char *value,
+			   const struct topo_meta *meta)
+{
+	free(n->value);
+	n->value = value;
+	n->meta = *meta;
+	n->has_data = true;
+	if (meta->real_dir)
+		n->real_dir = true;
+}
+
+static void node_clear_value(struct cnode *n)
+{
+	free(n->value);
+	n->value = NULL;
+	memset(&n->meta, 0, sizeof(n->meta));
+	n->has_data = false;
+}
+
+static void mark_fetched(struct cache *c, struct cnode *n, uint64_t when)
+{
+	if (!node_is_dir(c, n))
+		return;
+	n->fetched_ms = when;
+	for (size_t i = 0; i < n->nkids; i++)
+		mark_fetched(c, n->kids[i], when);
+}
+
+/* ---- building a subtree from a listing ---- */
+
+static void log_invalid_once(struct cache *c, const char *path)
+{
+	for (size_t i = 0; i < c->nlogged; i++)
+		if (strcmp(c->logged[i], path) == 0)
+			return;
+	char **l = realloc(c->logged, (c->nlogged + 1) * sizeof(*l));
+	if (!l)
+		return;
+	c->logged = l;
+	c->logged[c->nlogged] = strdup(path);
+	if (c->logged[c->nlogged])
+		c->nlogged++;
+	topo_warn("not shown: key '%s' has a segment that cannot be a file "
+		  "name",
+		  path);
+}
+
+/* Build the node for `dir` from the listing (taking its values). */
+static struct cnode *build_subtree(struct cache *c, const char *dir,
+				   struct topo_listing *l)
+{
+	const char *base = path_basename(dir);
+	struct cnode *top = node_new(base, strlen(base));
+	if (!top)
+		return NULL;
+	size_t skip = *dir ? strlen(dir) + 1 : 0;
+	for (size_t i = 0; i < l->count; i++) {
+		struct topo_entry *e = &l->entries[i];
+		struct cnode *n;
+		if (strcmp(e->path, dir) == 0) {
+			n = top;
+		} else if (path_within(e->path, dir) &&
+			   path_store_ok(e->path)) {
+			n = walk(top, e->path + skip, true);
+			if (!n)
+				goto nomem;
+		} else {
+			if (path_within(e->path, dir))
+				log_invalid_once(c, e->path);
+			continue;
+		}
+		node_set_value(n, e->value, &e->meta);
+		e->value = NULL; /* the node owns it now */
+	}
+	return top;
+nomem:
+	node_free(top);
+	return NULL;
+}
+
+/* Copy the in-memory directories of `old` into `new` (same position). */
+static void carry_local_dirs(struct cnode *old, struct cnode *new)
+{
+	if (old->local_dir)
+		new->local_dir = true;
+	for (size_t i = 0; i < old->nkids; i++) {
+		struct cnode *o = old->kids[i];
+		if (!o->local_dir && o->nkids == 0)
+			continue;
+		struct cnode *n = kid_find(new, o->name, strlen(o->name));
+		if (!n && !o->local_dir && !o->nkids)
+			continue;
+		if (!n)
+			n = kid_get(new, o->name, strlen(o->name));
+		if (!n)
+			continue; /* ENOMEM: lose an empty in-memory dir */
+		carry_local_dirs(o, n);
+		if (node_is_empty(n) && !o->local_dir) {
+			kid_remove(new, n); /* nothing local below after all */
+			node_free(n);
+		}
+	}
+}
+
+/* Remove now-empty implicit ancestors of `path` (etcd has no empty dirs). */
+static void prune_empty(struct cache *c, const char *path)
+{
+	char buf[4096];
+	if (strlen(path) >= sizeof(buf))
+		return;
+	strcpy(buf, path);
+	while (*buf) {
+		buf[path_parent_len(buf)] = '\0';
+		struct cnode *n = walk(c->root, buf, false);
+		if (!n || n == c->root || !node_is_empty(n))
+			return;
+		struct cnode *parent = walk_parent(c, buf);
+		if (!parent)
+			return;
+		kid_remove(parent, n);
+		node_free(n);
+	}
+}
+
+/* Replace the subtree at `dir` by the listing. Called with mu held. */
+static void apply_listing(struct cache *c, const char *dir,
+			  struct topo_listing *l)
+{
+	struct cnode *fresh = build_subtree(c, dir, l);
+	if (!fresh)
+		return; /* ENOMEM: keep the old view, re-list next time */
+	struct cnode *parent = *dir ? walk_parent(c, dir) : NULL;
+	if (*dir && !parent) {
+		node_free(fresh); /* an ancestor vanished meanwhile */
+		return;
+	}
+	struct cnode *old = *dir ? walk(c->root, dir, false) : c->root;
+	if (old)
+		carry_local_dirs(old, fresh);
+	mark_fetched(c, fresh, now_ms());
+	if (!*dir) {
+		c->root = fresh;
+	} else {
+		if (old)
+			kid_remove(parent, old);
+		bool found;
+		size_t i =
+		    kid_index(parent, fresh->name, strlen(fresh->name), &found);
+		if (node_is_empty(fresh) || kid_insert_at(parent, i, fresh)) {
+			node_free(fresh);
+			prune_empty(c, dir);
+		}
+	}
+	node_free(old);
+}
+
+/* ---- freshness ---- */
+
+static bool is_fresh(const struct cache *c, const struct cnode *n)
+{
+	return n->fetched_ms && now_ms() - n->fetched_ms < c->ttl_ms;
+}
+
+/* The directory whose listing decides about `path` (the parent of path, or
+ * of the deepest ancestor that exists; `path` itself with self=true),
+ * written into out. Called with mu held; returns its node. */
+static struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
+				  char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s", path);
+	if (!self && *out)
+		out[path_parent_len(out)] = '\0';
+	for (;;) {
+		struct cnode *n = walk(c->root, out, false);
+		if (n && node_is_dir(c, n))
+			return n;
+		if (!*out)
+			return c->root;
+		out[path_parent_len(out)] = '\0';
+	}
+}
+
+/* Re-list `dir` from the store unless another thread just did. */
+static int refresh(struct cache *c, const char *dir)
+{
+	int rc = 0;
+	pthread_mutex_lock(&c->refresh_mu);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		pthread_mutex_lock(&c->mu);
+		struct cnode *n = walk(c->root, dir, false);
+		bool fresh = n && is_fresh(c, n);
+		uint64_t gen = c->gen;
+		pthread_mutex_unlock(&c->mu);
+		if (fresh)
+			break;
+
+		struct topo_listing l = {0};
+		rc = c->be->list(c->st, dir, &l);
+		if (rc) {
+			topo_listing_free(&l);
+			break;
+		}
+		pthread_mutex_lock(&c->mu);
+		bool applied = c->gen == gen;
+		if (applied)
+			apply_listing(c, dir, &l);
+		pthread_mutex_unlock(&c->mu);
+		topo_listing_free(&l);
+		if (applied)
+			break;
+	}
+	pthread_mutex_unlock(&c->refresh_mu);
+	return rc;
+}
+
+/* Make the cache's answer about `path` current; returns with mu held. */
+static int lock_fresh(struct cache *c, const char *path, bool self)
+{
+	char dir[4096];
+	pthread_mutex_lock(&c->mu);
+	struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
+	if (is_fresh(c, d))
+		return 0;
+	pthread_mutex_unlock(&c->mu);
+	int rc = refresh(c, dir);
+	pthread_mutex_lock(&c->mu);
+	if (rc)
+		pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* ---- queries ---- */
+
+static void fill_stat(const struct cache *c, const struct cnode *n,
+		      struct cache_stat *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->is_dir = node_is_dir(c, n);
+	out->has_data = n->has_data;
+	out->local_dir = n->local_dir;
+	out->real_dir = n->real_dir;
+	if (n->has_data)
+		out->meta = n->meta;
+	if (!out->is_dir)
+		return;
+	for (size_t i = 0; i < n->nkids; i++) {
+		const struct cnode *k = n->kids[i];
+		if (node_is_dir(c, k))
+			out->subdirs++;
+		if (k->has_data && k->meta.version > out->newest)
+			out->newest = k->meta.version;
+	}
+	if (n->has_data && n->meta.version > out->newest)
+		out->newest = n->meta.version;
+}
+
+int cache_stat(struct cache *c, const char *path, struct cache_stat *out)
+{
+	int rc = lock_fresh(c, path, false);
+	if (rc)
+		return rc;
+	struct cnode *n = walk(c->root, path, false);
+	if (n)
+		fill_stat(c, n, out);
+	pthread_mutex_unlock(&c->mu);
+	return n ? 0 : -ENOENT;
+}
+
+int cache_value(struct cache *c, const char *path, unsigned char **buf,
+		struct topo_meta *meta)
+{
+	int rc = lock_fresh(c, path, false);
+	if (rc)
+		return rc;
+	struct cnode *n = walk(c->root, path, false);
+	*buf = NULL;
+	if (!n || !n->has_data) {
+		rc = -ENOENT;
+	} else if (n->meta.size) {
+		*buf = malloc(n->meta.size);
+		if (*buf)
+			memcpy(*buf, n->value, n->meta.size);
+		else
+			rc = -ENOMEM;
+	}
+	if (!rc)
+		*meta = n->meta;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
+		   void *arg)
+{
+	int rc = lock_fresh(c, path, true);
+	if (rc)
+		return rc;
+	struct cnode *n = walk(c->root, path, false);
+	if (!n)
+		rc = -ENOENT;
+	else if (!node_is_dir(c, n))
+		rc = -ENOTDIR;
+	for (size_t i = 0; !rc && i < n->nkids; i++) {
+		struct cache_stat st;
+		fill_stat(c, n->kids[i], &st);
+		rc = fn(arg, n->kids[i]->name, &st);
+	}
+	if (!rc && n->has_data) {
+		struct cache_stat st = {.has_data = true, .meta = n->meta};
+		rc = fn(arg, TOPO_DATA_NAME, &st);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* Append every stored node of n (at store path p) to l. */
+static int collect(const struct cnode *n, char *p, size_t plen, size_t cap,
+		   struct topo_listing *l, bool *local_dirs)
+{
+	if (n->local_dir)
+		*local_dirs = true;
+	if (n->has_data) {
+		unsigned char *v = NULL;
+		if (n->meta.size) {
+			v = malloc(n->meta.size);
+			if (!v)
+				return -ENOMEM;
+			memcpy(v, n->value, n->meta.size);
+		}
+		int rc = topo_listing_add(l, p, plen, &n->meta, v);
+		if (rc) {
+			free(v);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < n->nkids; i++) {
+		size_t nlen = strlen(n->kids[i]->name);
+		size_t len = plen ? plen + 1 + nlen : nlen;
+		if (len >= cap)
+			return -ENAMETOOLONG;
+		if (plen)
+			p[plen] = '/';
+		memcpy(p + (plen ? plen + 1 : 0), n->kids[i]->name, nlen + 1);
+		int rc = collect(n->kids[i], p, len, cap, l, local_dirs);
+		p[plen] = '\0';
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
+		  bool *local_dirs)
+{
+	cache_invalidate(c, path); /* a rename must see the store as it is */
+	int rc = lock_fresh(c, path, true);
+	if (rc)
+		return rc;
+	*local_dirs = false;
+	char p[4096];
+	struct cnode *n = walk(c->root, path, false);
+	if (!n) {
+		rc = -ENOENT;
+	} else {
+		snprintf(p, sizeof(p), "%s", path);
+		rc = collect(n, p, strlen(p), sizeof(p), out, local_dirs);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* ---- our own writes ---- */
+
+void cache_note_put(struct cache *c, const char *path, const void *value,
+		    size_t len, const struct topo_meta *meta)
+{
+	unsigned char *copy = NULL;
+	if (len) {
+		copy = malloc(len);
+		if (copy)
+			memcpy(copy, value, len);
+	}
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	struct cnode *n = walk(c->root, path, true);
+	if (n && (copy || !len)) {
+		node_set_value(n, copy, meta);
+		n->meta.size = len;
+		copy = NULL;
+	} else if (n) {
+		node_clear_value(n); /* ENOMEM: re-list rather than lie */
+		struct cnode *parent = walk_parent(c, path);
+		if (parent)
+			parent->fetched_ms = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(copy);
+}
+
+void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
+{
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	struct cnode *n = walk(c->root, path, false);
+	if (n) {
+		node_clear_value(n);
+		if (node_is_empty(n) && n != c->root) {
+			struct cnode *parent = walk_parent(c, path);
+			if (parent) {
+				kid_remove(parent, n);
+				node_free(n);
+				if (keep_parent && parent != c->root &&
+				    node_is_empty(parent))
+					parent->local_dir = true;
+			}
+			prune_empty(c, path);
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+int cache_mkdir(struct cache *c, const char *path, bool real)
+{
+	int rc = lock_fresh(c, path, false);
+	if (rc)
+		return rc;
+	c->gen++;
+	struct cnode *parent = walk_parent(c, path);
+	if (!parent) {
+		rc = -ENOENT;
+	} else if (!node_is_dir(c, parent)) {
+		rc = -ENOTDIR;
+	} else if (kid_find(parent, path_basename(path),
+			    strlen(path_basename(path)))) {
+		rc = -EEXIST;
+	} else {
+		const char *base = path_basename(path);
+		struct cnode *n = kid_get(parent, base, strlen(base));
+		if (!n) {
+			rc = -ENOMEM;
+		} else {
+			n->local_dir = !real;
+			n->real_dir = real;
+			n->fetched_ms = parent->fetched_ms;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+int cache_rmdir(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	int rc = 0;
+	struct cnode *n = walk(c->root, path, false);
+	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
+	if (!n || !parent)
+		rc = n ? -EBUSY : -ENOENT;
+	else if (!node_is_dir(c, n))
+		rc = -ENOTDIR;
+	else if (n->nkids || n->has_data)
+		rc = -ENOTEMPTY;
+	if (!rc) {
+		kid_remove(parent, n);
+		node_free(n);
+		prune_empty(c, path);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* Mark every in-memory dir at or below n (store path p) in `marks`. */
+static void move_local_walk(struct cache *c, struct cnode *n, const char *to)
+{
+	if (n->local_dir) {
+		struct cnode *dst = walk(c->root, to, true);
+		if (dst)
+			dst->local_dir = true;
+	}
+	for (size_t i = 0; i < n->nkids; i++) {
+		char sub[4096];
+		if (path_join(sub, sizeof(sub), to, n->kids[i]->name) == 0)
+			move_local_walk(c, n->kids[i], sub);
+	}
+}
+
+void cache_move_local(struct cache *c, const char *from, const char *to)
+{
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	struct cnode *n = walk(c->root, from, false);
+	if (n) {
+		move_local_walk(c, n, to);
+		struct cnode *parent = walk_parent(c, from);
+		if (parent && n != c->root) {
+			kid_remove(parent, n);
+			node_free(n);
+			prune_empty(c, from);
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_invalidate(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	c->gen++;
+	char dir[4096];
+	struct cnode *d = deciding_dir(c, path, true, dir, sizeof(dir));
+	mark_fetched(c, d, 0);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- life ---- */
+
+struct cache *cache_new(const struct topo_backend *be, struct topo_store *st,
+			unsigned ttl_ms)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->root = node_new("", 0);
+	if (!c->root) {
+		free(c);
+		return NULL;
+	}
+	c->be = be;
+	c->st = st;
+	c->ttl_ms = ttl_ms ? ttl_ms : 1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->refresh_mu, NULL);
+	return c;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	node_free(c->root);
+	for (size_t i = 0; i < c->nlogged; i++)
+		free(c->logged[i]);
+	free(c->logged);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->refresh_mu);
+	free(c);
+}

@@ -1,0 +1,85 @@
+/*
+ * cache.h - the tree as last seen from the store.
+ *
+ * The cache owns the tree that the filesystem serves: every node's kind,
+ * metadata and value, filled by bulk listings of whole subtrees (one backend
+ * list() per directory visit, not one request per file) and corrected by the
+ * filesystem's own writes. A directory's listing is trusted for `ttl_ms`
+ * after it was fetched; then the next access re-lists it.
+ *
+ * Directories made with mkdir on a store without real directories (etcd) live
+ * only here, marked `local`, until a file is written below them.
+ */
+#ifndef TOPOFS_CACHE_H
+#define TOPOFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "topofs/backend.h"
+
+struct cache;
+
+/* What the filesystem needs to know to stat a node. */
+struct cache_stat {
+	bool is_dir;
+	bool has_data;	       /* the node's own value exists (for a
+				  directory: its .topofs-data file) */
+	struct topo_meta meta; /* the value's metadata, when has_data */
+	bool local_dir;	       /* made by mkdir, in this mount's memory only */
+	bool real_dir;	       /* a directory node in the store (ZooKeeper) */
+	size_t subdirs;	       /* directories: child directories */
+	int64_t newest;	       /* directories: newest child version */
+};
+
+/* A new empty cache over an open store. NULL on ENOMEM. */
+struct cache *cache_new(const struct topo_backend *be, struct topo_store *st,
+			unsigned ttl_ms);
+void cache_free(struct cache *c);
+
+/* Stat a store path, re-listing from the store if stale.
+ * 0, -ENOENT, or the backend's error. */
+int cache_stat(struct cache *c, const char *path, struct cache_stat *out);
+
+/* A copy of a node's value in *buf (malloc'd, caller frees; NULL for an
+ * empty value) and its metadata. -ENOENT if the node has no value. */
+int cache_value(struct cache *c, const char *path, unsigned char **buf,
+		struct topo_meta *meta);
+
+/* Call fn for every child of directory `path` in name order (with the cache
+ * locked: fn must not call back into the cache). Returns 0, -ENOENT,
+ * -ENOTDIR, the backend's error, or the first non-zero return of fn. */
+typedef int (*cache_dir_fn)(void *arg, const char *name,
+			    const struct cache_stat *st);
+int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
+		   void *arg);
+
+/* A fresh copy of every stored node at or below `path` (values included),
+ * in a listing the caller frees; *local_dirs tells whether in-memory
+ * directories are among them. */
+int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
+		  bool *local_dirs);
+
+/* Record our own successful store write of `path`. */
+void cache_note_put(struct cache *c, const char *path, const void *value,
+		    size_t len, const struct topo_meta *meta);
+
+/* Record our own successful delete of `path`'s value. With keep_parent, a
+ * parent directory left empty stays as an in-memory directory (so that
+ * `rm dir/file; rmdir dir` works on etcd). */
+void cache_note_delete(struct cache *c, const char *path, bool keep_parent);
+
+/* Add a directory: in memory only (real=false), or one the store made
+ * (real=true). -EEXIST, -ENOENT (no parent), -ENOTDIR. */
+int cache_mkdir(struct cache *c, const char *path, bool real);
+
+/* Remove an empty directory node. -ENOENT, -ENOTEMPTY, -ENOTDIR. */
+int cache_rmdir(struct cache *c, const char *path);
+
+/* Move the in-memory directories at or below `from` to `to` (rename). */
+void cache_move_local(struct cache *c, const char *from, const char *to);
+
+/* Forget what is known at and below `path`: the next access re-lists it. */
+void cache_invalidate(struct cache *c, const char *path);
+
+#endif

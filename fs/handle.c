@@ -1,0 +1,242 @@
+/* handle.c - see handle.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handle.h"
+#include "topofs.h"
+#include "topofs/log.h"
+
+void handle_list_init(struct handle_list *l)
+{
+	pthread_mutex_init(&l->lock, NULL);
+	l->head = NULL;
+}
+
+void handle_list_destroy(struct handle_list *l)
+{
+	pthread_mutex_destroy(&l->lock);
+}
+
+struct handle *handle_new(struct handle_list *l, const char *path, bool is_data,
+			  unsigned char *content, size_t len, int64_t base,
+			  const struct topo_meta *meta)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h || !(h->path = strdup(path)))
+		goto nomem;
+	if (len) {
+		h->orig = malloc(len);
+		if (!h->orig)
+			goto nomem;
+		memcpy(h->orig, content, len);
+	}
+	h->is_data = is_data;
+	h->buf = content;
+	h->len = h->cap = h->orig_len = len;
+	h->base = base;
+	if (meta)
+		h->meta = *meta;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&l->lock);
+	h->next = l->head;
+	l->head = h;
+	pthread_mutex_unlock(&l->lock);
+	return h;
+nomem:
+	if (h) {
+		free(h->path);
+		free(h->orig);
+		free(h);
+	}
+	free(content);
+	return NULL;
+}
+
+void handle_free(struct handle_list *l, struct handle *h)
+{
+	pthread_mutex_lock(&l->lock);
+	for (struct handle **p = &l->head; *p; p = &(*p)->next) {
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_destroy(&h->lock);
+	free(h->path);
+	free(h->buf);
+	free(h->orig);
+	free(h);
+}
+
+size_t handle_read(struct handle *h, char *out, size_t size, off_t off)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&h->lock);
+	if (off >= 0 && (size_t)off < h->len) {
+		n = h->len - (size_t)off;
+		if (n > size)
+			n = size;
+		memcpy(out, h->buf + off, n);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+/* Make room for `len` bytes, zero-filling new space. Lock held. */
+static int reserve(struct handle *h, size_t len)
+{
+	if (len <= h->cap) {
+		if (len > h->len)
+			memset(h->buf + h->len, 0, len - h->len);
+		return 0;
+	}
+	size_t cap = h->cap ? h->cap : 4096;
+	while (cap < len)
+		cap *= 2;
+	unsigned char *b = realloc(h->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	memset(b + h->len, 0, cap - h->len);
+	h->buf = b;
+	h->cap = cap;
+	return 0;
+}
+
+int handle_write(struct handle *h, const char *in, size_t size, off_t off,
+		 size_t max)
+{
+	int rc;
+	pthread_mutex_lock(&h->lock);
+	size_t at = h->append ? h->len : (size_t)off;
+	if (off < 0 || at > max || size > max - at) {
+		rc = -EFBIG;
+	} else if ((rc = reserve(h, at + size)) == 0) {
+		memcpy(h->buf + at, in, size);
+		if (at + size > h->len)
+			h->len = at + size;
+		h->dirty = true;
+		rc = (int)size;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+int handle_truncate(struct handle *h, off_t size, size_t max)
+{
+	if (size < 0)
+		return -EINVAL;
+	if ((uint64_t)size > max)
+		return -EFBIG;
+	pthread_mutex_lock(&h->lock);
+	int rc = reserve(h, (size_t)size);
+	if (!rc) {
+		h->len = (size_t)size;
+		h->dirty = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* Remember the committed content as the new baseline. Lock held. */
+static int rebase(struct handle *h, const struct topo_meta *meta)
+{
+	unsigned char *o = NULL;
+	if (h->len) {
+		o = malloc(h->len);
+		if (!o)
+			return -ENOMEM;
+		memcpy(o, h->buf, h->len);
+	}
+	free(h->orig);
+	h->orig = o;
+	h->orig_len = h->len;
+	h->base = meta->version;
+	h->meta = *meta;
+	h->dirty = false;
+	return 0;
+}
+
+static int commit_locked(struct topofs *t, struct handle *h)
+{
+	if (!h->dirty)
+		return 0;
+	if (h->scratch) {
+		int rc = scratch_write(&t->scratch, h->path, h->buf, h->len);
+		h->dirty = rc != 0;
+		return rc;
+	}
+	if (h->base != TOPO_EXPECT_ABSENT && h->len == h->orig_len &&
+	    (h->len == 0 || memcmp(h->buf, h->orig, h->len) == 0)) {
+		h->dirty = false; /* same bytes: nothing to write */
+		return 0;
+	}
+	struct topo_meta meta = {0};
+	int rc = t->be->put(t->st, h->path, h->buf, h->len, h->base, &meta);
+	if (rc == -ESTALE || rc == -EEXIST || (rc == -ENOENT && h->base >= 0)) {
+		topo_err("%s: not written: changed by another client since it "
+			 "was opened (%s)",
+			 h->path,
+			 rc == -EEXIST	 ? "created meanwhile"
+			 : rc == -ENOENT ? "deleted meanwhile"
+					 : "new version");
+		cache_invalidate(t->cache, h->path);
+		return -EIO;
+	}
+	if (rc) {
+		topo_err("%s: not written: %s", h->path, strerror(-rc));
+		return rc;
+	}
+	meta.size = h->len;
+	cache_note_put(t->cache, h->path, h->buf, h->len, &meta);
+	return rebase(h, &meta);
+}
+
+int handle_commit(struct topofs *t, struct handle *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int rc = commit_locked(t, h);
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+bool handle_pending(struct handle_list *l, const char *path, bool new_only,
+		    size_t *len)
+{
+	bool found = false;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && !found; h = h->next) {
+		if (!h->writable || h->scratch || strcmp(h->path, path) != 0)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		bool pending =
+		    new_only ? h->base == TOPO_EXPECT_ABSENT : h->dirty;
+		if (pending) {
+			*len = h->len;
+			found = true;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
+}
+
+void handle_list_new_in(struct handle_list *l, const char *dir,
+			void (*fn)(void *arg, const char *name), void *arg)
+{
+	size_t dlen = strlen(dir);
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h; h = h->next) {
+		if (h->scratch || h->is_data ||
+		    path_parent_len(h->path) != dlen ||
+		    strncmp(h->path, dir, dlen) != 0)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		bool is_new = h->base == TOPO_EXPECT_ABSENT;
+		pthread_mutex_unlock(&h->lock);
+		if (is_new)
+			fn(arg, path_basename(h->path));
+	}
+	pthread_mutex_unlock(&l->lock);
+}

@@ -1,0 +1,86 @@
+/*
+ * handle.h - open files.
+ *
+ * An open file holds the whole value in a buffer and the version seen at
+ * open. Writes, truncation and O_APPEND edit the buffer; commit writes it to
+ * the store once, with compare-and-set on that version, and only if the
+ * content changed (SPEC 5). A scratch file's commit goes to the in-memory
+ * scratch files instead.
+ *
+ * Every open handle is also on a list, so that getattr by path can report the
+ * size of a file being written and readdir can show a file created but not
+ * yet committed.
+ */
+#ifndef TOPOFS_HANDLE_H
+#define TOPOFS_HANDLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "topofs/backend.h"
+
+struct topofs;
+
+struct handle {
+	char *path;   /* store path (a directory's own node for .topofs-data) */
+	bool is_data; /* opened as DIR/.topofs-data */
+	bool writable; /* opened for writing */
+	bool append;   /* O_APPEND: every write goes to the end */
+	bool scratch;  /* an editor scratch file: commit stays in memory */
+
+	pthread_mutex_t lock; /* guards the fields below */
+	unsigned char *buf;   /* the content being edited */
+	size_t len, cap;
+	unsigned char *orig; /* the content at open or at the last commit */
+	size_t orig_len;
+	int64_t base;	       /* version seen, or TOPO_EXPECT_ABSENT */
+	struct topo_meta meta; /* metadata of that version */
+	bool dirty;	       /* edited since open or the last commit */
+
+	struct handle *next; /* on the open list, guarded by handle_list.lock */
+};
+
+struct handle_list {
+	pthread_mutex_t lock; /* guards head and every handle's next */
+	struct handle *head;
+};
+
+void handle_list_init(struct handle_list *l);
+void handle_list_destroy(struct handle_list *l);
+
+/* A new handle for `path` holding `content` (taken over; may be NULL with
+ * len 0), listed on l. NULL on ENOMEM (content is then freed). */
+struct handle *handle_new(struct handle_list *l, const char *path, bool is_data,
+			  unsigned char *content, size_t len, int64_t base,
+			  const struct topo_meta *meta);
+
+/* Take h off the list and free it (uncommitted edits are dropped). */
+void handle_free(struct handle_list *l, struct handle *h);
+
+/* Copy up to size bytes at off into out; returns the count. */
+size_t handle_read(struct handle *h, char *out, size_t size, off_t off);
+
+/* Write at off (at the end for O_APPEND), growing the buffer and zero-filling
+ * any gap. Returns size, -EFBIG past max, -ENOMEM. */
+int handle_write(struct handle *h, const char *in, size_t size, off_t off,
+		 size_t max);
+
+/* Set the length. 0, -EFBIG past max, -ENOMEM. */
+int handle_truncate(struct handle *h, off_t size, size_t max);
+
+/* Write the buffer to the store if it changed (see above). 0, -EIO on a
+ * conflict (logged), or the backend's error. */
+int handle_commit(struct topofs *t, struct handle *h);
+
+/* If a writable handle for path is open and edited, its length in *len and
+ * true; with new_only, only handles of files not yet in the store. */
+bool handle_pending(struct handle_list *l, const char *path, bool new_only,
+		    size_t *len);
+
+/* Call fn(arg, name) for each not-yet-committed new file directly in dir. */
+void handle_list_new_in(struct handle_list *l, const char *dir,
+			void (*fn)(void *arg, const char *name), void *arg);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * main.c - start-up: parse, check the store, mount, daemonise, serve.
+ *
+ * The store is checked before anything is mounted, so that a bad flag, an
+ * unreachable server or a bad root ends the program with one line on stderr
+ * and nothing mounted. The store is then closed and opened again after
+ * daemonising: threads (the ZooKeeper client's, curl's resolver) do not
+ * survive fork.
+ */
+#include <errno.h>
+#include <fuse.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "topofs.h"
+#include "topofs/log.h"
+
+static void usage(void)
+{
+	fputs(opts_usage, stdout);
+}
+
+/* Connect to the store described by o: 0 and *st, or -errno with a message
+ * already printed. */
+static int connect_store(const struct topo_backend *be,
+			 const struct topofs_opts *o, struct topo_store **st)
+{
+	struct topo_conf conf = {
+	    .servers = o->servers,
+	    .root = o->root,
+	    .timeout_ms = o->timeout_ms,
+	    .tls_cert = o->tls_cert,
+	    .tls_key = o->tls_key,
+	    .tls_ca = o->tls_ca,
+	    .zk_auth_file = o->zk_auth_file,
+	};
+	char err[512] = "";
+	int rc = be->open(&conf, st, err, sizeof(err));
+	if (rc)
+		topo_err("%s", *err ? err : strerror(-rc));
+	return rc;
+}
+
+/* Make every missing directory of the root, one level at a time, through a
+ * connection to "/" (-o create_root; stores with real directories). */
+static int create_root(const struct topo_backend *be, struct topofs_opts *o)
+{
+	struct topo_store *st = NULL;
+	char *root = o->root, slash_root[] = "/";
+	o->root = slash_root;
+	int rc = connect_store(be, o, &st);
+	o->root = root;
+	for (const char *s = root + 1; !rc && *s;) {
+		const char *slash = strchr(s, '/');
+		size_t end =
+		    slash ? (size_t)(slash - root - 1) : strlen(root + 1);
+		char part[PATH_MAX];
+		snprintf(part, sizeof(part), "%.*s", (int)end, root + 1);
+		rc = be->mkdir(st, part);
+		if (rc == -EEXIST)
+			rc = 0;
+		else if (rc)
+			topo_err("cannot create %s: %s", part, strerror(-rc));
+		s = slash ? slash + 1 : s + strlen(s);
+	}
+	if (st)
+		be->close(st);
+	return rc;
+}
+
+/* Check that the store answers and the root is usable, then disconnect. */
+static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
+{
+	struct topo_store *st = NULL;
+	int rc = connect_store(be, o, &st);
+	if (rc == -ENOENT && o->create_root && be->mkdir) {
+		rc = create_root(be, o);
+		if (!rc)
+			rc = connect_store(be, o, &st);
+	}
+	if (st)
+		be->close(st);
+	return rc;
+}
+
+static int serve(struct topofs *t, struct fuse_args *args,
+		 const struct topofs_opts *o)
+{
+	int rc = 1;
+	struct fuse *f = fuse_new(args, &topofs_ops, sizeof(topofs_ops), t);
+	if (!f)
+		return 1; /* libfuse printed why (an unknown -o option) */
+	if (fuse_mount(f, o->mountpoint) != 0)
+		goto out_destroy;
+	if (fuse_daemonize(o->foreground) != 0)
+		goto out_unmount;
+	if (!o->foreground)
+		topo_log_to_syslog(true);
+	if (connect_store(t->be, o, &t->st))
+		goto out_unmount;
+	t->cache = cache_new(t->be, t->st, o->cache_ttl_ms);
+	if (!t->cache || fuse_set_signal_handlers(fuse_get_session(f)) != 0)
+		goto out_close;
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	if (!loop)
+		goto out_signals;
+	fuse_loop_cfg_set_max_threads(loop, 16);
+	fuse_loop_cfg_set_idle_threads(loop, 8);
+	rc = o->single_thread ? fuse_loop(f) : fuse_loop_mt(f, loop);
+	fuse_loop_cfg_destroy(loop);
+	rc = rc < 0 ? 1 : 0; /* a signal ends the loop with 0 */
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(f));
+out_close:
+	cache_free(t->cache);
+	t->be->close(t->st);
+out_unmount:
+	fuse_unmount(f);
+out_destroy:
+	fuse_destroy(f);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct topofs_opts o;
+	struct fuse_args args;
+	char err[512] = "";
+	int rc = 1;
+
+	if (opts_parse(argc, argv, &o, &args, err, sizeof(err)) != 0) {
+		fprintf(stderr, "topofs: %s\n", err);
+		goto out;
+	}
+	if (o.show_help || o.show_version) {
+		if (o.show_help)
+			usage();
+		else
+			printf("topofs %s (libfuse %s)\n", TOPOFS_VERSION,
+			       fuse_pkgversion());
+		rc = 0;
+		goto out;
+	}
+	if (o.debug)
+		o.foreground = 1;
+	topo_log_set_debug(o.debug);
+
+	char *mnt = realpath(o.mountpoint, NULL);
+	if (!mnt) {
+		fprintf(stderr, "topofs: bad mountpoint '%s': %s\n",
+			o.mountpoint, strerror(errno));
+		goto out;
+	}
+	free(o.mountpoint);
+	o.mountpoint = mnt;
+
+	struct topofs t = {
+	    .be = topo_backend_find(o.implementation),
+	    .opts = &o,
+	    .uid = getuid(),
+	    .gid = getgid(),
+	};
+	if (probe_store(t.be, &o) != 0)
+		goto out;
+	if (scratch_patterns_parse(&t.scratch_names, o.scratch) != 0)
+		goto out;
+	scratch_init(&t.scratch);
+	handle_list_init(&t.handles);
+	rc = serve(&t, &args, &o);
+	handle_list_destroy(&t.handles);
+	scratch_destroy(&t.scratch);
+	scratch_patterns_free(&t.scratch_names);
+out:
+	fuse_opt_free_args(&args);
+	opts_free(&o);
+	return rc;
+}

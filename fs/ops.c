@@ -1,0 +1,874 @@
+/*
+ * ops.c - the FUSE operations (libfuse's path-based API).
+ *
+ * Every operation maps its FUSE path to a store path (path.c), then asks the
+ * cache (reads), an open handle (I/O on open files), the scratch files
+ * (editor temporaries) or the backend (writes, recorded in the cache after
+ * they succeed). No operation knows which store it talks to.
+ *
+ * Return values follow libfuse: 0 or a negative errno (read and write return
+ * a byte count). Store conflicts (-ESTALE from a backend) become -EIO with a
+ * log line naming the key (SPEC 7).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/fs.h>
+#include <sys/statvfs.h>
+
+#include "topofs.h"
+#include "topofs/log.h"
+
+#define SCRATCH_MAX (64u << 20) /* scratch files are small editor files */
+
+static struct topofs *fs(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* A FUSE path resolved to the store. */
+struct tpath {
+	char p[PATH_MAX];
+	bool is_data; /* DIR/.topofs-data: the directory node's own value */
+	bool scratch; /* an editor scratch name: memory only */
+};
+
+/* Resolve a FUSE path. -ENOENT for a name that cannot exist in the store. */
+static int resolve(struct topofs *t, const char *fuse_path, struct tpath *tp)
+{
+	int rc = path_from_fuse(fuse_path, tp->p, sizeof(tp->p), &tp->is_data);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	tp->scratch =
+	    !tp->is_data && *tp->p && scratch_match(&t->scratch_names, tp->p);
+	return 0;
+}
+
+static bool read_only(const struct topofs *t)
+{
+	return t->opts->read_only;
+}
+
+/* Report a store conflict the way SPEC 7 says: EIO and a log line. */
+static int conflict(struct topofs *t, const char *path, int rc,
+		    const char *what)
+{
+	if (rc == -ESTALE || (rc == -EEXIST && !strcmp(what, "renamed"))) {
+		topo_err("%s: not %s: changed by another client meanwhile",
+			 path, what);
+		cache_invalidate(t->cache, path);
+		return -EIO;
+	}
+	if (rc && rc != -ENOENT && rc != -EEXIST && rc != -ENOTEMPTY)
+		topo_err("%s: not %s: %s", path, what, strerror(-rc));
+	return rc;
+}
+
+/* ---- attributes ---- */
+
+static void stat_common(struct topofs *t, struct stat *st, uint64_t ino)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = t->uid;
+	st->st_gid = t->gid;
+	st->st_blksize = 4096;
+}
+
+static void set_time(struct stat *st, int64_t mtime_ns, int64_t version)
+{
+	/* etcd keeps no time: its mod_revision, as seconds, is a time that is
+	 * stable across mounts and changes exactly when the value does. */
+	struct timespec ts = {.tv_sec = version > 0 ? version : 0};
+	if (mtime_ns > 0) {
+		ts.tv_sec = mtime_ns / 1000000000;
+		ts.tv_nsec = mtime_ns % 1000000000;
+	}
+	st->st_mtim = st->st_ctim = st->st_atim = ts;
+}
+
+static void stat_file(struct topofs *t, struct stat *st, const char *path,
+		      bool is_data, const struct topo_meta *meta, size_t size)
+{
+	stat_common(t, st, path_ino(path, is_data));
+	mode_t perm = meta->ephemeral ? 0444 : 0644;
+	if (read_only(t))
+		perm &= ~0222;
+	st->st_mode = S_IFREG | perm;
+	st->st_nlink = 1;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	set_time(st, meta->mtime_ns, meta->version);
+}
+
+static void stat_dir(struct topofs *t, struct stat *st, const char *path,
+		     const struct cache_stat *cs)
+{
+	stat_common(t, st, path_ino(path, false));
+	st->st_mode = S_IFDIR | (read_only(t) ? 0555 : 0755);
+	st->st_nlink = 2 + cs->subdirs;
+	st->st_size = 4096;
+	st->st_blocks = 8;
+	set_time(st, cs->has_data ? cs->meta.mtime_ns : 0, cs->newest);
+}
+
+/* Stat what the cache knows of tp (including files being written). */
+static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
+{
+	struct cache_stat cs;
+	size_t pending;
+	int rc = cache_stat(t->cache, tp->p, &cs);
+	bool absent = rc == -ENOENT || (tp->is_data && !rc && !cs.has_data);
+	if (absent && handle_pending(&t->handles, tp->p, true, &pending)) {
+		struct topo_meta none = {0};
+		stat_file(t, st, tp->p, tp->is_data, &none, pending);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (tp->is_data && (!cs.is_dir || !cs.has_data))
+		return -ENOENT;
+	if (cs.has_data && cs.meta.ephemeral && t->opts->noephemeral)
+		return -ENOENT;
+	if (cs.is_dir && !tp->is_data) {
+		stat_dir(t, st, tp->p, &cs);
+		return 0;
+	}
+	size_t size = cs.meta.size;
+	handle_pending(&t->handles, tp->p, false, &size);
+	stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
+	return 0;
+}
+
+static int stat_scratch(struct topofs *t, const struct tpath *tp,
+			struct stat *st)
+{
+	size_t len;
+	struct timespec mtime;
+	int rc = scratch_stat(&t->scratch, tp->p, &len, &mtime);
+	if (rc)
+		return rc;
+	handle_pending(&t->handles, tp->p, false, &len);
+	stat_common(t, st, path_ino(tp->p, false));
+	st->st_mode = S_IFREG | 0644;
+	st->st_nlink = 1;
+	st->st_size = (off_t)len;
+	st->st_blocks = (blkcnt_t)((len + 511) / 512);
+	st->st_mtim = st->st_ctim = st->st_atim = mtime;
+	return 0;
+}
+
+static int op_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	if (fi && fi->fh) {
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		pthread_mutex_lock(&h->lock);
+		stat_file(t, st, h->path, h->is_data, &h->meta, h->len);
+		pthread_mutex_unlock(&h->lock);
+		if (h->scratch)
+			st->st_mode = S_IFREG | 0644;
+		return 0;
+	}
+	return tp.scratch ? stat_scratch(t, &tp, st) : stat_store(t, &tp, st);
+}
+
+/* ---- directories ---- */
+
+struct dirent_copy {
+	char *name;
+	struct cache_stat cs;
+	bool from_memory; /* scratch or not yet committed: stat it by path */
+};
+
+struct dir_collect {
+	struct dirent_copy *ents;
+	size_t count, cap;
+	int err;
+};
+
+static int collect_add(struct dir_collect *dc, const char *name,
+		       const struct cache_stat *cs, bool from_memory)
+{
+	if (dc->count == dc->cap) {
+		size_t cap = dc->cap ? dc->cap * 2 : 64;
+		struct dirent_copy *e = realloc(dc->ents, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		dc->ents = e;
+		dc->cap = cap;
+	}
+	struct dirent_copy *e = &dc->ents[dc->count];
+	if (!(e->name = strdup(name)))
+		return -ENOMEM;
+	if (cs)
+		e->cs = *cs;
+	e->from_memory = from_memory;
+	dc->count++;
+	return 0;
+}
+
+static int collect_store(void *arg, const char *name,
+			 const struct cache_stat *cs)
+{
+	return collect_add(arg, name, cs, false);
+}
+
+static void collect_memory(void *arg, const char *name)
+{
+	struct dir_collect *dc = arg;
+	if (!dc->err)
+		dc->err = collect_add(dc, name, NULL, true);
+}
+
+static void collect_free(struct dir_collect *dc)
+{
+	for (size_t i = 0; i < dc->count; i++)
+		free(dc->ents[i].name);
+	free(dc->ents);
+}
+
+/* The struct stat of directory entry e of dir, for readdirplus. */
+static int entry_stat(struct topofs *t, const char *dir,
+		      const struct dirent_copy *e, struct stat *st)
+{
+	struct tpath tp = {0};
+	bool is_data = strcmp(e->name, TOPO_DATA_NAME) == 0;
+	if (is_data)
+		snprintf(tp.p, sizeof(tp.p), "%s", dir);
+	else if (path_join(tp.p, sizeof(tp.p), dir, e->name))
+		return -ENAMETOOLONG;
+	tp.is_data = is_data;
+	if (e->from_memory) {
+		tp.scratch = scratch_match(&t->scratch_names, tp.p);
+		return tp.scratch ? stat_scratch(t, &tp, st)
+				  : stat_store(t, &tp, st);
+	}
+	if (e->cs.has_data && e->cs.meta.ephemeral && t->opts->noephemeral)
+		return -ENOENT;
+	if (e->cs.is_dir && !is_data)
+		stat_dir(t, st, tp.p, &e->cs);
+	else
+		stat_file(t, st, tp.p, is_data, &e->cs.meta, e->cs.meta.size);
+	return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct dir_collect dc = {0};
+	(void)off;
+	(void)fi;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	if (tp.is_data)
+		return -ENOTDIR;
+	rc = cache_list_dir(t->cache, tp.p, collect_store, &dc);
+	if (!rc) {
+		scratch_list(&t->scratch, tp.p, collect_memory, &dc);
+		handle_list_new_in(&t->handles, tp.p, collect_memory, &dc);
+		rc = dc.err;
+	}
+	if (rc)
+		goto out;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	bool plus = flags & FUSE_READDIR_PLUS;
+	for (size_t i = 0; i < dc.count; i++) {
+		struct stat st;
+		if (entry_stat(t, tp.p, &dc.ents[i], &st))
+			continue; /* hidden (noephemeral) or gone meanwhile */
+		if (filler(buf, dc.ents[i].name, &st, 0,
+			   plus ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+	}
+out:
+	collect_free(&dc);
+	return rc;
+}
+
+/* The parent of store path p must be a directory: 0, -ENOENT, -ENOTDIR. */
+static int check_parent(struct topofs *t, const char *p)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%.*s", (int)path_parent_len(p), p);
+	struct cache_stat cs;
+	int rc = cache_stat(t->cache, parent, &cs);
+	if (rc)
+		return rc;
+	return cs.is_dir ? 0 : -ENOTDIR;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct cache_stat cs;
+	size_t pending;
+	(void)mode;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc == -ENOENT ? -EINVAL : rc;
+	if (tp.is_data)
+		return -EINVAL; /* a directory cannot be named .topofs-data */
+	if ((rc = check_parent(t, tp.p)))
+		return rc;
+	if (cache_stat(t->cache, tp.p, &cs) == 0 ||
+	    handle_pending(&t->handles, tp.p, true, &pending))
+		return -EEXIST;
+	if (t->be->caps & TOPO_CAP_REAL_DIRS) {
+		rc = t->be->mkdir(t->st, tp.p);
+		if (rc)
+			return conflict(t, tp.p, rc, "created");
+		return cache_mkdir(t->cache, tp.p, true);
+	}
+	return cache_mkdir(t->cache, tp.p, false);
+}
+
+/* True if directory dir holds scratch files or uncommitted new files. */
+static void count_memory(void *arg, const char *name)
+{
+	(void)name;
+	(*(size_t *)arg)++;
+}
+
+static int op_rmdir(const char *path)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct cache_stat cs;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	if (tp.is_data)
+		return -ENOTDIR;
+	if (!*tp.p)
+		return -EBUSY;
+	if ((rc = cache_stat(t->cache, tp.p, &cs)))
+		return rc;
+	if (!cs.is_dir)
+		return -ENOTDIR;
+	size_t in_memory = 0;
+	scratch_list(&t->scratch, tp.p, count_memory, &in_memory);
+	handle_list_new_in(&t->handles, tp.p, count_memory, &in_memory);
+	if (in_memory)
+		return -ENOTEMPTY;
+	if (cs.real_dir && !cs.local_dir) {
+		rc =
+		    t->be->del(t->st, tp.p,
+			       cs.has_data ? cs.meta.version : TOPO_EXPECT_ANY);
+		if (rc)
+			return conflict(t, tp.p, rc, "removed");
+	}
+	rc = cache_rmdir(t->cache, tp.p);
+	if (rc == -ENOTEMPTY && cs.real_dir)
+		cache_invalidate(t->cache, tp.p);
+	return rc;
+}
+
+/* ---- open files ---- */
+
+static size_t max_value(struct topofs *t, const struct handle *h)
+{
+	return h->scratch ? SCRATCH_MAX : t->be->max_value;
+}
+
+static int open_scratch(struct topofs *t, const struct tpath *tp,
+			struct fuse_file_info *fi, bool create)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int rc;
+	if (create)
+		rc = scratch_create(&t->scratch, tp->p, fi->flags & O_EXCL);
+	else if (fi->flags & O_TRUNC)
+		rc = scratch_create(&t->scratch, tp->p, false);
+	else
+		rc = scratch_read(&t->scratch, tp->p, &buf, &len);
+	if (rc)
+		return rc;
+	struct topo_meta meta = {0};
+	struct handle *h = handle_new(&t->handles, tp->p, false, buf, len,
+				      TOPO_EXPECT_ANY, &meta);
+	if (!h)
+		return -ENOMEM;
+	h->scratch = true;
+	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	h->append = fi->flags & O_APPEND;
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+/* Open the stored value of tp: a handle with a copy of it. */
+static int open_store(struct topofs *t, const struct tpath *tp,
+		      struct fuse_file_info *fi)
+{
+	unsigned char *buf;
+	struct topo_meta meta;
+	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int rc = cache_value(t->cache, tp->p, &buf, &meta);
+	if (rc)
+		return rc;
+	if (meta.ephemeral && (writable || t->opts->noephemeral)) {
+		free(buf);
+		return t->opts->noephemeral ? -ENOENT : -EACCES;
+	}
+	size_t len = meta.size;
+	struct handle *h = handle_new(&t->handles, tp->p, tp->is_data, buf, len,
+				      meta.version, &meta);
+	if (!h)
+		return -ENOMEM;
+	h->writable = writable;
+	h->append = fi->flags & O_APPEND;
+	if (writable && (fi->flags & O_TRUNC) && h->len) {
+		h->len = 0; /* atomic O_TRUNC: only the buffer is cut */
+		h->dirty = true;
+	}
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	return tp.scratch ? open_scratch(t, &tp, fi, false)
+			  : open_store(t, &tp, fi);
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct cache_stat cs;
+	(void)mode;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc == -ENOENT ? -EINVAL : rc;
+	if (tp.scratch)
+		return open_scratch(t, &tp, fi, true);
+	rc = tp.is_data ? cache_stat(t->cache, tp.p, &cs)
+			: check_parent(t, tp.p);
+	if (rc)
+		return rc;
+	rc = cache_stat(t->cache, tp.p, &cs);
+	bool exists = !rc && (tp.is_data ? cs.has_data : true);
+	if (exists && (fi->flags & O_EXCL))
+		return -EEXIST;
+	if (exists && cs.is_dir && !tp.is_data)
+		return -EISDIR;
+	if (exists)
+		return open_store(t, &tp, fi); /* the kernel's view was stale */
+	struct topo_meta meta = {0};
+	struct handle *h = handle_new(&t->handles, tp.p, tp.is_data, NULL, 0,
+				      TOPO_EXPECT_ABSENT, &meta);
+	if (!h)
+		return -ENOMEM;
+	h->writable = true;
+	h->append = fi->flags & O_APPEND;
+	h->dirty = true; /* a new file is written even when left empty */
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	return (int)handle_read(h, buf, size, off);
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = handle_write(h, buf, size, off, max_value(fs(), h));
+	if (rc == -EFBIG)
+		topo_err("%s: value over the store's limit of %zu bytes",
+			 h->path, max_value(fs(), h));
+	return rc;
+}
+
+/* truncate(2) on a path that no one has open: edit and commit at once. */
+static int truncate_path(struct topofs *t, const struct tpath *tp, off_t size)
+{
+	struct fuse_file_info fi = {.flags = O_WRONLY};
+	int rc = tp->scratch ? open_scratch(t, tp, &fi, false)
+			     : open_store(t, tp, &fi);
+	if (rc)
+		return rc;
+	struct handle *h = (struct handle *)(uintptr_t)fi.fh;
+	rc = handle_truncate(h, size, max_value(t, h));
+	if (!rc)
+		rc = handle_commit(t, h);
+	handle_free(&t->handles, h);
+	return rc;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct topofs *t = fs();
+	if (fi && fi->fh) {
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		return handle_truncate(h, size, max_value(t, h));
+	}
+	struct tpath tp;
+	int rc = resolve(t, path, &tp);
+	return rc ? rc : truncate_path(t, &tp, size);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	return h->writable ? handle_commit(fs(), h) : 0;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	return op_flush(path, fi);
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	handle_free(&fs()->handles, h);
+	return 0;
+}
+
+/* ---- names ---- */
+
+static int op_unlink(const char *path)
+{
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct cache_stat cs;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	if (tp.scratch)
+		return scratch_remove(&t->scratch, tp.p);
+	if ((rc = cache_stat(t->cache, tp.p, &cs)))
+		return rc;
+	if (!cs.has_data || (tp.is_data && !cs.is_dir))
+		return -ENOENT;
+	if (cs.is_dir && !tp.is_data)
+		return -EISDIR;
+	if (cs.meta.ephemeral)
+		return -EACCES;
+	bool real_dirs = t->be->caps & TOPO_CAP_REAL_DIRS;
+	if (tp.is_data && real_dirs) {
+		/* a ZooKeeper node always has data: removing it empties it */
+		struct topo_meta meta;
+		rc = t->be->put(t->st, tp.p, "", 0, cs.meta.version, &meta);
+		if (!rc)
+			cache_note_put(t->cache, tp.p, "", 0, &meta);
+		return conflict(t, tp.p, rc, "emptied");
+	}
+	rc = t->be->del(t->st, tp.p, cs.meta.version);
+	if (rc == 0 || rc == -ENOENT)
+		cache_note_delete(t->cache, tp.p, !real_dirs);
+	return conflict(t, tp.p, rc, "deleted");
+}
+
+/* rename from a scratch file to a stored name: one compare-and-set write
+ * of the target, the way emacs and sed -i save. */
+static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
+				   const struct tpath *to, bool noreplace)
+{
+	struct cache_stat cs;
+	unsigned char *buf;
+	size_t len;
+	int rc = scratch_read(&t->scratch, from->p, &buf, &len);
+	if (rc)
+		return rc;
+	rc = cache_stat(t->cache, to->p, &cs);
+	bool exists = !rc && cs.has_data;
+	int64_t expect = exists ? cs.meta.version : TOPO_EXPECT_ABSENT;
+	if (!rc && cs.is_dir && !to->is_data)
+		rc = -EISDIR;
+	else if (exists && noreplace)
+		rc = -EEXIST;
+	else if (exists && cs.meta.ephemeral)
+		rc = -EACCES;
+	else if (len > t->be->max_value)
+		rc = -EFBIG;
+	else if ((rc = check_parent(t, to->p)) == 0 || to->is_data) {
+		struct topo_meta meta;
+		rc = t->be->put(t->st, to->p, buf, len, expect, &meta);
+		if (!rc) {
+			meta.size = len;
+			cache_note_put(t->cache, to->p, buf, len, &meta);
+			scratch_remove(&t->scratch, from->p);
+		}
+		rc =
+		    conflict(t, to->p, rc == -EEXIST ? -ESTALE : rc, "written");
+	}
+	free(buf);
+	return rc;
+}
+
+/* rename from a stored file to a scratch name (an editor's backup): the
+ * scratch file gets a copy and the key stays, so that watchers never see the
+ * record vanish during a save. */
+static int rename_store_to_scratch(struct topofs *t, const struct tpath *from,
+				   const struct tpath *to)
+{
+	unsigned char *buf;
+	struct topo_meta meta;
+	int rc = cache_value(t->cache, from->p, &buf, &meta);
+	if (!rc)
+		rc = scratch_write(&t->scratch, to->p, buf, meta.size);
+	free(buf);
+	return rc;
+}
+
+/* Build the operations that move every node of `sub` from `from` to `to`:
+ * creates first (parents before children), deletes last (children first). */
+static int move_ops(const struct topo_listing *sub, const char *from,
+		    const char *to, struct topo_op *ops, char **paths)
+{
+	size_t n = sub->count, flen = strlen(from);
+	for (size_t i = 0; i < n; i++) {
+		const struct topo_entry *e = &sub->entries[i];
+		if (asprintf(&paths[i], "%s%s", to, e->path + flen) < 0)
+			return -ENOMEM;
+		ops[i] = (struct topo_op){.kind = TOPO_OP_PUT,
+					  .path = paths[i],
+					  .value = e->value,
+					  .len = e->meta.size,
+					  .expect = TOPO_EXPECT_ABSENT};
+		ops[2 * n - 1 - i] =
+		    (struct topo_op){.kind = TOPO_OP_DELETE,
+				     .path = e->path,
+				     .expect = e->meta.version};
+	}
+	return 0;
+}
+
+static int rename_dir(struct topofs *t, const struct tpath *from,
+		      const struct tpath *to)
+{
+	struct topo_listing sub = {0};
+	bool local_dirs;
+	int rc = cache_subtree(t->cache, from->p, &sub, &local_dirs);
+	if (rc)
+		return rc;
+	size_t n = sub.count;
+	struct topo_op *ops = calloc(2 * n + 1, sizeof(*ops));
+	char **paths = calloc(n + 1, sizeof(*paths));
+	if (!ops || !paths)
+		rc = -ENOMEM;
+	else if (2 * n > t->be->max_ops)
+		rc = -EXDEV; /* too big for one transaction: mv copies */
+	else if (n && !(rc = move_ops(&sub, from->p, to->p, ops, paths)))
+		rc = conflict(t, from->p, t->be->multi(t->st, ops, 2 * n),
+			      "renamed");
+	if (!rc) {
+		cache_move_local(t->cache, from->p, to->p);
+		cache_invalidate(t->cache, to->p);
+	}
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(ops);
+	topo_listing_free(&sub);
+	return rc;
+}
+
+static int rename_file(struct topofs *t, const struct tpath *from,
+		       const struct tpath *to, const struct cache_stat *src,
+		       bool noreplace)
+{
+	unsigned char *buf;
+	struct topo_meta meta;
+	struct cache_stat dst;
+	int rc = cache_value(t->cache, from->p, &buf, &meta);
+	if (rc)
+		return rc;
+	int drc = cache_stat(t->cache, to->p, &dst);
+	bool exists = !drc && dst.has_data;
+	if (!drc && dst.is_dir && !to->is_data)
+		rc = -EISDIR;
+	else if (exists && noreplace)
+		rc = -EEXIST;
+	else if (exists && dst.meta.ephemeral)
+		rc = -EACCES;
+	else if (!to->is_data && (rc = check_parent(t, to->p)))
+		;
+	else {
+		struct topo_op ops[2] = {
+		    {.kind = TOPO_OP_PUT,
+		     .path = to->p,
+		     .value = buf,
+		     .len = meta.size,
+		     .expect = exists ? dst.meta.version : TOPO_EXPECT_ABSENT},
+		    {.kind = TOPO_OP_DELETE,
+		     .path = from->p,
+		     .expect = src->meta.version},
+		};
+		rc = t->be->multi(t->st, ops, 2);
+		if (!rc) {
+			cache_note_delete(t->cache, from->p,
+					  !(t->be->caps & TOPO_CAP_REAL_DIRS));
+			cache_invalidate(t->cache, to->p);
+		}
+		rc = conflict(t, from->p, rc, "renamed");
+	}
+	free(buf);
+	return rc;
+}
+
+static int op_rename(const char *from_path, const char *to_path,
+		     unsigned int flags)
+{
+	struct topofs *t = fs();
+	struct tpath from, to;
+	struct cache_stat src, dst;
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE: not one store operation */
+	bool noreplace = flags & RENAME_NOREPLACE;
+	int rc = resolve(t, from_path, &from);
+	if (!rc)
+		rc = resolve(t, to_path, &to);
+	if (rc)
+		return rc;
+	if (!strcmp(from.p, to.p) && from.is_data == to.is_data)
+		return 0;
+	if (from.scratch && to.scratch)
+		return scratch_rename(&t->scratch, from.p, to.p);
+	if (from.scratch)
+		return rename_scratch_to_store(t, &from, &to, noreplace);
+	if ((rc = cache_stat(t->cache, from.p, &src)))
+		return rc;
+	if (src.has_data && src.meta.ephemeral)
+		return -EACCES;
+	if (to.scratch)
+		return src.is_dir && !from.is_data
+			   ? -EXDEV
+			   : rename_store_to_scratch(t, &from, &to);
+	if (!src.is_dir || from.is_data)
+		return rename_file(t, &from, &to, &src, noreplace);
+	if (path_within(to.p, from.p) || to.is_data)
+		return -EINVAL;
+	if (cache_stat(t->cache, to.p, &dst) == 0) {
+		if (noreplace)
+			return -EEXIST;
+		if (!dst.is_dir)
+			return -ENOTDIR;
+		if ((rc = op_rmdir(to_path)))
+			return rc;
+	}
+	if ((rc = check_parent(t, to.p)))
+		return rc;
+	return rename_dir(t, &from, &to);
+}
+
+/* ---- the rest ---- */
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	struct topofs *t = fs();
+	uint64_t total = 2ull << 30, used = 0; /* etcd's default quota */
+	(void)path;
+	if (t->be->space && t->be->space(t->st, &total, &used) != 0)
+		used = 0;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = 4096;
+	sv->f_blocks = total / 4096;
+	sv->f_bfree = sv->f_bavail =
+	    (total - (used < total ? used : total)) / 4096;
+	sv->f_files = 1u << 20;
+	sv->f_ffree = sv->f_favail = 1u << 20;
+	sv->f_namemax = NAME_MAX;
+	if (read_only(t))
+		sv->f_flag |= ST_RDONLY;
+	return 0;
+}
+
+/* The stores keep no modes, owners or times: succeed without effect, so
+ * cp -a, tar -x and rsync -a run clean. */
+static int exists(const char *path)
+{
+	struct stat st;
+	return op_getattr(path, &st, NULL);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	return fi ? 0 : exists(path);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	(void)uid;
+	(void)gid;
+	return fi ? 0 : exists(path);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	(void)tv;
+	return fi ? 0 : exists(path);
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct topofs *t = fs();
+	double ttl = t->opts->cache_ttl_ms / 1000.0;
+	cfg->use_ino = 1;
+	cfg->readdir_ino = 1;
+	cfg->entry_timeout = ttl;
+	cfg->attr_timeout = ttl;
+	cfg->negative_timeout = ttl;
+	cfg->hard_remove = 1; /* never rename an open file to .fuse_hidden* */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	return t;
+}
+
+const struct fuse_operations topofs_ops = {
+    .init = op_init,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write = op_write,
+    .truncate = op_truncate,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .release = op_release,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .statfs = op_statfs,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .utimens = op_utimens,
+};

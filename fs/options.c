@@ -1,0 +1,378 @@
+/* options.c - see options.h. */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "path.h"
+#include "topofs/backend.h"
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_RO,
+	KEY_DEBUG,
+};
+
+#define STR(templ, field)                                                      \
+	{                                                                      \
+		templ, offsetof(struct topofs_opts, field), 0                  \
+	}
+#define FLAG(templ, field)                                                     \
+	{                                                                      \
+		templ, offsetof(struct topofs_opts, field), 1                  \
+	}
+
+/* A Vitess flag in both spellings, as --flag=V and -o flag=V (--flag V is
+ * joined into --flag=V by join_flag_values first). */
+#define VITESS(under, dash, field)                                             \
+	STR("--" under "=%s", field), STR("--" dash "=%s", field),             \
+	    STR(under "=%s", field), STR(dash "=%s", field)
+
+static const struct fuse_opt opt_spec[] = {
+    VITESS("topo_implementation", "topo-implementation", implementation),
+    VITESS("topo_global_server_address", "topo-global-server-address", servers),
+    VITESS("topo_global_root", "topo-global-root", root),
+    VITESS("topo_etcd_tls_cert", "topo-etcd-tls-cert", tls_cert),
+    VITESS("topo_etcd_tls_key", "topo-etcd-tls-key", tls_key),
+    VITESS("topo_etcd_tls_ca", "topo-etcd-tls-ca", tls_ca),
+    VITESS("topo_zk_auth_file", "topo-zk-auth-file", zk_auth_file),
+    STR("timeout=%s", timeout),
+    STR("--timeout=%s", timeout),
+    STR("cache_ttl=%s", cache_ttl),
+    STR("view=%s", view),
+    STR("--view=%s", view),
+    STR("scratch=%s", scratch),
+    FLAG("noephemeral", noephemeral),
+    FLAG("create_root", create_root),
+    FLAG("-f", foreground),
+    FLAG("-s", single_thread),
+    FLAG("ro", read_only),
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_KEY("rw", KEY_RO),
+    FLAG("-d", debug),
+    FLAG("debug", debug),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+const char opts_usage[] =
+    "usage: topofs [OPTIONS] [SOURCE] MOUNTPOINT\n"
+    "\n"
+    "Mount a Vitess topology root kept in etcd or ZooKeeper as a directory "
+    "tree.\n"
+    "SOURCE: etcd2://HOST:PORT[,HOST:PORT...]/ROOT or "
+    "zk2://HOST:PORT[,...]/ROOT\n"
+    "\n"
+    "Vitess flags (also as --topo-... and as -o topo_...=VALUE):\n"
+    "  --topo_implementation=etcd2|zk2     store (default etcd2)\n"
+    "  --topo_global_server_address=H:P[,H:P...]\n"
+    "                                      servers (default localhost:2379)\n"
+    "  --topo_global_root=PATH             root (default /vitess/global)\n"
+    "  --topo_etcd_tls_cert=FILE  --topo_etcd_tls_key=FILE  "
+    "--topo_etcd_tls_ca=FILE\n"
+    "  --topo_zk_auth_file=FILE            ZooKeeper auth, one line "
+    "scheme:auth\n"
+    "\n"
+    "topofs options (-o NAME=VALUE):\n"
+    "  -o timeout=SECONDS    bound on every store operation (default 10)\n"
+    "  -o view=raw           values as stored (the only view so far)\n"
+    "  -o scratch=PATTERNS   editor scratch names kept in memory only\n"
+    "                        (default .*.sw?,*~,4913,.#*,#*#,sed??????"
+    ")\n"
+    "  -o noephemeral        hide leased keys / ephemeral znodes\n"
+    "  -o create_root        create a missing ZooKeeper root\n"
+    "  -o ro                 read-only mount\n"
+    "  -o uid=N,gid=N        owner of every file (default: the mounting "
+    "user)\n"
+    "  -o allow_other        let other users in (needs user_allow_other)\n"
+    "\n"
+    "FUSE options:\n"
+    "  -f                    stay in the foreground, log to stderr\n"
+    "  -d                    debug: log every FUSE request (implies -f)\n"
+    "  -s                    single-threaded\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         the version\n";
+
+/* fuse_opt fills fields at offsets into its data pointer and hands the same
+ * pointer to opt_proc: the options must come first. */
+struct parse_state {
+	struct topofs_opts o;
+	char *positional[2];
+	int npositional;
+	char *bad; /* first unknown --option, owned */
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct parse_state *ps = data;
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		ps->o.show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		ps->o.show_version = 1;
+		return 0;
+	case KEY_RO:
+	case KEY_DEBUG:
+		return 1; /* libfuse needs these too */
+	case FUSE_OPT_KEY_NONOPT:
+		if (ps->npositional == 2) {
+			if (!ps->bad)
+				ps->bad = strdup(arg);
+			return 0;
+		}
+		ps->positional[ps->npositional] = strdup(arg);
+		if (!ps->positional[ps->npositional])
+			return -1;
+		ps->npositional++;
+		return 0;
+	default:
+		if (arg[0] == '-' && arg[1] == '-' && !ps->bad)
+			ps->bad = strdup(arg); /* not a libfuse option either */
+		return 1;
+	}
+}
+
+static int replace(char **field, const char *s, size_t len)
+{
+	char *copy = strndup(s, len);
+	if (!copy)
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* Split etcd2://hosts/root or zk2://hosts/root into the option fields. */
+static int parse_source(struct topofs_opts *o, const char *src, char *err,
+			size_t errlen)
+{
+	const char *sep = strstr(src, "://");
+	if (!sep || sep == src) {
+		snprintf(err, errlen,
+			 "bad SOURCE '%s': expected etcd2://HOST:PORT/ROOT or "
+			 "zk2://HOST:PORT/ROOT",
+			 src);
+		return -EINVAL;
+	}
+	const char *hosts = sep + 3;
+	const char *slash = strchr(hosts, '/');
+	size_t hlen = slash ? (size_t)(slash - hosts) : strlen(hosts);
+	if (hlen == 0) {
+		snprintf(err, errlen, "bad SOURCE '%s': no server address",
+			 src);
+		return -EINVAL;
+	}
+	if (replace(&o->implementation, src, (size_t)(sep - src)) ||
+	    replace(&o->servers, hosts, hlen) ||
+	    (slash && replace(&o->root, slash, strlen(slash))))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Parse a whole number in [min, max]; -EINVAL otherwise. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max,
+		      unsigned *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Check and normalise the root: absolute, no empty, "." or ".." segment;
+ * trailing slashes dropped. */
+static int check_root(char *root, char *err, size_t errlen)
+{
+	size_t len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		root[--len] = '\0';
+	bool ok = root[0] == '/' && (len == 1 || path_store_ok(root + 1));
+	if (!ok)
+		snprintf(
+		    err, errlen,
+		    "bad --topo_global_root '%s': must be an absolute path "
+		    "without empty, '.' or '..' parts",
+		    root);
+	return ok ? 0 : -EINVAL;
+}
+
+static int validate(struct topofs_opts *o, char *err, size_t errlen)
+{
+	if (!topo_backend_find(o->implementation)) {
+		snprintf(err, errlen,
+			 "unknown --topo_implementation '%s' (known: %s)",
+			 o->implementation, topo_backend_names());
+		return -EINVAL;
+	}
+	if (!*o->servers || strchr(o->servers, ' ')) {
+		snprintf(err, errlen, "bad --topo_global_server_address '%s'",
+			 o->servers);
+		return -EINVAL;
+	}
+	if (check_root(o->root, err, errlen))
+		return -EINVAL;
+	if (parse_uint(o->timeout, 1, 3600, &o->timeout_ms)) {
+		snprintf(err, errlen,
+			 "bad timeout '%s': whole seconds from 1 to 3600",
+			 o->timeout);
+		return -EINVAL;
+	}
+	o->timeout_ms *= 1000;
+	if (parse_uint(o->cache_ttl, 1, 3600000, &o->cache_ttl_ms)) {
+		snprintf(err, errlen,
+			 "bad cache_ttl '%s': milliseconds from 1 to 3600000",
+			 o->cache_ttl);
+		return -EINVAL;
+	}
+	if (strcmp(o->view, "raw") != 0) {
+		snprintf(err, errlen, "unknown view '%s' (supported: raw)",
+			 o->view);
+		return -EINVAL;
+	}
+	struct scratch_patterns sp;
+	if (scratch_patterns_parse(&sp, o->scratch)) {
+		snprintf(err, errlen,
+			 "bad scratch '%s': comma-separated name patterns "
+			 "without '/'",
+			 o->scratch);
+		return -EINVAL;
+	}
+	scratch_patterns_free(&sp);
+	if (!o->mountpoint) {
+		snprintf(err, errlen, "no mountpoint given (see --help)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_defaults(struct topofs_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->implementation = strdup("etcd2");
+	o->servers = strdup("localhost:2379");
+	o->root = strdup("/vitess/global");
+	o->timeout = strdup("10");
+	o->cache_ttl = strdup("1000");
+	o->view = strdup("raw");
+	o->scratch = strdup(scratch_default_list);
+	bool ok = o->implementation && o->servers && o->root && o->timeout &&
+		  o->cache_ttl && o->view && o->scratch;
+	return ok ? 0 : -ENOMEM;
+}
+
+/* Take MOUNTPOINT and SOURCE; SOURCE overrides the server and root flags. */
+static int apply_positionals(struct topofs_opts *o, struct parse_state *ps,
+			     char *err, size_t errlen)
+{
+	int rc = 0;
+	if (ps->npositional == 2) {
+		rc = parse_source(o, ps->positional[0], err, errlen);
+		o->source = ps->positional[0];
+		ps->positional[0] = NULL;
+	}
+	if (ps->npositional >= 1) {
+		o->mountpoint = ps->positional[ps->npositional - 1];
+		ps->positional[ps->npositional - 1] = NULL;
+	}
+	return rc;
+}
+
+/* True if arg is "--NAME" for one of our "--NAME=%s" options. */
+static bool takes_value(const char *arg)
+{
+	size_t len = strlen(arg);
+	if (len < 3 || arg[0] != '-' || arg[1] != '-' || strchr(arg, '='))
+		return false;
+	for (const struct fuse_opt *t = opt_spec; t->templ; t++)
+		if (strncmp(t->templ, arg, len) == 0 &&
+		    strcmp(t->templ + len, "=%s") == 0)
+			return true;
+	return false;
+}
+
+/* Vitess's flag library also takes "--flag value": rewrite such pairs as
+ * "--flag=value" in a new argv (owned by *out, freed with fuse_opt_free_args).
+ */
+static int join_flag_values(int argc, char **argv, struct fuse_args *out)
+{
+	*out = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < argc; i++) {
+		char *joined = NULL;
+		if (i > 0 && i + 1 < argc && takes_value(argv[i]) &&
+		    asprintf(&joined, "%s=%s", argv[i], argv[i + 1]) < 0)
+			return -ENOMEM;
+		int rc = fuse_opt_add_arg(out, joined ? joined : argv[i]);
+		if (joined)
+			i++;
+		free(joined);
+		if (rc)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int opts_parse(int argc, char **argv, struct topofs_opts *o,
+	       struct fuse_args *fuse_args, char *err, size_t errlen)
+{
+	struct parse_state ps = {0};
+	int rc = set_defaults(&ps.o);
+	if (!rc)
+		rc = join_flag_values(argc, argv, fuse_args);
+	if (rc)
+		goto out;
+	if (fuse_opt_parse(fuse_args, &ps, opt_spec, opt_proc) == -1) {
+		snprintf(err, errlen, "cannot parse the options (see --help)");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (ps.o.show_help || ps.o.show_version)
+		goto out;
+	if (ps.bad) {
+		snprintf(err, errlen,
+			 ps.npositional == 2 && ps.bad[0] != '-'
+			     ? "unexpected argument '%s' (see --help)"
+			     : "unknown option '%s' (see --help)",
+			 ps.bad);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = apply_positionals(&ps.o, &ps, err, errlen);
+	if (!rc)
+		rc = validate(&ps.o, err, errlen);
+out:
+	*o = ps.o;
+	free(ps.positional[0]);
+	free(ps.positional[1]);
+	free(ps.bad);
+	return rc;
+}
+
+void opts_free(struct topofs_opts *o)
+{
+	char **fields[] = {&o->implementation, &o->servers,	 &o->root,
+			   &o->timeout,	       &o->cache_ttl,	 &o->view,
+			   &o->scratch,	       &o->tls_cert,	 &o->tls_key,
+			   &o->tls_ca,	       &o->zk_auth_file, &o->source,
+			   &o->mountpoint};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		free(*fields[i]);
+		*fields[i] = NULL;
+	}
+}

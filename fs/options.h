@@ -1,0 +1,47 @@
+/*
+ * options.h - the command line: Vitess's topo flags in both spellings, the
+ * SOURCE URL form, topofs's own -o options, and what goes on to libfuse.
+ */
+#ifndef TOPOFS_OPTIONS_H
+#define TOPOFS_OPTIONS_H
+
+#include <fuse_opt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct topofs_opts {
+	/* raw strings as given (owned by fuse_opt: free with opts_free) */
+	char *implementation; /* --topo_implementation, default etcd2 */
+	char *servers;	      /* --topo_global_server_address */
+	char *root;	      /* --topo_global_root */
+	char *timeout;	      /* -o timeout=SECONDS */
+	char *cache_ttl;      /* -o cache_ttl=MILLISECONDS */
+	char *view;	      /* -o view=raw|json */
+	char *scratch;	      /* -o scratch=PATTERNS */
+	char *tls_cert, *tls_key, *tls_ca, *zk_auth_file;
+	char *source; /* first positional when two are given */
+	char *mountpoint;
+	int noephemeral, create_root, read_only;
+	int foreground, single_thread, debug;
+	int show_help, show_version;
+
+	/* validated values, set by opts_parse */
+	unsigned timeout_ms;
+	unsigned cache_ttl_ms;
+};
+
+/* Parse argv into *o; what libfuse must see (mount options such as
+ * allow_other, uid=, ro; -d) is left in *fuse_args, which the caller frees
+ * with fuse_opt_free_args. Returns 0, or -EINVAL with a one-line reason in
+ * err (no "topofs:" prefix). --help and --version set show_* and return 0
+ * without checking the rest. */
+int opts_parse(int argc, char **argv, struct topofs_opts *o,
+	       struct fuse_args *fuse_args, char *err, size_t errlen);
+
+/* Free the strings in *o. */
+void opts_free(struct topofs_opts *o);
+
+/* The usage text for --help. */
+extern const char opts_usage[];
+
+#endif

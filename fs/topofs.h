@@ -1,0 +1,32 @@
+/*
+ * topofs.h - the mounted filesystem's state, shared by the FUSE operations.
+ */
+#ifndef TOPOFS_TOPOFS_H
+#define TOPOFS_TOPOFS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cache.h"
+#include "handle.h"
+#include "options.h"
+#include "path.h"
+#include "scratch.h"
+#include "topofs/backend.h"
+
+struct topofs {
+	const struct topo_backend *be;
+	struct topo_store *st;
+	struct cache *cache;
+	const struct topofs_opts *opts;
+	struct scratch_patterns scratch_names;
+	struct scratch_files scratch;
+	struct handle_list handles;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* The FUSE operations (ops.c). */
+extern const struct fuse_operations topofs_ops;
+
+#endif

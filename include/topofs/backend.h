@@ -1,0 +1,181 @@
+/*
+ * backend.h - the contract between the filesystem (fs/) and the stores
+ * (backends/).
+ *
+ * A backend is one constant table of operations, `struct topo_backend`,
+ * registered by name in backends/registry.c. The filesystem never knows which
+ * store it talks to: it only calls these operations.
+ *
+ * Paths
+ *   Every operation takes a path relative to the mounted root, without a
+ *   leading or trailing slash: "" is the root itself, "keyspaces/ks/Keyspace"
+ *   is the key ROOT/keyspaces/ks/Keyspace. The backend maps them to its own
+ *   keys or znodes. Paths given to a backend are always valid file paths
+ *   (fs/path.c checks them); paths a backend returns may contain any bytes
+ *   except NUL and the filesystem filters them.
+ *
+ * Versions
+ *   Every node carries a version used for compare-and-set: etcd's mod_revision,
+ *   ZooKeeper's data version. A write names the version it expects:
+ *     TOPO_EXPECT_ANY     overwrite whatever is there (or create);
+ *     TOPO_EXPECT_ABSENT  create only if the node does not exist;
+ *     v >= 0              the node must exist with exactly this version.
+ *   ZooKeeper's data version of a new znode is 0, so 0 is a real version and
+ *   "absent" has its own value.
+ *
+ * Return values
+ *   Every operation returns 0 on success or a negative errno:
+ *     -ENOENT     no such node
+ *     -EEXIST     TOPO_EXPECT_ABSENT and the node exists
+ *     -ESTALE     the node's version is not the expected one (a conflict:
+ *                 another client changed it); the filesystem reports EIO
+ *     -ENOTEMPTY  the node has children
+ *     -EACCES     not authorised
+ *     -EFBIG      the value is over the store's limit
+ *     -E2BIG      a transaction has more operations than the store takes
+ *     -EIO        unreachable, timed out, or an answer that makes no sense
+ *                 (each backend logs the cause, naming the key)
+ *     -ENOMEM     out of memory
+ *   Each backend maps its store's errors to these in one function.
+ *
+ * Ownership
+ *   Inputs are borrowed for the duration of the call. Outputs (struct
+ *   topo_listing, struct topo_entry) are filled by the backend and released
+ *   by the caller with topo_listing_free() / topo_entry_free().
+ *
+ * Threads
+ *   A store handle is used by many threads at once (FUSE is multi-threaded);
+ *   every operation must be safe to call concurrently.
+ */
+#ifndef TOPOFS_BACKEND_H
+#define TOPOFS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOPO_EXPECT_ANY ((int64_t)-1)
+#define TOPO_EXPECT_ABSENT ((int64_t)-2)
+
+/* What the store keeps about one node; one struct serves every backend. */
+struct topo_meta {
+	int64_t version;   /* etcd mod_revision, ZooKeeper data version */
+	int64_t create_id; /* etcd create_revision, ZooKeeper czxid */
+	int64_t
+	    change_count; /* etcd version (writes since create), ZK version */
+	int64_t mtime_ns; /* ZooKeeper mtime; 0 where the store keeps none */
+	int64_t lease; /* etcd lease id, ZooKeeper ephemeral owner; 0 if none */
+	uint64_t size; /* length of the value in bytes */
+	bool ephemeral; /* leased key / ephemeral znode: shown read-only */
+	bool has_data;	/* the node itself holds a value (etcd: always) */
+	bool real_dir;	/* the store knows this node as a directory (ZK) */
+};
+
+/* One node with its value, as returned by get and by bulk listing. */
+struct topo_entry {
+	char *path; /* relative to the root, NUL-terminated, owned */
+	struct topo_meta meta;
+	unsigned char *value; /* meta.size bytes, owned; NULL when meta.size==0
+				 or when the listing was asked without values */
+};
+
+/* The result of a bulk listing: every node of a subtree. */
+struct topo_listing {
+	struct topo_entry *entries; /* owned array, sorted by path bytewise */
+	size_t count;
+	size_t capacity;
+	int64_t revision; /* the store's revision the listing reflects (etcd
+			     header revision, ZooKeeper: 0) */
+};
+
+/* One step of an atomic multi-operation (used for rename). */
+enum topo_op_kind {
+	TOPO_OP_PUT,	/* write value; `expect` as for put */
+	TOPO_OP_DELETE, /* delete the node; `expect` as for del */
+};
+
+struct topo_op {
+	enum topo_op_kind kind;
+	const char *path;
+	const void *value; /* TOPO_OP_PUT only */
+	size_t len;
+	int64_t expect;
+};
+
+/* Capability bits. */
+#define TOPO_CAP_REAL_DIRS (1u << 0) /* store has directories (mkdir op) */
+#define TOPO_CAP_REVISIONS (1u << 1) /* listings carry a global revision */
+
+/* Connection settings, filled from the command line (fs/options.c). */
+struct topo_conf {
+	const char *servers; /* comma-separated host:port list */
+	const char *root;    /* absolute root, e.g. "/vitess/global" */
+	unsigned timeout_ms; /* bound on every operation */
+	const char *tls_cert, *tls_key, *tls_ca; /* etcd TLS, may be NULL */
+	const char *zk_auth_file; /* "scheme:auth", may be NULL */
+};
+
+struct topo_store; /* one connected store; opaque, owned by its backend */
+
+struct topo_backend {
+	const char *name; /* "etcd2", "zk2": the --topo_implementation value */
+	unsigned caps;
+	size_t max_value; /* largest value the store accepts, in bytes */
+	size_t max_ops;	  /* most operations in one multi() */
+
+	/* Connect and check that the store answers and that the root is usable
+	 * (not a file). Returns 0 and *out, or a negative errno with a one-line
+	 * reason in errbuf (errlen bytes). */
+	int (*open)(const struct topo_conf *conf, struct topo_store **out,
+		    char *errbuf, size_t errlen);
+
+	/* Disconnect and free everything the store owns. NULL is allowed. */
+	void (*close)(struct topo_store *s);
+
+	/* Every node at `path` and below it (the node itself included when it
+	 * exists), with metadata and values. Not capped: a backend pages as
+	 * needed. An empty listing is not an error. */
+	int (*list)(struct topo_store *s, const char *path,
+		    struct topo_listing *out);
+
+	/* One node with its value; -ENOENT if absent. */
+	int (*get)(struct topo_store *s, const char *path,
+		   struct topo_entry *out);
+
+	/* Write a value with compare-and-set on `expect`. On success, *meta (if
+	 * not NULL) is the node's new metadata. -EEXIST, -ESTALE, -ENOENT (an
+	 * expected version but no node), -EFBIG. */
+	int (*put)(struct topo_store *s, const char *path, const void *value,
+		   size_t len, int64_t expect, struct topo_meta *meta);
+
+	/* Delete one node with compare-and-set on `expect` (TOPO_EXPECT_ANY or
+	 * a version). -ENOENT, -ESTALE, -ENOTEMPTY (ZooKeeper node with
+	 * children). Never deletes anything else. */
+	int (*del)(struct topo_store *s, const char *path, int64_t expect);
+
+	/* Apply all of ops[0..n) atomically or none of them. -E2BIG if n is
+	 * over max_ops; the first failing step's errno otherwise. */
+	int (*multi)(struct topo_store *s, const struct topo_op *ops, size_t n);
+
+	/* Create an empty directory node (TOPO_CAP_REAL_DIRS only, else NULL).
+	 * -EEXIST if present. */
+	int (*mkdir)(struct topo_store *s, const char *path);
+
+	/* Space: total and used bytes of the store's quota. NULL if unknown. */
+	int (*space)(struct topo_store *s, uint64_t *total, uint64_t *used);
+};
+
+/* The registered backends, by name; NULL if unknown. (backends/registry.c) */
+const struct topo_backend *topo_backend_find(const char *name);
+
+/* A comma-separated list of the registered names, for --help. */
+const char *topo_backend_names(void);
+
+/* Helpers every backend uses to build results (backends/registry.c). */
+int topo_listing_add(struct topo_listing *l, const char *path, size_t pathlen,
+		     const struct topo_meta *meta, unsigned char *value);
+void topo_listing_sort(struct topo_listing *l);
+void topo_listing_free(struct topo_listing *l);
+void topo_entry_free(struct topo_entry *e);
+
+#endif
