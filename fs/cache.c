@@ -188,14 +188,21 @@ static void kid_remove(struct cnode *n, struct cnode *kid)
 }
 
 /* Walk from `top` along store path p; NULL if some segment is missing.
- * With create, missing nodes are made (NULL then means ENOMEM). */
+ * With create, missing nodes are made (NULL then means ENOMEM); they are as
+ * fresh as their parent, which has just been told about them. */
 static struct cnode *walk(struct cnode *top, const char *p, bool create)
 {
 	struct cnode *n = top;
 	while (n && *p) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		n = create ? kid_get(n, p, len) : kid_find(n, p, len);
+		struct cnode *next = kid_find(n, p, len);
+		if (!next && create) {
+			next = kid_get(n, p, len);
+			if (next)
+				next->fetched_ms = n->fetched_ms;
+		}
+		n = next;
 		p = slash ? slash + 1 : p + len;
 	}
 	return n;

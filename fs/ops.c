@@ -438,6 +438,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		h->len = 0; /* atomic O_TRUNC: only the buffer is cut */
 		h->dirty = true;
 	}
+	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -846,6 +847,9 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = ttl;
 	cfg->negative_timeout = ttl;
 	cfg->hard_remove = 1; /* never rename an open file to .fuse_hidden* */
+	/* Keep file pages cached across opens unless mtime or size changed;
+	 * st_mtime changes whenever the value does (see set_time). */
+	cfg->auto_cache = 1;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	return t;

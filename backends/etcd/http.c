@@ -1,0 +1,401 @@
+/* http.c - see http.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "http.h"
+#include "topofs/log.h"
+
+#define POOL_MAX 32             /* idle handles kept; more are closed */
+#define CONNECT_TIMEOUT_MS 2000 /* per endpoint, within the request's time */
+
+struct endpoint {
+	char *name; /* "host:port" as given, for messages */
+	char *base; /* "http://host:port" */
+};
+
+struct etcd_http {
+	struct endpoint *eps;
+	size_t neps;
+	atomic_size_t current; /* the endpoint that answered last */
+	unsigned timeout_ms;
+	char *tls_cert, *tls_key, *tls_ca;
+	struct curl_slist *headers; /* read-only once built */
+
+	pthread_mutex_t lock; /* guards the pool */
+	CURL *pool[POOL_MAX];
+	size_t npool;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* curl_global_init, once per process (never undone: not repeatable). */
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_ALL);
+}
+
+/* Free the body of a reply. */
+void etcd_reply_free(struct etcd_reply *r)
+{
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Whether s[0..n) is a port number 1..65535. */
+static bool valid_port(const char *s, size_t n)
+{
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return v >= 1 && v <= 65535;
+}
+
+/* Whether s[0..n) is "host:port" or "[v6]:port", host without '/', '@',
+ * ':' or spaces. */
+static bool valid_hostport(const char *s, size_t n)
+{
+	const char *colon, *end = s + n;
+
+	if (n > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+
+		if (!close || close == s + 1 || close + 1 >= end ||
+		    close[1] != ':')
+			return false;
+		colon = close + 1;
+	} else {
+		colon = memrchr(s, ':', n);
+		if (!colon || colon == s)
+			return false;
+		for (const char *p = s; p < colon; p++)
+			if (*p == '/' || *p == '@' || *p == ':' || *p <= ' ')
+				return false;
+	}
+	return valid_port(colon + 1, (size_t)(end - colon - 1));
+}
+
+/* Fill ep from one entry of the server list ("[scheme://]host:port[/]").
+ * 0, -EINVAL or -ENOMEM. */
+static int parse_endpoint(const char *s, size_t n, bool tls,
+			  struct endpoint *ep)
+{
+	const char *scheme = tls ? "https" : "http";
+	const char *hp = s;
+	size_t hplen = n;
+
+	if (n >= 7 && strncmp(s, "http://", 7) == 0) {
+		scheme = "http";
+		hp += 7, hplen -= 7;
+	} else if (n >= 8 && strncmp(s, "https://", 8) == 0) {
+		scheme = "https";
+		hp += 8, hplen -= 8;
+	}
+	if (hplen > 0 && hp[hplen - 1] == '/')
+		hplen--;
+	if (!valid_hostport(hp, hplen))
+		return -EINVAL;
+	ep->name = strndup(hp, hplen);
+	if (!ep->name || asprintf(&ep->base, "%s://%.*s", scheme, (int)hplen,
+				  hp) < 0) {
+		free(ep->name);
+		ep->name = NULL;
+		ep->base = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Parse the comma-separated server list into h->eps. 0, -EINVAL (reason in
+ * errbuf) or -ENOMEM. */
+static int parse_servers(struct etcd_http *h, const char *servers, bool tls,
+			 char *errbuf, size_t errlen)
+{
+	const char *p = servers ? servers : "";
+	size_t n = 1;
+	int err;
+
+	for (const char *c = p; *c; c++)
+		n += *c == ',';
+	h->eps = calloc(n, sizeof(*h->eps));
+	if (!h->eps)
+		return -ENOMEM;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		err = parse_endpoint(p, len, tls, &h->eps[h->neps]);
+		if (err == -EINVAL)
+			snprintf(errbuf, errlen, "bad server address '%.*s'",
+				 (int)len, p);
+		if (err)
+			return err;
+		h->neps++;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+/* Copy an optional string. 0 or -ENOMEM. */
+static int dup_opt(const char *s, char **out)
+{
+	*out = NULL;
+	if (!s || !*s)
+		return 0;
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Open; see http.h. */
+int etcd_http_open(const struct topo_conf *conf, struct etcd_http **out,
+		   char *errbuf, size_t errlen)
+{
+	struct etcd_http *h;
+	struct curl_slist *l;
+	bool tls;
+	int err;
+
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK) {
+		snprintf(errbuf, errlen, "cannot initialise libcurl: %s",
+			 curl_easy_strerror(curl_init_rc));
+		return -EIO;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	h->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
+	tls = conf->tls_cert || conf->tls_key || conf->tls_ca;
+	err = parse_servers(h, conf->servers, tls, errbuf, errlen);
+	if (err)
+		goto fail;
+	err = -ENOMEM;
+	if (dup_opt(conf->tls_cert, &h->tls_cert) ||
+	    dup_opt(conf->tls_key, &h->tls_key) ||
+	    dup_opt(conf->tls_ca, &h->tls_ca))
+		goto fail;
+	l = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!l)
+		goto fail;
+	h->headers = l;
+	/* No "Expect: 100-continue" round trip for large values. */
+	if (!curl_slist_append(l, "Expect:"))
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	if (err == -ENOMEM)
+		snprintf(errbuf, errlen, "out of memory");
+	etcd_http_close(h);
+	return err;
+}
+
+/* Close; see http.h. */
+void etcd_http_close(struct etcd_http *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->npool; i++)
+		curl_easy_cleanup(h->pool[i]);
+	for (size_t i = 0; i < h->neps; i++) {
+		free(h->eps[i].name);
+		free(h->eps[i].base);
+	}
+	free(h->eps);
+	curl_slist_free_all(h->headers);
+	free(h->tls_cert);
+	free(h->tls_key);
+	free(h->tls_ca);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Append received bytes to the reply (curl write callback). */
+static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct etcd_reply *r = arg;
+	size_t n = size * nmemb;
+	char *b = realloc(r->body, r->len + n + 1);
+
+	if (!b)
+		return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
+	memcpy(b + r->len, data, n);
+	r->len += n;
+	b[r->len] = '\0';
+	r->body = b;
+	return n;
+}
+
+/* A fresh handle with the options every request shares; NULL if out of
+ * memory. */
+static CURL *new_handle(const struct etcd_http *h)
+{
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return NULL;
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+	/* Topology servers are internal: never go through a proxy. */
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	if (h->tls_cert)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, h->tls_cert);
+	if (h->tls_key)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, h->tls_key);
+	if (h->tls_ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->tls_ca);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	return c;
+}
+
+/* Borrow a handle (an idle one with its live connection if any). */
+static CURL *borrow(struct etcd_http *h)
+{
+	CURL *c = NULL;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->npool > 0)
+		c = h->pool[--h->npool];
+	pthread_mutex_unlock(&h->lock);
+	return c ? c : new_handle(h);
+}
+
+/* Give a handle back to the pool, or close it if the pool is full. */
+static void give_back(struct etcd_http *h, CURL *c)
+{
+	pthread_mutex_lock(&h->lock);
+	if (h->npool < POOL_MAX) {
+		h->pool[h->npool++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (c)
+		curl_easy_cleanup(c);
+}
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One attempt against endpoint ep within ms milliseconds. Returns curl's
+ * code; *sent says whether the request may have reached the server. */
+static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
+			const char *body, size_t len, long ms,
+			struct etcd_reply *reply, bool *sent, char *detail)
+{
+	char url[512];
+	long reqsize = 0;
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "%s%s", ep->base, api);
+	etcd_reply_free(reply);
+	detail[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 ms < CONNECT_TIMEOUT_MS ? ms : CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+	rc = curl_easy_perform(c);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);
+	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
+	*sent = reqsize > 0;
+	return rc;
+}
+
+/* Whether a failed attempt certainly never reached the server. */
+static bool never_sent(CURLcode rc, bool sent)
+{
+	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	       (rc == CURLE_OPERATION_TIMEDOUT && !sent);
+}
+
+/* Remember the endpoint that answered; log a switch once. */
+static void set_current(struct etcd_http *h, size_t from, size_t to)
+{
+	if (from != to &&
+	    atomic_compare_exchange_strong(&h->current, &from, to))
+		topo_warn("etcd: %s unreachable, now using %s",
+			  h->eps[from].name, h->eps[to].name);
+}
+
+/* POST with failover; see http.h. */
+int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
+		   size_t len, bool idempotent, const char *what,
+		   struct etcd_reply *reply, char *why, size_t whylen)
+{
+	long long deadline = now_ms() + h->timeout_ms;
+	size_t start = atomic_load(&h->current), idx = start;
+	char detail[CURL_ERROR_SIZE];
+	CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+	CURL *c = borrow(h);
+
+	memset(reply, 0, sizeof(*reply));
+	detail[0] = '\0';
+	if (!c) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h->neps; i++) {
+		long long left = deadline - now_ms();
+		bool sent;
+
+		if (left <= 0)
+			break;
+		/* A read may go elsewhere after a timeout: leave each of the
+		 * remaining endpoints its share of the time. */
+		if (idempotent)
+			left /= (long long)(h->neps - i);
+		if (left < 1)
+			left = 1; /* 0 would mean no timeout at all */
+		idx = (start + i) % h->neps;
+		rc = attempt(c, &h->eps[idx], api, body, len, (long)left, reply,
+			     &sent, detail);
+		if (rc == CURLE_OK) {
+			give_back(h, c);
+			set_current(h, start, idx);
+			return 0;
+		}
+		topo_debug("etcd: %s: %s: %s", what ? what : "probe",
+			   h->eps[idx].name,
+			   detail[0] ? detail : curl_easy_strerror(rc));
+		if (!never_sent(rc, sent) && !idempotent)
+			break;
+	}
+	give_back(h, c);
+	etcd_reply_free(reply);
+	snprintf(why, whylen, "%s: %s", h->eps[idx].name,
+		 curl_easy_strerror(rc));
+	topo_log(what ? LOG_ERR : LOG_DEBUG, "etcd: %s: cannot reach %s: %s",
+		 what ? what : "probe", h->eps[idx].name,
+		 detail[0] ? detail : curl_easy_strerror(rc));
+	return -EIO;
+}

@@ -1,0 +1,44 @@
+/*
+ * http.h - the transport to etcd's v3 JSON gateway: POSTs over libcurl, with
+ * a pool of reusable connections and failover between the endpoints.
+ * Safe to use from many threads at once.
+ */
+#ifndef TOPOFS_ETCD_HTTP_H
+#define TOPOFS_ETCD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "topofs/backend.h"
+
+struct etcd_http;
+
+/* One answer: the HTTP status and the body (owned, NUL-terminated). */
+struct etcd_reply {
+	long status;
+	char *body;
+	size_t len;
+};
+
+/* Free the body of a reply. */
+void etcd_reply_free(struct etcd_reply *r);
+
+/* Parse conf->servers and the TLS settings; nothing is sent yet. 0 and *out,
+ * or -EINVAL / -ENOMEM with a reason in errbuf. */
+int etcd_http_open(const struct topo_conf *conf, struct etcd_http **out,
+		   char *errbuf, size_t errlen);
+
+/* Close every pooled connection and free h. NULL is allowed. */
+void etcd_http_close(struct etcd_http *h);
+
+/* POST body to api (e.g. "/v3/kv/range") on the current endpoint, failing
+ * over to the others when it cannot connect. A request that may have
+ * reached the server is tried again elsewhere only if `idempotent`. 0 and
+ * *reply (any HTTP status), or -EIO / -ENOMEM with the cause in why (whylen
+ * bytes, may be 0) and one log line naming `what` (only at LOG_DEBUG if
+ * `what` is NULL: the caller reports `why` itself). */
+int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
+		   size_t len, bool idempotent, const char *what,
+		   struct etcd_reply *reply, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * json.h - parsing etcd's v3 JSON gateway answers. Pure functions on a
+ * string, so the unit tests can feed them crafted answers.
+ *
+ * proto3 JSON leaves out every zero, false or empty field; int64 fields come
+ * as strings. Anything else that does not fit (invalid JSON, bad base64,
+ * wrong types) gives -EIO and one log line naming `what` (the key).
+ */
+#ifndef TOPOFS_ETCD_JSON_H
+#define TOPOFS_ETCD_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "topofs/backend.h"
+
+/* Map an etcd (gRPC status) error to a negative errno: the one place where
+ * the store's errors become errnos. `message` may be NULL. Logs one line
+ * naming `what`, or only at LOG_DEBUG when `what` is NULL (the caller
+ * reports the failure itself, as open() does). */
+int etcd_errno(long code, const char *message, const char *what);
+
+/* Check an HTTP answer: an error object ({"error","code","message"}) or a
+ * status other than 200 gives its errno (via etcd_errno, `what` as there),
+ * else 0. */
+int etcd_parse_reply_error(long status, const char *json, size_t len,
+			   const char *what);
+
+/* One page of a range answer. */
+struct etcd_page {
+	int64_t revision;        /* header revision */
+	bool more;               /* more keys past the limit */
+	unsigned char *last_key; /* last key of the page (any, even filtered
+	                            out), owned, NUL-terminated; NULL if none */
+	size_t last_len;
+};
+
+/* Free what a page owns. */
+void etcd_page_clear(struct etcd_page *page);
+
+/* Parse a /v3/kv/range answer and append to `out` the keys that are `key`
+ * itself or lie below `key + "/"`, with paths relative to `root` (the root
+ * key, "" for "/"; `key` starts with root). Keys holding a NUL byte are
+ * skipped with a warning. `page` is filled (cleared first). */
+int etcd_parse_range(const char *json, size_t len, const char *root,
+		     const char *key, struct topo_listing *out,
+		     struct etcd_page *page);
+
+/* What one txn response said. */
+enum etcd_resp_kind {
+	ETCD_RESP_NONE,
+	ETCD_RESP_RANGE,
+	ETCD_RESP_PUT,
+	ETCD_RESP_DELETE,
+};
+
+struct etcd_txn_step {
+	enum etcd_resp_kind kind;
+	bool found;            /* range: a key came back */
+	struct topo_meta meta; /* range: the first key's metadata */
+	int64_t deleted;       /* delete: how many keys went */
+};
+
+/* Parse a /v3/kv/txn answer: the header revision, whether the compares
+ * held, and the responses into steps[0..max) (*count of them; more than max
+ * is -EIO). */
+int etcd_parse_txn(const char *json, size_t len, const char *what,
+		   int64_t *revision, bool *succeeded,
+		   struct etcd_txn_step *steps, size_t max, size_t *count);
+
+/* Parse a /v3/maintenance/status answer: the database size in bytes. */
+int etcd_parse_status(const char *json, size_t len, uint64_t *db_size);
+
+#endif

@@ -1,0 +1,1541 @@
+/*
+ * zk.c - the ZooKeeper backend ("zk2"), on the multi-threaded C client
+ * (libzookeeper_mt).
+ *
+ * Concurrency
+ *
+ *   The client runs two threads of its own per handle: an I/O thread that
+ *   talks to the server, and a completion thread that calls our completion
+ *   functions and the session watcher, one at a time, in the order the
+ *   server answered. Those threads do not survive fork(): the program opens
+ *   a store to probe the server, closes it, forks, and opens it again.
+ *
+ *   We use only the asynchronous calls. Every request is a `struct zreq`
+ *   sent within a `struct zbatch`: a small mailbox with a mutex, a condition
+ *   variable (on CLOCK_MONOTONIC) and a reference count. The completion
+ *   copies what the client lends it (value, stat, child names) into the
+ *   zreq, appends the zreq to the batch's done list and signals. The caller
+ *   waits with pthread_cond_timedwait up to the operation's deadline, so a
+ *   dead server costs at most timeout_ms, never a hang. A caller that gives
+ *   up simply drops its reference: the batch (and every zreq still in
+ *   flight) is freed by whichever completion drops the last reference, so a
+ *   late answer never writes into freed memory. Completions never block and
+ *   never take any other lock than their batch's.
+ *
+ *   Bulk listing keeps up to ZK_WINDOW requests in flight in one batch: the
+ *   caller's thread sends, waits for any answer, and sends what that answer
+ *   calls for (children of a node with children, data of each child). One
+ *   session answers in order, so pipelined creates of /a, /a/b, /a/b/c work.
+ *
+ *   Sessions. `struct zsess` is one zhandle_t with the last state the
+ *   watcher saw, under its own mutex and condition variable; operations
+ *   wait there (with their deadline) until the state is CONNECTED. The
+ *   store's mutex guards the pointer to the current session and the
+ *   sessions' reference counts: each operation holds a reference for its
+ *   duration. When a session expires the watcher marks it dead; the next
+ *   operation makes a new one (re-adding the credentials) and the old handle
+ *   is closed by whoever drops its last reference -- always an operation's
+ *   thread, never the client's completion thread, where zookeeper_close
+ *   must not be called. Requests in flight on an expired session fail with
+ *   -EIO. Lock order: store->mu, then zsess->mu; batch mutexes are leaves.
+ *
+ * Timeouts
+ *
+ *   Every operation has one deadline, timeout_ms from its start, shared by
+ *   the wait for a connection, the request, and any re-read after a
+ *   connection loss. The session timeout asked of the server is timeout_ms
+ *   clamped to [4 s, 40 s] (the server's default range of 2..20 ticks): the
+ *   client notices a silent server after two thirds of it and fails the
+ *   requests in flight with ZCONNECTIONLOSS, inside our own deadline.
+ *
+ * Writes and connection loss
+ *
+ *   A request cut by a connection loss may or may not have been applied.
+ *   Reads are simply sent again. A write is settled by re-reading the node:
+ *   a set or create whose value (and, for a set, version v+1) is there has
+ *   succeeded; one that is visibly not applied is sent once more; anything
+ *   else is a conflict. A multi is settled the same way, op by op.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zookeeper/zookeeper.h>
+
+#include "topofs/backend.h"
+#include "topofs/log.h"
+#include "zkutil.h"
+
+#define ZK_WINDOW 256  /* listing requests in flight */
+#define ZK_MAX_OPS 1000
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait on cv until signalled or the monotonic deadline; ETIMEDOUT after. */
+static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+			   int64_t deadline)
+{
+	struct timespec ts = {
+		.tv_sec = deadline / 1000,
+		.tv_nsec = (deadline % 1000) * 1000000,
+	};
+	return pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Initialise a mutex and a condition variable that waits on CLOCK_MONOTONIC. */
+static void sync_init(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_mutex_init(mu, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* The one place ZooKeeper result codes become errnos; logs the unexpected. */
+static int zk_errno(int zrc, const char *what, const char *path)
+{
+	switch (zrc) {
+	case ZOK:
+		return 0;
+	case ZNONODE:
+		return -ENOENT;
+	case ZNODEEXISTS:
+		return -EEXIST;
+	case ZNOTEMPTY:
+		return -ENOTEMPTY;
+	case ZBADVERSION:
+		return -ESTALE;
+	case ZNOAUTH:
+	case ZAUTHFAILED:
+		return -EACCES;
+	case ZNOCHILDRENFOREPHEMERALS:
+		return -ENOTDIR;
+	case ZBADARGUMENTS:
+		topo_warn("zk: %s %s: invalid znode path", what, path);
+		return -EINVAL;
+	default:
+		topo_err("zk: %s %s: %s", what, path, zerror(zrc));
+		return -EIO;
+	}
+}
+
+/* Whether a result says the connection went away mid-request. */
+static bool conn_lost(int zrc)
+{
+	return zrc == ZCONNECTIONLOSS || zrc == ZOPERATIONTIMEOUT;
+}
+
+/* ---- requests and batches ------------------------------------------------ */
+
+enum zreq_kind { ZR_GET, ZR_CHILDREN, ZR_CREATE, ZR_SET, ZR_DELETE, ZR_MULTI };
+
+struct zbatch;
+
+struct zreq {
+	struct zbatch *b;
+	struct zreq *next;
+	enum zreq_kind kind;
+	int rc;           /* the answer's ZooKeeper code */
+	bool orphan;      /* send failed but a completion may still come */
+	char *path;       /* absolute znode path, owned */
+	/* inputs, borrowed for the send only (the client copies them) */
+	const char *in_value;
+	int in_len;
+	int in_version;
+	const zoo_op_t *in_ops;
+	/* answers, owned */
+	struct Stat stat;
+	char *value;      /* ZR_GET: a copy, NULL when empty */
+	int value_len;
+	char *names;      /* ZR_CHILDREN: nnames NUL-terminated names */
+	int nnames;
+	int nops;         /* ZR_MULTI */
+	zoo_op_result_t *results;
+};
+
+struct zbatch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;          /* the caller's + one per request in flight */
+	struct zreq *done; /* answered, not yet taken */
+	struct zreq **done_tail;
+};
+
+/* A new request for `abs` (copied); NULL when out of memory. */
+static struct zreq *req_new(enum zreq_kind kind, const char *abs)
+{
+	struct zreq *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->kind = kind;
+	r->path = strdup(abs);
+	if (!r->path) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Forget a request's answer so that it can be sent again. */
+static void req_reset(struct zreq *r)
+{
+	free(r->value);
+	free(r->names);
+	r->value = r->names = NULL;
+	r->value_len = r->nnames = 0;
+	r->rc = ZOK;
+	r->next = NULL;
+	if (r->results)
+		memset(r->results, 0, (size_t)r->nops * sizeof(*r->results));
+}
+
+/* Free a request and its answer. NULL is allowed. */
+static void req_free(struct zreq *r)
+{
+	if (!r)
+		return;
+	free(r->value);
+	free(r->names);
+	free(r->results);
+	free(r->path);
+	free(r);
+}
+
+/* A new batch with the caller's reference; NULL when out of memory. */
+static struct zbatch *batch_new(void)
+{
+	struct zbatch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	sync_init(&b->mu, &b->cv);
+	b->refs = 1;
+	b->done_tail = &b->done;
+	return b;
+}
+
+/* Free a batch that nobody references any more, with unclaimed answers. */
+static void batch_free(struct zbatch *b)
+{
+	while (b->done) {
+		struct zreq *r = b->done;
+		b->done = r->next;
+		req_free(r);
+	}
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+/* Drop one reference; the last one frees the batch. */
+static void batch_unref(struct zbatch *b)
+{
+	pthread_mutex_lock(&b->mu);
+	bool last = --b->refs == 0;
+	pthread_mutex_unlock(&b->mu);
+	if (last)
+		batch_free(b);
+}
+
+/* Completion side: file an answered request and wake the caller. */
+static void req_done(struct zreq *r)
+{
+	struct zbatch *b = r->b;
+	pthread_mutex_lock(&b->mu);
+	r->next = NULL;
+	*b->done_tail = r;
+	b->done_tail = &r->next;
+	bool last = --b->refs == 0;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	if (last)
+		batch_free(b);
+}
+
+/* Next answered request of the batch, or NULL at the deadline. */
+static struct zreq *batch_next(struct zbatch *b, int64_t deadline)
+{
+	struct zreq *r = NULL;
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (!b->done &&
+		       cond_wait_until(&b->cv, &b->mu, deadline) != ETIMEDOUT)
+			;
+		r = b->done;
+		if (!r)
+			break;
+		b->done = r->next;
+		if (!b->done)
+			b->done_tail = &b->done;
+		if (!r->orphan)
+			break;
+		req_free(r); /* a request whose send had failed after all */
+	}
+	pthread_mutex_unlock(&b->mu);
+	return r;
+}
+
+/* Completion of zoo_aget: copy value and stat. */
+static void on_get(int rc, const char *value, int len, const struct Stat *st,
+		   const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	r->rc = rc;
+	if (rc == ZOK) {
+		r->stat = *st;
+		r->value_len = len > 0 ? len : 0;
+		if (len > 0 && (r->value = malloc((size_t)len)))
+			memcpy(r->value, value, (size_t)len);
+		else if (len > 0)
+			r->rc = ZSYSTEMERROR; /* out of memory */
+	}
+	req_done(r);
+}
+
+/* Completion of zoo_aget_children: pack the names into one buffer. */
+static void on_children(int rc, const struct String_vector *sv,
+			const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	r->rc = rc;
+	if (rc == ZOK && sv && sv->count > 0) {
+		size_t total = 0;
+		for (int i = 0; i < sv->count; i++)
+			total += strlen(sv->data[i]) + 1;
+		char *p = r->names = malloc(total);
+		if (!p) {
+			r->rc = ZSYSTEMERROR;
+		} else {
+			for (int i = 0; i < sv->count; i++)
+				p = stpcpy(p, sv->data[i]) + 1;
+			r->nnames = sv->count;
+		}
+	}
+	req_done(r);
+}
+
+/* Completion of zoo_acreate2: keep the new node's stat. */
+static void on_create(int rc, const char *name, const struct Stat *st,
+		      const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	(void)name;
+	r->rc = rc;
+	if (rc == ZOK && st)
+		r->stat = *st;
+	req_done(r);
+}
+
+/* Completion of zoo_aset: keep the node's new stat. */
+static void on_stat(int rc, const struct Stat *st, const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	r->rc = rc;
+	if (rc == ZOK && st)
+		r->stat = *st;
+	req_done(r);
+}
+
+/* Completion of zoo_adelete and zoo_amulti. */
+static void on_void(int rc, const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	r->rc = rc;
+	req_done(r);
+}
+
+/* Hand one request to the client; its ZooKeeper code. */
+static int req_send(zhandle_t *zh, struct zreq *r)
+{
+	switch (r->kind) {
+	case ZR_GET:
+		return zoo_aget(zh, r->path, 0, on_get, r);
+	case ZR_CHILDREN:
+		return zoo_aget_children(zh, r->path, 0, on_children, r);
+	case ZR_CREATE:
+		return zoo_acreate2(zh, r->path, r->in_value, r->in_len,
+				    &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
+				    on_create, r);
+	case ZR_SET:
+		return zoo_aset(zh, r->path, r->in_value, r->in_len,
+				r->in_version, on_stat, r);
+	case ZR_DELETE:
+		return zoo_adelete(zh, r->path, r->in_version, on_void, r);
+	case ZR_MULTI:
+		return zoo_amulti(zh, r->nops, r->in_ops, r->results, on_void,
+				  r);
+	}
+	return ZBADARGUMENTS;
+}
+
+/* Send r within batch b. ZOK, or a code and r is no longer the caller's. */
+static int req_submit(zhandle_t *zh, struct zbatch *b, struct zreq *r)
+{
+	req_reset(r);
+	r->b = b;
+	pthread_mutex_lock(&b->mu);
+	b->refs++;
+	pthread_mutex_unlock(&b->mu);
+	int zrc = req_send(zh, r);
+	if (zrc == ZOK)
+		return ZOK;
+	if (zrc == ZMARSHALLINGERROR) {
+		/* The completion may have been registered before the client
+		 * failed to queue the bytes: leave r to it. */
+		r->orphan = true;
+		return zrc;
+	}
+	batch_unref(b);
+	req_free(r);
+	return zrc;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+struct zsess {
+	zhandle_t *zh;
+	struct topo_store *store;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state;        /* last session state the watcher saw */
+	bool connected_once;
+	bool dead;        /* expired or refused: never usable again */
+	bool auth_failed;
+	int refs;         /* under store->mu */
+};
+
+struct topo_store {
+	char *servers;
+	char *root;       /* normalised: "" for "/", else "/a/b" */
+	char *auth_file;
+	char *auth_scheme, *auth_cert; /* NULL without an auth file */
+	unsigned timeout_ms;
+	int session_ms;
+	pthread_mutex_t mu; /* guards sess and every zsess.refs */
+	struct zsess *sess;
+};
+
+/* The client's own log lines, shown only with -d. */
+static void client_log(const char *msg)
+{
+	topo_debug("zk client: %s", msg);
+}
+
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+
+/* Point the client's handle-less log stream at /dev/null, once. */
+static void quiet_stream(void)
+{
+	FILE *f = fopen("/dev/null", "w");
+	if (f)
+		zoo_set_log_stream(f); /* kept open for the process's life */
+}
+
+/* Make the client quiet: warnings and errors, to our debug log only. */
+static void client_quiet(void)
+{
+	pthread_once(&quiet_once, quiet_stream);
+	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+}
+
+/* Session watcher (completion thread): track the state, wake waiters. */
+static void on_session(zhandle_t *zh, int type, int state, const char *path,
+		       void *ctx)
+{
+	struct zsess *ss = ctx;
+	(void)zh;
+	(void)path;
+	if (type != ZOO_SESSION_EVENT)
+		return; /* issue 5: node watch events will be dispatched here */
+	pthread_mutex_lock(&ss->mu);
+	int was = ss->state;
+	bool again = ss->connected_once;
+	ss->state = state;
+	if (state == ZOO_CONNECTED_STATE)
+		ss->connected_once = true;
+	if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
+		ss->dead = true;
+	if (state == ZOO_AUTH_FAILED_STATE)
+		ss->auth_failed = true;
+	pthread_cond_broadcast(&ss->cv);
+	pthread_mutex_unlock(&ss->mu);
+
+	const char *servers = ss->store->servers;
+	if (state == ZOO_CONNECTED_STATE && again && was != state)
+		topo_info("zk: reconnected to ZooKeeper at %s", servers);
+	else if (state == ZOO_CONNECTING_STATE && was == ZOO_CONNECTED_STATE)
+		topo_warn("zk: lost connection to ZooKeeper at %s, reconnecting",
+			  servers);
+	else if (state == ZOO_EXPIRED_SESSION_STATE)
+		topo_warn("zk: ZooKeeper session expired; opening a new one");
+	/* HOOK (issue 5): on ZOO_EXPIRED_SESSION_STATE every watch of this
+	 * session is gone: call the cache-drop callback here so that fs/cache
+	 * forgets what it learnt through this session. */
+	else if (state == ZOO_AUTH_FAILED_STATE)
+		topo_err("zk: ZooKeeper refused the credentials of %s",
+			 ss->store->auth_file ? ss->store->auth_file : "(none)");
+}
+
+/* Start a new session (connecting in the background) with one reference. */
+static int sess_new(struct topo_store *s, struct zsess **out)
+{
+	struct zsess *ss = calloc(1, sizeof(*ss));
+	if (!ss)
+		return -ENOMEM;
+	sync_init(&ss->mu, &ss->cv);
+	ss->store = s;
+	ss->state = ZOO_CONNECTING_STATE;
+	ss->refs = 1;
+	client_quiet();
+	errno = 0;
+	ss->zh = zookeeper_init2(s->servers, on_session, s->session_ms, NULL,
+				 ss, ZOO_NO_LOG_CLIENTENV, client_log);
+	if (!ss->zh) {
+		int e = errno ? errno : EINVAL;
+		pthread_cond_destroy(&ss->cv);
+		pthread_mutex_destroy(&ss->mu);
+		free(ss);
+		return -e;
+	}
+	/* By default the client resolves the host names again each time it
+	 * polls its socket: thousands of getaddrinfo calls per listing. Only
+	 * resolve when (re)connecting. */
+	zoo_set_servers_resolution_delay(ss->zh, -1);
+	if (s->auth_scheme)
+		zoo_add_auth(ss->zh, s->auth_scheme, s->auth_cert,
+			     (int)strlen(s->auth_cert), NULL, NULL);
+	*out = ss;
+	return 0;
+}
+
+/* Close a session's handle and free it (never on the completion thread). */
+static void sess_free(struct zsess *ss)
+{
+	zookeeper_close(ss->zh);
+	pthread_cond_destroy(&ss->cv);
+	pthread_mutex_destroy(&ss->mu);
+	free(ss);
+}
+
+/* Drop one reference to a session; the last one closes it. */
+static void sess_put(struct topo_store *s, struct zsess *ss)
+{
+	pthread_mutex_lock(&s->mu);
+	bool last = --ss->refs == 0;
+	pthread_mutex_unlock(&s->mu);
+	if (last)
+		sess_free(ss);
+}
+
+/* Wait until the session is connected: 0, -EACCES (refused), -EIO. */
+static int sess_wait(struct zsess *ss, int64_t deadline)
+{
+	int rc = -EIO;
+	pthread_mutex_lock(&ss->mu);
+	while (!ss->dead && ss->state != ZOO_CONNECTED_STATE &&
+	       cond_wait_until(&ss->cv, &ss->mu, deadline) != ETIMEDOUT)
+		;
+	if (ss->state == ZOO_CONNECTED_STATE)
+		rc = 0;
+	else if (ss->auth_failed)
+		rc = -EACCES;
+	pthread_mutex_unlock(&ss->mu);
+	return rc;
+}
+
+/* Whether a session is dead but worth replacing (expired, not refused). */
+static bool sess_renewable(struct zsess *ss)
+{
+	pthread_mutex_lock(&ss->mu);
+	bool r = ss->dead && !ss->auth_failed;
+	pthread_mutex_unlock(&ss->mu);
+	return r;
+}
+
+/* A reference to the current session, replacing an expired one. */
+static int sess_current(struct topo_store *s, struct zsess **out)
+{
+	struct zsess *old = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&s->mu);
+	if (s->sess && sess_renewable(s->sess)) {
+		struct zsess *fresh;
+		rc = sess_new(s, &fresh);
+		if (rc == 0) {
+			old = s->sess;
+			s->sess = fresh;
+			old->refs--; /* the store's reference */
+			if (old->refs > 0)
+				old = NULL; /* its last user will close it */
+		}
+	}
+	if (s->sess)
+		s->sess->refs++;
+	*out = s->sess;
+	pthread_mutex_unlock(&s->mu);
+	if (old)
+		sess_free(old);
+	if (rc)
+		topo_err("zk: cannot start a new ZooKeeper session: %s",
+			 strerror(-rc));
+	return *out ? 0 : -EIO;
+}
+
+/* A connected session by the deadline (renewing expired ones), referenced. */
+static int sess_get(struct topo_store *s, int64_t deadline,
+		    struct zsess **out)
+{
+	for (;;) {
+		struct zsess *ss;
+		int rc = sess_current(s, &ss);
+		if (rc)
+			return rc;
+		rc = sess_wait(ss, deadline);
+		if (rc == 0) {
+			*out = ss;
+			return 0;
+		}
+		bool retry = sess_renewable(ss) && now_ms() < deadline;
+		sess_put(s, ss);
+		if (!retry)
+			return rc;
+	}
+}
+
+/* ---- single requests ----------------------------------------------------- */
+
+/* Whether a request only reads (and so may simply be sent again). */
+static bool req_is_read(const struct zreq *r)
+{
+	return r->kind == ZR_GET || r->kind == ZR_CHILDREN;
+}
+
+/* Send r once on a connected session and wait for the answer: 0 with
+ * r->rc set, or a negative errno (r is then consumed). */
+static int call_once(struct topo_store *s, struct zreq *r, int64_t deadline,
+		     const char *what)
+{
+	struct zsess *ss;
+	int rc = sess_get(s, deadline, &ss);
+	if (rc) {
+		if (rc == -EIO)
+			topo_err("zk: %s %s: not connected to ZooKeeper at %s",
+				 what, r->path, s->servers);
+		req_free(r);
+		return rc;
+	}
+	struct zbatch *b = batch_new();
+	if (!b) {
+		sess_put(s, ss);
+		req_free(r);
+		return -ENOMEM;
+	}
+	char *path = strdup(r->path); /* for the log, once r is gone */
+	int zrc = req_submit(ss->zh, b, r);
+	struct zreq *got = zrc == ZOK ? batch_next(b, deadline) : NULL;
+	batch_unref(b);
+	sess_put(s, ss);
+	if (zrc != ZOK)
+		rc = zk_errno(zrc, what, path ? path : "?");
+	else if (!got)
+		topo_err("zk: %s %s: no answer within %u ms", what,
+			 path ? path : "?", s->timeout_ms);
+	free(path);
+	return zrc != ZOK ? rc : got ? 0 : -EIO;
+}
+
+/* Like call_once, but reads are sent again after a connection loss. */
+static int zk_call(struct topo_store *s, struct zreq *r, int64_t deadline,
+		   const char *what)
+{
+	for (;;) {
+		int rc = call_once(s, r, deadline, what);
+		if (rc || !req_is_read(r) || !conn_lost(r->rc))
+			return rc;
+		if (now_ms() + 20 >= deadline)
+			return 0; /* the caller maps the connection loss */
+		usleep(20000); /* let the session notice, then wait for it */
+	}
+}
+
+/* The operation's deadline. */
+static int64_t deadline_of(const struct topo_store *s)
+{
+	return now_ms() + s->timeout_ms;
+}
+
+/* ---- metadata ------------------------------------------------------------ */
+
+/* Our metadata from a znode's stat. */
+static void meta_of(const struct Stat *st, struct topo_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = st->version;
+	m->create_id = st->czxid;
+	m->change_count = st->version;
+	m->mtime_ns = st->mtime * 1000000;
+	m->lease = st->ephemeralOwner;
+	m->ephemeral = st->ephemeralOwner != 0;
+	m->size = st->dataLength > 0 ? (uint64_t)st->dataLength : 0;
+	m->has_data = true;
+	m->real_dir = st->numChildren > 0;
+}
+
+/* Read one znode by absolute path: 0 with *out (answered, ZOK) or errno. */
+static int read_node(struct topo_store *s, const char *abs, int64_t deadline,
+		     struct zreq **out)
+{
+	struct zreq *r = req_new(ZR_GET, abs);
+	if (!r)
+		return -ENOMEM;
+	int rc = zk_call(s, r, deadline, "get");
+	if (rc)
+		return rc;
+	if (r->rc != ZOK) {
+		rc = zk_errno(r->rc, "get", abs);
+		req_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* Whether a read answer holds exactly this value. */
+static bool same_value(const struct zreq *g, const void *value, size_t len)
+{
+	return (size_t)g->value_len == len &&
+	       (len == 0 || memcmp(g->value, value, len) == 0);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+/* Free a store and its strings (its session already dropped). */
+static void store_free(struct topo_store *s)
+{
+	if (!s)
+		return;
+	free(s->servers);
+	free(s->root);
+	free(s->auth_file);
+	free(s->auth_scheme);
+	free(s->auth_cert);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Copy the settings into a new store; a reason in errbuf on failure. */
+static int store_new(const struct topo_conf *conf, struct topo_store **out,
+		     char *errbuf, size_t errlen)
+{
+	if (!conf->servers || !conf->servers[0]) {
+		snprintf(errbuf, errlen, "no ZooKeeper server address given");
+		return -EINVAL;
+	}
+	struct topo_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
+	s->session_ms = zk_session_ms(s->timeout_ms);
+	s->servers = strdup(conf->servers);
+	int rc = zk_root_norm(conf->root ? conf->root : "/vitess/global",
+			      &s->root);
+	if (rc == -EINVAL)
+		snprintf(errbuf, errlen, "root %s is not an absolute path",
+			 conf->root);
+	else if (!rc && !s->servers)
+		rc = -ENOMEM;
+	if (!rc && conf->zk_auth_file) {
+		s->auth_file = strdup(conf->zk_auth_file);
+		rc = s->auth_file ? zk_auth_read(conf->zk_auth_file,
+						 &s->auth_scheme, &s->auth_cert,
+						 errbuf, errlen)
+				  : -ENOMEM;
+	}
+	if (rc) {
+		if (rc == -ENOMEM)
+			snprintf(errbuf, errlen, "out of memory");
+		store_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Check that the root znode exists and can hold children. */
+static int check_root(struct topo_store *s, int64_t deadline, char *errbuf,
+		      size_t errlen)
+{
+	const char *root = s->root[0] ? s->root : "/";
+	struct zreq *g;
+	int rc = read_node(s, root, deadline, &g);
+	if (rc == -ENOENT)
+		snprintf(errbuf, errlen,
+			 "root %s does not exist in ZooKeeper (use -o create_root)",
+			 root);
+	else if (rc == -EACCES)
+		snprintf(errbuf, errlen, "not allowed to read root %s in ZooKeeper",
+			 root);
+	else if (rc)
+		snprintf(errbuf, errlen, "cannot read root %s in ZooKeeper at %s",
+			 root, s->servers);
+	if (rc)
+		return rc;
+	if (g->stat.ephemeralOwner != 0) {
+		snprintf(errbuf, errlen, "root %s is an ephemeral znode", root);
+		rc = -ENOTDIR;
+	}
+	req_free(g);
+	return rc;
+}
+
+static void zk_close(struct topo_store *s);
+
+/* Connect, wait for the session, and check the root. */
+static int zk_open(const struct topo_conf *conf, struct topo_store **out,
+		   char *errbuf, size_t errlen)
+{
+	struct topo_store *s;
+	int rc = store_new(conf, &s, errbuf, errlen);
+	if (rc)
+		return rc;
+	int64_t deadline = deadline_of(s);
+	rc = sess_new(s, &s->sess);
+	if (rc) {
+		snprintf(errbuf, errlen, "cannot use ZooKeeper address %s: %s",
+			 s->servers, strerror(-rc));
+		store_free(s);
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	rc = sess_wait(s->sess, deadline);
+	if (rc == -EACCES)
+		snprintf(errbuf, errlen,
+			 "ZooKeeper at %s refused the credentials in %s",
+			 s->servers, s->auth_file);
+	else if (rc)
+		snprintf(errbuf, errlen, "cannot reach ZooKeeper at %s",
+			 s->servers);
+	else
+		rc = check_root(s, deadline, errbuf, errlen);
+	if (rc) {
+		zk_close(s);
+		return rc;
+	}
+	topo_debug("zk: connected to %s, root %s, session timeout %d ms",
+		   s->servers, s->root[0] ? s->root : "/", s->session_ms);
+	*out = s;
+	return 0;
+}
+
+/* Close the session (waits for the client's threads) and free the store. */
+static void zk_close(struct topo_store *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	struct zsess *ss = s->sess;
+	s->sess = NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (ss)
+		sess_put(s, ss);
+	store_free(s);
+}
+
+/* ---- list ---------------------------------------------------------------- */
+
+/* One pipelined walk over a subtree. */
+struct walk {
+	struct topo_store *s;
+	struct zsess *ss;
+	struct zbatch *b;
+	struct topo_listing *out;
+	struct zreq *todo, **todo_tail; /* made, not sent yet */
+	size_t inflight;
+	bool reconnect;                 /* wait for the session before sending */
+	int64_t deadline;
+};
+
+/* Queue a request for `abs` (taken over: freed here on failure). */
+static int walk_push(struct walk *w, enum zreq_kind kind, char *abs)
+{
+	if (!abs)
+		return -ENOMEM;
+	struct zreq *r = req_new(kind, abs);
+	free(abs);
+	if (!r)
+		return -ENOMEM;
+	*w->todo_tail = r;
+	w->todo_tail = &r->next;
+	return 0;
+}
+
+/* Queue an answered request again (after a connection loss). */
+static void walk_requeue(struct walk *w, struct zreq *r)
+{
+	r->next = NULL;
+	*w->todo_tail = r;
+	w->todo_tail = &r->next;
+	w->reconnect = true;
+}
+
+/* Send queued requests while the window has room. */
+static int walk_pump(struct walk *w)
+{
+	if (w->reconnect && w->todo) {
+		usleep(20000);
+		int rc = sess_wait(w->ss, w->deadline);
+		if (rc) {
+			topo_err("zk: list: connection to ZooKeeper at %s lost",
+				 w->s->servers);
+			return rc;
+		}
+		w->reconnect = false;
+	}
+	while (w->todo && w->inflight < ZK_WINDOW) {
+		struct zreq *r = w->todo;
+		w->todo = r->next;
+		if (!w->todo)
+			w->todo_tail = &w->todo;
+		char *path = strdup(r->path);
+		int zrc = req_submit(w->ss->zh, w->b, r);
+		int rc = zrc == ZOK ? 0 : zk_errno(zrc, "list", path ? path : "?");
+		free(path);
+		if (rc)
+			return rc;
+		w->inflight++;
+	}
+	return 0;
+}
+
+/* Add a node's answer to the listing and queue its children. */
+static int walk_node(struct walk *w, struct zreq *r)
+{
+	struct topo_meta m;
+	meta_of(&r->stat, &m);
+	m.size = (uint64_t)r->value_len;
+	const char *rel = zk_rel_path(w->s->root, r->path);
+	int rc = topo_listing_add(w->out, rel, strlen(rel), &m,
+				  (unsigned char *)r->value);
+	if (rc)
+		return rc;
+	r->value = NULL; /* now the listing's */
+	if (r->stat.numChildren > 0)
+		rc = walk_push(w, ZR_CHILDREN, strdup(r->path));
+	return rc;
+}
+
+/* Queue a data request for every child named in the answer. */
+static int walk_children(struct walk *w, struct zreq *r)
+{
+	const char *name = r->names;
+	for (int i = 0; i < r->nnames; i++) {
+		int rc = walk_push(w, ZR_GET, zk_join(r->path, name));
+		if (rc)
+			return rc;
+		name += strlen(name) + 1;
+	}
+	return 0;
+}
+
+/* Handle one answer of the walk (r is the walk's to keep or free). */
+static int walk_take(struct walk *w, struct zreq *r)
+{
+	int rc = 0;
+	if (conn_lost(r->rc) && now_ms() < w->deadline) {
+		walk_requeue(w, r);
+		return 0;
+	}
+	if (r->rc == ZOK)
+		rc = r->kind == ZR_GET ? walk_node(w, r) : walk_children(w, r);
+	else if (r->rc != ZNONODE) /* vanished mid-walk: skip */
+		rc = zk_errno(r->rc, "list", r->path);
+	req_free(r);
+	return rc;
+}
+
+/* Free the requests not sent yet. */
+static void walk_drop(struct walk *w)
+{
+	while (w->todo) {
+		struct zreq *r = w->todo;
+		w->todo = r->next;
+		req_free(r);
+	}
+}
+
+/* Run the walk until every answer is in. */
+static int walk_run(struct walk *w)
+{
+	int rc = walk_pump(w);
+	while (!rc && w->inflight > 0) {
+		struct zreq *r = batch_next(w->b, w->deadline);
+		if (!r) {
+			topo_err("zk: list: no answer from ZooKeeper at %s within %u ms",
+				 w->s->servers, w->s->timeout_ms);
+			return -EIO;
+		}
+		w->inflight--;
+		rc = walk_take(w, r);
+		if (!rc)
+			rc = walk_pump(w);
+	}
+	return rc;
+}
+
+/* Every node at path and below, pipelined, breadth first. */
+static int zk_list(struct topo_store *s, const char *path,
+		   struct topo_listing *out)
+{
+	struct walk w = { .s = s, .out = out, .deadline = deadline_of(s) };
+	w.todo_tail = &w.todo;
+	memset(out, 0, sizeof(*out));
+	int rc = sess_get(s, w.deadline, &w.ss);
+	if (rc) {
+		topo_err("zk: list %s: not connected to ZooKeeper at %s", path,
+			 s->servers);
+		return rc;
+	}
+	w.b = batch_new();
+	rc = w.b ? walk_push(&w, ZR_GET, zk_abs_path(s->root, path)) : -ENOMEM;
+	if (!rc)
+		rc = walk_run(&w);
+	walk_drop(&w);
+	if (w.b)
+		batch_unref(w.b); /* answers still in flight free themselves */
+	sess_put(s, w.ss);
+	if (rc)
+		topo_listing_free(out);
+	else
+		topo_listing_sort(out);
+	return rc;
+}
+
+/* ---- get ----------------------------------------------------------------- */
+
+/* One node with its value. */
+static int zk_get(struct topo_store *s, const char *path,
+		  struct topo_entry *out)
+{
+	char *abs = zk_abs_path(s->root, path);
+	if (!abs)
+		return -ENOMEM;
+	struct zreq *g;
+	int rc = read_node(s, abs, deadline_of(s), &g);
+	free(abs);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->path = strdup(path);
+	if (!out->path) {
+		req_free(g);
+		return -ENOMEM;
+	}
+	meta_of(&g->stat, &out->meta);
+	out->meta.size = (uint64_t)g->value_len;
+	out->value = (unsigned char *)g->value;
+	g->value = NULL;
+	req_free(g);
+	return 0;
+}
+
+/* ---- writes -------------------------------------------------------------- */
+
+/* One write's inputs. */
+struct wr {
+	struct topo_store *s;
+	const char *abs;
+	const void *value;
+	size_t len;
+	int version;        /* set/delete: expected version, -1 for any */
+	int64_t deadline;
+	struct topo_meta *meta; /* may be NULL */
+};
+
+/* Send a create/set/delete of w once: 0 with *out answered, or errno. */
+static int wr_send(const struct wr *w, enum zreq_kind kind, struct zreq **out)
+{
+	struct zreq *r = req_new(kind, w->abs);
+	if (!r)
+		return -ENOMEM;
+	r->in_value = w->len ? w->value : "";
+	r->in_len = (int)w->len;
+	r->in_version = w->version;
+	const char *what = kind == ZR_CREATE ? "create"
+			   : kind == ZR_SET  ? "set"
+					     : "delete";
+	int rc = zk_call(w->s, r, w->deadline, what);
+	if (rc == 0)
+		*out = r;
+	return rc;
+}
+
+/* Finish a write from its answer: meta on success, the errno otherwise. */
+static int wr_finish(const struct wr *w, struct zreq *r, const char *what)
+{
+	int rc = zk_errno(r->rc, what, w->abs);
+	if (rc == 0 && w->meta)
+		meta_of(&r->stat, w->meta);
+	if (rc == 0 && w->meta)
+		w->meta->size = w->len;
+	req_free(r);
+	return rc;
+}
+
+/* Send creates (empty data) of the ancestors of w->abs of the given
+ * lengths; counts in *sent those that were sent. */
+static int parents_send(const struct wr *w, zhandle_t *zh, struct zbatch *b,
+			const size_t *lens, size_t n, size_t *sent)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *p = strndup(w->abs, lens[i]);
+		struct zreq *r = p ? req_new(ZR_CREATE, p) : NULL;
+		free(p);
+		if (!r)
+			return -ENOMEM;
+		r->in_value = "";
+		int zrc = req_submit(zh, b, r);
+		if (zrc != ZOK)
+			return zk_errno(zrc, "create parent of", w->abs);
+		(*sent)++;
+	}
+	return 0;
+}
+
+/* Collect `sent` answers: the first failure other than "exists". */
+static int parents_wait(const struct wr *w, struct zbatch *b, size_t sent)
+{
+	int rc = 0;
+	for (; sent > 0; sent--) {
+		struct zreq *r = batch_next(b, w->deadline);
+		if (!r) {
+			topo_err("zk: create parents of %s: no answer within %u ms",
+				 w->abs, w->s->timeout_ms);
+			return -EIO;
+		}
+		if (!rc && r->rc != ZOK && r->rc != ZNODEEXISTS)
+			rc = zk_errno(r->rc, "create parent", r->path);
+		req_free(r);
+	}
+	return rc;
+}
+
+/* Create the missing ancestors of w->abs below the root, in one pipelined
+ * round trip (one session's requests are applied in order). Never creates
+ * the root itself: a missing root gives -ENOENT. */
+static int make_parents(const struct wr *w)
+{
+	size_t lens[128], n = zk_ancestors(w->s->root, w->abs, lens, 128);
+	if (n > 128)
+		return -ENAMETOOLONG;
+	struct zsess *ss;
+	int rc = sess_get(w->s, w->deadline, &ss);
+	if (rc)
+		return rc;
+	struct zbatch *b = batch_new();
+	size_t sent = 0;
+	rc = b ? parents_send(w, ss->zh, b, lens, n, &sent) : -ENOMEM;
+	int rc2 = b ? parents_wait(w, b, sent) : 0;
+	if (b)
+		batch_unref(b);
+	sess_put(w->s, ss);
+	return rc ? rc : rc2;
+}
+
+/* Finish a write sent a second time after a connection loss: a second loss
+ * right after a successful re-read means the server refuses the request,
+ * which it does (by closing the connection) for one over jute.maxbuffer. */
+static int wr_finish_retry(const struct wr *w, struct zreq *r,
+			   const char *what)
+{
+	if (conn_lost(r->rc) && w->len > 65536) {
+		topo_err("zk: %s %s: the server dropped the connection twice on "
+			 "a %zu-byte value: too large for it",
+			 what, w->abs, w->len);
+		req_free(r);
+		return -EFBIG;
+	}
+	return wr_finish(w, r, what);
+}
+
+/* A create was cut off by a connection loss: did it land? It did if the
+ * node holds our value; it did not if the node is absent: send it again. */
+static int create_settle(const struct wr *w)
+{
+	struct zreq *g;
+	int rc = read_node(w->s, w->abs, w->deadline, &g);
+	if (rc == -ENOENT) {
+		struct zreq *r;
+		rc = wr_send(w, ZR_CREATE, &r);
+		return rc ? rc : wr_finish_retry(w, r, "create");
+	}
+	if (rc)
+		return rc;
+	rc = same_value(g, w->value, w->len) ? 0 : -EEXIST;
+	if (rc == 0 && w->meta)
+		meta_of(&g->stat, w->meta);
+	req_free(g);
+	return rc;
+}
+
+/* Create w's node; with `parents`, first create missing ancestors. */
+static int do_create(const struct wr *w, bool parents)
+{
+	struct zreq *r;
+	int rc = wr_send(w, ZR_CREATE, &r);
+	if (rc)
+		return rc;
+	if (r->rc == ZNONODE && parents) {
+		req_free(r);
+		rc = make_parents(w);
+		if (rc)
+			return rc;
+		rc = wr_send(w, ZR_CREATE, &r);
+		if (rc)
+			return rc;
+	}
+	if (conn_lost(r->rc)) {
+		req_free(r);
+		return create_settle(w);
+	}
+	return wr_finish(w, r, "create");
+}
+
+/* A set was cut off by a connection loss: it landed if the node holds our
+ * value at version v+1 (any version for an unconditional set); if the node
+ * is still at v, send it again; otherwise another client got in between. */
+static int set_settle(const struct wr *w)
+{
+	struct zreq *g;
+	int rc = read_node(w->s, w->abs, w->deadline, &g);
+	if (rc)
+		return rc;
+	int64_t v = g->stat.version;
+	bool landed = same_value(g, w->value, w->len) &&
+		      (w->version < 0 || v == (int64_t)w->version + 1);
+	bool untouched = w->version < 0 || v == w->version;
+	if (landed && w->meta)
+		meta_of(&g->stat, w->meta);
+	req_free(g);
+	if (landed)
+		return 0;
+	if (!untouched) {
+		topo_warn("zk: set %s: changed by another client while the "
+			  "connection was lost", w->abs);
+		return -ESTALE;
+	}
+	struct zreq *r;
+	rc = wr_send(w, ZR_SET, &r);
+	return rc ? rc : wr_finish_retry(w, r, "set");
+}
+
+/* Set w's node's value with version w->version (-1: any). */
+static int do_set(const struct wr *w)
+{
+	struct zreq *r;
+	int rc = wr_send(w, ZR_SET, &r);
+	if (rc)
+		return rc;
+	if (conn_lost(r->rc)) {
+		req_free(r);
+		return set_settle(w);
+	}
+	return wr_finish(w, r, "set");
+}
+
+/* A put on an absolute path, by `expect`. */
+static int put_abs(struct wr *w, int64_t expect)
+{
+	if (expect == TOPO_EXPECT_ABSENT)
+		return do_create(w, true);
+	w->version = expect == TOPO_EXPECT_ANY ? -1 : (int)expect;
+	int rc = do_set(w);
+	if (rc != -ENOENT || expect != TOPO_EXPECT_ANY)
+		return rc;
+	rc = do_create(w, true);
+	if (rc == -EEXIST) /* another client created it meanwhile */
+		rc = do_set(w);
+	return rc;
+}
+
+/* Write a value with compare-and-set on `expect`. */
+static int zk_put(struct topo_store *s, const char *path, const void *value,
+		  size_t len, int64_t expect, struct topo_meta *meta)
+{
+	if (expect < TOPO_EXPECT_ABSENT)
+		return -EINVAL;
+	if (expect > INT32_MAX)
+		return -ESTALE; /* no znode has such a data version */
+	if (len > ZK_MAX_VALUE)
+		return -EFBIG;
+	struct wr w = {
+		.s = s,
+		.abs = zk_abs_path(s->root, path),
+		.value = value,
+		.len = len,
+		.deadline = deadline_of(s),
+		.meta = meta,
+	};
+	if (!w.abs)
+		return -ENOMEM;
+	int rc = zk_fits(w.abs, len) ? put_abs(&w, expect) : -EFBIG;
+	free((char *)w.abs);
+	return rc;
+}
+
+/* Delete w's node with version w->version, settling a connection loss. */
+static int do_del(const struct wr *w)
+{
+	struct zreq *r;
+	int rc = wr_send(w, ZR_DELETE, &r);
+	if (rc)
+		return rc;
+	if (!conn_lost(r->rc))
+		return wr_finish(w, r, "delete");
+	req_free(r);
+	struct zreq *g;
+	rc = read_node(w->s, w->abs, w->deadline, &g);
+	if (rc == -ENOENT)
+		return 0; /* ours landed */
+	if (rc)
+		return rc;
+	bool untouched = w->version < 0 || g->stat.version == w->version;
+	req_free(g);
+	if (!untouched)
+		return -ESTALE;
+	rc = wr_send(w, ZR_DELETE, &r);
+	return rc ? rc : wr_finish(w, r, "delete");
+}
+
+/* Delete one znode (never its parents) with compare-and-set on `expect`. */
+static int zk_del(struct topo_store *s, const char *path, int64_t expect)
+{
+	if (expect < TOPO_EXPECT_ANY)
+		return -EINVAL;
+	if (expect > INT32_MAX)
+		return -ESTALE;
+	struct wr w = {
+		.s = s,
+		.abs = zk_abs_path(s->root, path),
+		.version = (int)expect,
+		.deadline = deadline_of(s),
+	};
+	if (!w.abs)
+		return -ENOMEM;
+	int rc = do_del(&w);
+	free((char *)w.abs);
+	return rc;
+}
+
+/* Create an empty znode; -EEXIST if present, -ENOENT without a parent. */
+static int zk_mkdir(struct topo_store *s, const char *path)
+{
+	struct wr w = {
+		.s = s,
+		.abs = zk_abs_path(s->root, path),
+		.value = "",
+		.version = -1,
+		.deadline = deadline_of(s),
+	};
+	if (!w.abs)
+		return -ENOMEM;
+	int rc = do_create(&w, false);
+	free((char *)w.abs);
+	return rc;
+}
+
+/* ---- multi --------------------------------------------------------------- */
+
+/* One multi's inputs. */
+struct mu {
+	struct topo_store *s;
+	const struct topo_op *ops;
+	size_t n;
+	char **abs;     /* znode paths of ops */
+	zoo_op_t *zops; /* the client's op descriptions */
+	int64_t deadline;
+};
+
+/* Describe op i to the client; adds its request bytes to *total. */
+static int mu_build_one(struct mu *m, size_t i, size_t *total)
+{
+	const struct topo_op *op = &m->ops[i];
+	const char *abs = m->abs[i] = zk_abs_path(m->s->root, op->path);
+	if (!abs)
+		return -ENOMEM;
+	if (op->expect < TOPO_EXPECT_ABSENT)
+		return -EINVAL;
+	if (op->expect > INT32_MAX)
+		return -ESTALE;
+	int v = op->expect == TOPO_EXPECT_ANY ? -1 : (int)op->expect;
+	*total += strlen(abs) + ZK_OP_OVERHEAD;
+	if (op->kind == TOPO_OP_DELETE) {
+		if (op->expect == TOPO_EXPECT_ABSENT)
+			return -EINVAL;
+		zoo_delete_op_init(&m->zops[i], abs, v);
+		return 0;
+	}
+	if (op->len > ZK_MAX_VALUE)
+		return -EFBIG;
+	*total += op->len;
+	const char *val = op->len ? op->value : "";
+	if (op->expect == TOPO_EXPECT_ABSENT)
+		zoo_create_op_init(&m->zops[i], abs, val, (int)op->len,
+				   &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+	else
+		zoo_set_op_init(&m->zops[i], abs, val, (int)op->len, v, NULL);
+	return 0;
+}
+
+/* Describe every op; -EFBIG if the whole request is over the limit. */
+static int mu_build(struct mu *m)
+{
+	size_t total = ZK_OP_OVERHEAD;
+	for (size_t i = 0; i < m->n; i++) {
+		int rc = mu_build_one(m, i, &total);
+		if (rc)
+			return rc;
+	}
+	return total > ZK_PACKET_MAX ? -EFBIG : 0;
+}
+
+/* Send the multi once: 0 with *out answered, or errno. */
+static int mu_send(const struct mu *m, struct zreq **out)
+{
+	struct zreq *r = req_new(ZR_MULTI, m->abs[0]);
+	if (!r)
+		return -ENOMEM;
+	r->nops = (int)m->n;
+	r->in_ops = m->zops;
+	r->results = calloc(m->n, sizeof(*r->results));
+	if (!r->results) {
+		req_free(r);
+		return -ENOMEM;
+	}
+	int rc = zk_call(m->s, r, m->deadline, "multi");
+	if (rc == 0)
+		*out = r;
+	return rc;
+}
+
+/* The errno of a multi's answer: that of the first op that failed. */
+static int mu_result(const struct mu *m, struct zreq *r)
+{
+	int rc = 0;
+	for (size_t i = 0; r->rc != ZOK && i < m->n && !rc; i++) {
+		int err = r->results[i].err;
+		if (err != ZOK && err != ZRUNTIMEINCONSISTENCY)
+			rc = zk_errno(err, "multi", m->abs[i]);
+	}
+	if (!rc && r->rc != ZOK)
+		rc = zk_errno(r->rc, "multi", m->abs[0]);
+	req_free(r);
+	return rc;
+}
+
+/* Whether op i's effect is visible: 1, 0, or a negative errno. */
+static int mu_visible(const struct mu *m, size_t i)
+{
+	const struct topo_op *op = &m->ops[i];
+	struct zreq *g;
+	int rc = read_node(m->s, m->abs[i], m->deadline, &g);
+	if (op->kind == TOPO_OP_DELETE)
+		return rc == -ENOENT ? 1 : rc == 0 ? (req_free(g), 0) : rc;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	rc = same_value(g, op->value, op->len);
+	req_free(g);
+	return rc;
+}
+
+/* A multi was cut off by a connection loss: if every effect is visible it
+ * landed; otherwise send it once more (its version checks keep a multi
+ * that did land from applying twice). */
+static int mu_settle(const struct mu *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		int v = mu_visible(m, i);
+		if (v < 0)
+			return v;
+		if (v == 0) {
+			struct zreq *r;
+			int rc = mu_send(m, &r);
+			return rc ? rc : mu_result(m, r);
+		}
+	}
+	return 0;
+}
+
+/* Apply ops atomically with one zoo_amulti. */
+static int mu_run(struct mu *m)
+{
+	int rc = mu_build(m);
+	if (rc)
+		return rc;
+	struct zreq *r;
+	rc = mu_send(m, &r);
+	if (rc)
+		return rc;
+	if (!conn_lost(r->rc))
+		return mu_result(m, r);
+	req_free(r);
+	return mu_settle(m);
+}
+
+/* All of ops[0..n) atomically or none: PUT with TOPO_EXPECT_ABSENT creates
+ * (the parent must exist), PUT with a version or TOPO_EXPECT_ANY sets an
+ * existing node, DELETE deletes with a version or any. */
+static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (n > ZK_MAX_OPS)
+		return -E2BIG;
+	struct mu m = {
+		.s = s,
+		.ops = ops,
+		.n = n,
+		.abs = calloc(n, sizeof(char *)),
+		.zops = calloc(n, sizeof(zoo_op_t)),
+		.deadline = deadline_of(s),
+	};
+	int rc = m.abs && m.zops ? mu_run(&m) : -ENOMEM;
+	for (size_t i = 0; m.abs && i < n; i++)
+		free(m.abs[i]);
+	free(m.abs);
+	free(m.zops);
+	return rc;
+}
+
+const struct topo_backend topo_backend_zk = {
+	.name = "zk2",
+	.caps = TOPO_CAP_REAL_DIRS,
+	.max_value = ZK_MAX_VALUE,
+	.max_ops = ZK_MAX_OPS,
+	.open = zk_open,
+	.close = zk_close,
+	.list = zk_list,
+	.get = zk_get,
+	.put = zk_put,
+	.del = zk_del,
+	.multi = zk_multi,
+	.mkdir = zk_mkdir,
+	.space = NULL, /* ZooKeeper has no quota we could report */
+};

@@ -1,0 +1,57 @@
+/*
+ * zkutil.h - the pure parts of the ZooKeeper backend: znode paths, the auth
+ * file, the session timeout, request sizes. No I/O on the network, no
+ * ZooKeeper client calls, so tests/unit/test_zk_util.c can check them.
+ */
+#ifndef TOPOFS_ZKUTIL_H
+#define TOPOFS_ZKUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* jute.maxbuffer's default: the largest request a server reads (0xfffff
+ * bytes, not counting the 4-byte length in front). A bigger one makes the
+ * server drop the connection instead of answering. */
+#define ZK_PACKET_MAX 1048575
+/* Bytes a single create/set request adds to path and value: header 8, two
+ * length prefixes 8, world:anyone ACL 27, flags 4 = 47; rounded up. */
+#define ZK_OP_OVERHEAD 64
+/* The value limit we advertise: 1 MiB less 1 KiB, leaving room for the
+ * request framing and a path of up to ~950 bytes. */
+#define ZK_MAX_VALUE (1048576 - 1024)
+
+/* Normalise a mount root ("/vitess/global/" -> "/vitess/global", "/" -> "")
+ * into a new string; -EINVAL if it is not absolute, -ENOMEM. */
+int zk_root_norm(const char *root, char **out);
+
+/* The znode path of a path relative to the normalised root ("" is the root
+ * itself; the root "" is "/"). NULL when out of memory. */
+char *zk_abs_path(const char *root, const char *rel);
+
+/* The path relative to the root of an absolute znode path below it. */
+const char *zk_rel_path(const char *root, const char *abs);
+
+/* A child's znode path: parent "/" + "a" is "/a", "/x" + "a" is "/x/a". */
+char *zk_join(const char *parent, const char *name);
+
+/* Split "scheme:auth" (surrounding whitespace and the final newline
+ * removed) into two new strings; -EINVAL if malformed, -ENOMEM. */
+int zk_auth_parse(const char *text, char **scheme, char **cert);
+
+/* Read and parse an auth file; a negative errno and a reason in errbuf. */
+int zk_auth_read(const char *file, char **scheme, char **cert, char *errbuf,
+		 size_t errlen);
+
+/* The session timeout we ask for, in ms, from the operation timeout. */
+int zk_session_ms(unsigned timeout_ms);
+
+/* Whether a create/set of `len` bytes at `path` fits one request. */
+bool zk_fits(const char *path, size_t len);
+
+/* The ancestors of `abs` strictly below `root`, top first, as prefix lengths
+ * of abs: root "/r", abs "/r/a/b/c" gives 4 ("/r/a") and 6 ("/r/a/b").
+ * Fills at most `max` lengths and returns how many there are. */
+size_t zk_ancestors(const char *root, const char *abs, size_t *lens,
+		    size_t max);
+
+#endif

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""SPEC rules beyond the core list: -o ro, -o noephemeral, -o uid=/gid=,
+read-only extended attributes, editor saves (sed -i, vim) and scratch files
+that never reach the store."""
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import read_file, write_file  # noqa: E402
+
+
+class OptionsTest(h.TopofsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.load({"a": b"alpha\n", "d/b": b"bravo\n", "d/c": b"charlie\n"})
+
+    def test_read_only_mount(self):
+        self.mount(["-o", "ro"])
+        before = self.snapshot()
+        st = os.stat(self.p("a"))
+        self.assertEqual(stat.S_IMODE(st.st_mode) & 0o222, 0, "write bits on a ro mount")
+        self.assertEqual(stat.S_IMODE(os.stat(self.p("d")).st_mode) & 0o222, 0)
+        self.assertEqual(read_file(self.p("a")), b"alpha\n")
+        self.assertErrno(errno.EROFS, os.open, self.p("a"), os.O_WRONLY)
+        self.assertErrno(errno.EROFS, os.open, self.p("new"), os.O_WRONLY | os.O_CREAT, 0o644)
+        self.assertErrno(errno.EROFS, os.unlink, self.p("a"))
+        self.assertErrno(errno.EROFS, os.mkdir, self.p("nd"))
+        self.assertErrno(errno.EROFS, os.rename, self.p("a"), self.p("z"))
+        self.assertUnchanged(before)
+
+    def test_noephemeral_hides_leased_keys(self):
+        lease = self.store.lease_grant(60)
+        self.addCleanup(self.store.lease_revoke, lease)
+        self.store.put(self.key("d/locks/77"), b"{}", lease=lease)
+        self.mount(["-o", "noephemeral"])
+        self.assertFalse(os.path.exists(self.p("d/locks/77")))
+        self.assertEqual(sorted(os.listdir(self.p("d"))), ["b", "c"])
+
+    def test_uid_gid_option(self):
+        self.mount(["-o", "uid=4321,gid=8765"])
+        st = os.stat(self.p("a"))
+        self.assertEqual((st.st_uid, st.st_gid), (4321, 8765))
+        st = os.stat(self.p("d"))
+        self.assertEqual((st.st_uid, st.st_gid), (4321, 8765))
+
+    def test_xattrs(self):
+        lease = self.store.lease_grant(60)
+        self.addCleanup(self.store.lease_revoke, lease)
+        self.store.put(self.key("d/locks/78"), b"{}", lease=lease)
+        self.mount()
+        names = os.listxattr(self.p("a"))
+        self.assertIn("user.topo.version", names)
+        self.assertIn("user.topo.ephemeral", names)
+        modrev = self.store.get_meta(self.key("a"))[1]
+        self.assertEqual(os.getxattr(self.p("a"), "user.topo.version").strip(),
+                         str(modrev).encode())
+        self.assertEqual(os.getxattr(self.p("a"), "user.topo.ephemeral").strip(), b"0")
+        self.assertEqual(os.getxattr(self.p("d/locks/78"), "user.topo.ephemeral").strip(), b"1")
+        before = self.snapshot()
+        with self.assertRaises(OSError):
+            os.setxattr(self.p("a"), "user.topo.version", b"1")
+        self.assertUnchanged(before)
+
+    def test_sed_i_updates_in_place(self):
+        self.mount()
+        before = self.snapshot()
+        r = subprocess.run(["sed", "-i", "s/bravo/BRAVO/", self.p("d/b")],
+                           stderr=subprocess.PIPE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        after = self.snapshot()
+        self.assertEqual(after.get(self.key("d/b")), b"BRAVO\n")
+        self.assertEqual(sorted(after), sorted(before), "sed -i created or deleted keys")
+
+    @unittest.skipUnless(os.path.exists("/usr/bin/vim"), "no vim")
+    def test_vim_save(self):
+        self.mount()
+        before = self.snapshot()
+        r = subprocess.run(["vim", "-u", "NONE", "-N", "-n", "-es",
+                            "-c", "%s/charlie/CHARLIE/", "-c", "wq", self.p("d/c")],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        after = self.snapshot()
+        self.assertEqual(after.get(self.key("d/c")), b"CHARLIE\n")
+        self.assertEqual(sorted(after), sorted(before), "vim created or deleted keys")
+
+    def test_scratch_files_stay_in_memory(self):
+        self.mount()
+        before = self.snapshot()
+        for n in ("a~", ".a.swp", "4913", ".#a", "#a#"):
+            write_file(self.p("d/" + n), b"scratch")
+            self.assertEqual(read_file(self.p("d/" + n)), b"scratch")
+            self.assertIn(n, os.listdir(self.p("d")))
+        self.assertUnchanged(before)
+        for n in ("a~", ".a.swp", "4913", ".#a", "#a#"):
+            os.unlink(self.p("d/" + n))
+        self.assertUnchanged(before)
+
+
+if __name__ == "__main__":
+    h.main()

@@ -1,0 +1,245 @@
+/* Unit tests of fs/cache.c over a fake in-memory backend: tree shape from
+ * bulk listings, freshness, our own writes, in-memory directories. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../fs/cache.h"
+#include "../../fs/path.h"
+#include "check.h"
+
+#define MAXKEYS 64
+
+static struct fake {
+	char *path[MAXKEYS];
+	char *value[MAXKEYS];
+	int64_t version[MAXKEYS];
+	size_t n;
+	int lists; /* list() calls */
+	int64_t rev;
+} fk;
+
+static void fake_put(const char *path, const char *value)
+{
+	for (size_t i = 0; i < fk.n; i++) {
+		if (!strcmp(fk.path[i], path)) {
+			free(fk.value[i]);
+			fk.value[i] = strdup(value);
+			fk.version[i] = ++fk.rev;
+			return;
+		}
+	}
+	fk.path[fk.n] = strdup(path);
+	fk.value[fk.n] = strdup(value);
+	fk.version[fk.n++] = ++fk.rev;
+}
+
+static void fake_del(const char *path)
+{
+	for (size_t i = 0; i < fk.n; i++) {
+		if (!strcmp(fk.path[i], path)) {
+			free(fk.path[i]);
+			free(fk.value[i]);
+			fk.n--;
+			fk.path[i] = fk.path[fk.n];
+			fk.value[i] = fk.value[fk.n];
+			fk.version[i] = fk.version[fk.n];
+			return;
+		}
+	}
+}
+
+static void fake_clear(void)
+{
+	while (fk.n)
+		fake_del(fk.path[0]);
+	fk.lists = 0;
+}
+
+static int fake_list(struct topo_store *s, const char *path,
+		     struct topo_listing *out)
+{
+	(void)s;
+	fk.lists++;
+	for (size_t i = 0; i < fk.n; i++) {
+		if (!path_within(fk.path[i], path))
+			continue;
+		struct topo_meta m = {.version = fk.version[i],
+				      .size = strlen(fk.value[i]),
+				      .has_data = true};
+		unsigned char *v = m.size ? (unsigned char *)strdup(fk.value[i])
+					  : NULL;
+		topo_listing_add(out, fk.path[i], strlen(fk.path[i]), &m, v);
+	}
+	topo_listing_sort(out);
+	return 0;
+}
+
+static const struct topo_backend fake_backend = {
+	.name = "fake",
+	.list = fake_list,
+};
+
+struct names {
+	char buf[512];
+};
+
+static int add_name(void *arg, const char *name, const struct cache_stat *st)
+{
+	struct names *n = arg;
+	strcat(n->buf, name);
+	strcat(n->buf, st->is_dir ? "/ " : " ");
+	return 0;
+}
+
+static const char *ls(struct cache *c, const char *dir, int *rc)
+{
+	static struct names n;
+	n.buf[0] = '\0';
+	*rc = cache_list_dir(c, dir, add_name, &n);
+	return n.buf;
+}
+
+static void test_shape(void)
+{
+	fake_clear();
+	fake_put("keyspaces/ks/Keyspace", "K");
+	fake_put("keyspaces/ks/shards/-80/Shard", "S1");
+	fake_put("keyspaces/ks/shards/80-/Shard", "S2");
+	fake_put("RoutingRules", "");
+	fake_put("a", "own");
+	fake_put("a/b", "child");
+	fake_put("bad//key", "x");
+	fake_put("bad/./key", "x");
+	fake_put("ok-sibling", "y");
+	struct cache *c = cache_new(&fake_backend, NULL, 60000);
+	int rc;
+	/* "bad" holds only invalid keys: it does not exist */
+	CHECK_STR(ls(c, "", &rc), "RoutingRules a/ keyspaces/ ok-sibling ");
+	CHECK_INT(rc, 0);
+	CHECK_INT(fk.lists, 1);
+	/* a key that is also a prefix: a directory holding .topofs-data */
+	CHECK_STR(ls(c, "a", &rc), "b .topofs-data ");
+	/* invalid segments hidden; their directory holds nothing visible */
+	ls(c, "bad", &rc);
+	CHECK_INT(rc, -ENOENT);
+	CHECK_STR(ls(c, "keyspaces/ks/shards", &rc), "-80/ 80-/ ");
+	CHECK_INT(fk.lists, 1); /* one bulk listing served all of it */
+
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "keyspaces/ks/Keyspace", &st), 0);
+	CHECK(!st.is_dir);
+	CHECK_INT(st.meta.size, 1);
+	CHECK_INT(cache_stat(c, "RoutingRules", &st), 0);
+	CHECK_INT(st.meta.size, 0);
+	CHECK_INT(cache_stat(c, "a", &st), 0);
+	CHECK(st.is_dir && st.has_data);
+	CHECK_INT(cache_stat(c, "nope", &st), -ENOENT);
+	CHECK_INT(cache_stat(c, "keyspaces/nope/deeper", &st), -ENOENT);
+	CHECK_INT(cache_stat(c, "keyspaces", &st), 0);
+	CHECK_INT(st.subdirs, 1);
+	CHECK_STR(ls(c, "RoutingRules", &rc), "");
+	CHECK_INT(rc, -ENOTDIR);
+	CHECK_INT(fk.lists, 1);
+
+	unsigned char *v;
+	struct topo_meta m;
+	CHECK_INT(cache_value(c, "a", &v, &m), 0);
+	CHECK_MEM(v, m.size, "own", 3);
+	free(v);
+	CHECK_INT(cache_value(c, "keyspaces", &v, &m), -ENOENT);
+	cache_free(c);
+}
+
+static void test_freshness(void)
+{
+	fake_clear();
+	fake_put("d/x", "1");
+	struct cache *c = cache_new(&fake_backend, NULL, 50);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "x ");
+	fake_put("d/y", "2");
+	fake_del("d/x");
+	CHECK_STR(ls(c, "d", &rc), "x "); /* still fresh */
+	usleep(80 * 1000);
+	CHECK_STR(ls(c, "d", &rc), "y "); /* re-listed */
+	fake_del("d/y");
+	usleep(80 * 1000);
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "d", &st), -ENOENT); /* etcd: no empty dirs */
+	cache_invalidate(c, "");
+	cache_free(c);
+}
+
+static void test_own_writes(void)
+{
+	fake_clear();
+	fake_put("d/x", "1");
+	struct cache *c = cache_new(&fake_backend, NULL, 60000);
+	int rc;
+	CHECK_STR(ls(c, "", &rc), "d/ ");
+	struct topo_meta m = {.version = 99, .has_data = true};
+	int lists = fk.lists;
+	cache_note_put(c, "d/e/new", "abc", 3, &m); /* not in the fake store */
+	CHECK_STR(ls(c, "d", &rc), "e/ x ");
+	unsigned char *v;
+	CHECK_INT(cache_value(c, "d/e/new", &v, &m), 0);
+	CHECK_MEM(v, m.size, "abc", 3);
+	CHECK_INT(m.version, 99);
+	CHECK_INT(fk.lists, lists); /* our own write needs no re-listing */
+	free(v);
+
+	/* mkdir lives in memory, survives a re-listing */
+	CHECK_INT(cache_mkdir(c, "d/m", false), 0);
+	CHECK_INT(cache_mkdir(c, "d/m", false), -EEXIST);
+	CHECK_INT(cache_mkdir(c, "nope/m", false), -ENOENT);
+	CHECK_INT(cache_mkdir(c, "d/x/m", false), -ENOTDIR);
+	cache_invalidate(c, "");
+	CHECK_STR(ls(c, "d", &rc), "m/ x "); /* d/e/new was never stored */
+	CHECK_INT(cache_rmdir(c, "d/m"), 0);
+	CHECK_INT(cache_rmdir(c, "d"), -ENOTEMPTY);
+
+	/* deleting the last file keeps its directory when asked */
+	fake_del("d/x");
+	cache_note_delete(c, "d/x", true);
+	CHECK_STR(ls(c, "d", &rc), "");
+	CHECK_INT(rc, 0);
+	CHECK_INT(cache_rmdir(c, "d"), 0);
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "d", &st), -ENOENT);
+	cache_free(c);
+}
+
+static void test_subtree(void)
+{
+	fake_clear();
+	fake_put("s", "top");
+	fake_put("s/a", "A");
+	fake_put("s/b/c", "C");
+	fake_put("sx", "not below");
+	struct cache *c = cache_new(&fake_backend, NULL, 60000);
+	struct topo_listing l = {0};
+	bool local;
+	CHECK_INT(cache_subtree(c, "s", &l, &local), 0);
+	CHECK_INT(l.count, 3);
+	if (l.count == 3) {
+		CHECK_STR(l.entries[0].path, "s");
+		CHECK_STR(l.entries[1].path, "s/a");
+		CHECK_STR(l.entries[2].path, "s/b/c");
+		CHECK_MEM(l.entries[2].value, l.entries[2].meta.size, "C", 1);
+	}
+	CHECK(!local);
+	topo_listing_free(&l);
+	cache_free(c);
+}
+
+int main(void)
+{
+	test_shape();
+	test_freshness();
+	test_own_writes();
+	test_subtree();
+	fake_clear();
+	return check_report();
+}

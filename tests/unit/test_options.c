@@ -1,0 +1,170 @@
+/* Unit tests of fs/options.c: Vitess flags in both spellings, SOURCE, -o,
+ * defaults, and refusals with their messages. */
+#include <errno.h>
+#include <string.h>
+
+#include "../../fs/options.h"
+#include "check.h"
+
+/* Parse a NULL-terminated argv; returns opts_parse's result. */
+static int parse(struct topofs_opts *o, struct fuse_args *fa, char *err,
+		 const char **argv)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	err[0] = '\0';
+	return opts_parse(argc, (char **)argv, o, fa, err, 256);
+}
+
+static void done(struct topofs_opts *o, struct fuse_args *fa)
+{
+	opts_free(o);
+	fuse_opt_free_args(fa);
+}
+
+static void test_defaults(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *argv[] = {"topofs", "/mnt", NULL};
+	CHECK_INT(parse(&o, &fa, err, argv), 0);
+	CHECK_STR(o.implementation, "etcd2");
+	CHECK_STR(o.servers, "localhost:2379");
+	CHECK_STR(o.root, "/vitess/global");
+	CHECK_STR(o.mountpoint, "/mnt");
+	CHECK_INT(o.timeout_ms, 10000);
+	CHECK_INT(o.read_only, 0);
+	CHECK_INT(fa.argc, 1); /* only argv[0] left for libfuse */
+	done(&o, &fa);
+}
+
+static void test_spellings(void)
+{
+	const char *forms[][7] = {
+	    {"topofs", "--topo_global_root=/r",
+	     "--topo_global_server_address=h:1", "/m", NULL},
+	    {"topofs", "--topo-global-root=/r",
+	     "--topo-global-server-address=h:1", "/m", NULL},
+	    {"topofs", "--topo_global_root", "/r",
+	     "--topo-global-server-address", "h:1", "/m"},
+	    {"topofs", "-o",
+	     "topo_global_root=/r,topo_global_server_address=h:1", "/m", NULL},
+	    {"topofs", "etcd2://h:1/r", "/m", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct topofs_opts o;
+		struct fuse_args fa;
+		char err[256];
+		CHECK_INT(parse(&o, &fa, err, forms[i]), 0);
+		CHECK_STR(o.root, "/r");
+		CHECK_STR(o.servers, "h:1");
+		CHECK_STR(o.implementation, "etcd2");
+		CHECK_STR(o.mountpoint, "/m");
+		done(&o, &fa);
+	}
+}
+
+static void test_source_and_options(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *argv[] = {"topofs",
+			      "zk2://z1:2181,z2:2181/vitess/global/",
+			      "/m",
+			      "-o",
+			      "ro,timeout=3,noephemeral,allow_other",
+			      "-f",
+			      "-s",
+			      NULL};
+	CHECK_INT(parse(&o, &fa, err, argv), 0);
+	CHECK_STR(o.implementation, "zk2");
+	CHECK_STR(o.servers, "z1:2181,z2:2181");
+	CHECK_STR(o.root, "/vitess/global"); /* trailing slash dropped */
+	CHECK_STR(o.source, "zk2://z1:2181,z2:2181/vitess/global/");
+	CHECK_INT(o.timeout_ms, 3000);
+	CHECK_INT(o.read_only, 1);
+	CHECK_INT(o.noephemeral, 1);
+	CHECK_INT(o.foreground, 1);
+	CHECK_INT(o.single_thread, 1);
+	/* ro and allow_other go on to libfuse; ours do not */
+	CHECK_INT(fa.argc, 3);
+	CHECK_STR(fa.argv[1], "-o");
+	CHECK_STR(fa.argv[2], "ro,allow_other");
+	done(&o, &fa);
+}
+
+static void test_help_version(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *h[] = {"topofs", "--help", NULL};
+	CHECK_INT(parse(&o, &fa, err, h), 0);
+	CHECK_INT(o.show_help, 1);
+	done(&o, &fa);
+	const char *v[] = {"topofs", "-V", NULL};
+	CHECK_INT(parse(&o, &fa, err, v), 0);
+	CHECK_INT(o.show_version, 1);
+	done(&o, &fa);
+}
+
+static void refused(const char **argv, const char *want_err)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	CHECK_INT(parse(&o, &fa, err, argv), -EINVAL);
+	CHECK_STR(err, want_err);
+	done(&o, &fa);
+}
+
+static void test_refusals(void)
+{
+	refused((const char *[]){"topofs", "--bogus", "/m", NULL},
+		"unknown option '--bogus' (see --help)");
+	refused((const char *[]){"topofs", NULL},
+		"no mountpoint given (see --help)");
+	refused((const char *[]){"topofs", "a", "b", "c", NULL},
+		"unexpected argument 'c' (see --help)");
+	refused((const char *[]){"topofs", "--topo_implementation=consul", "/m",
+				 NULL},
+		"unknown --topo_implementation 'consul' (known: etcd2, zk2)");
+	refused((const char *[]){"topofs", "-o", "timeout=0", "/m", NULL},
+		"bad timeout '0': whole seconds from 1 to 3600");
+	refused((const char *[]){"topofs", "-o", "timeout=5s", "/m", NULL},
+		"bad timeout '5s': whole seconds from 1 to 3600");
+	refused(
+	    (const char *[]){"topofs", "--topo_global_root=vitess", "/m", NULL},
+	    "bad --topo_global_root 'vitess': must be an absolute path "
+	    "without empty, '.' or '..' parts");
+	refused(
+	    (const char *[]){"topofs", "--topo_global_root=/a//b", "/m", NULL},
+	    "bad --topo_global_root '/a//b': must be an absolute path "
+	    "without empty, '.' or '..' parts");
+	refused((const char *[]){"topofs", "-o", "view=xml", "/m", NULL},
+		"unknown view 'xml' (supported: raw)");
+	refused((const char *[]){"topofs", "-o", "scratch=a/b", "/m", NULL},
+		"bad scratch 'a/b': comma-separated name patterns without "
+		"'/'");
+	refused((const char *[]){"topofs", "etcd2:/x", "/m", NULL},
+		"bad SOURCE 'etcd2:/x': expected etcd2://HOST:PORT/ROOT or "
+		"zk2://HOST:PORT/ROOT");
+	refused((const char *[]){"topofs", "etcd2:///r", "/m", NULL},
+		"bad SOURCE 'etcd2:///r': no server address");
+	refused((const char *[]){"topofs",
+				 "--topo_global_server_address=", "/m", NULL},
+		"bad --topo_global_server_address ''");
+}
+
+int main(void)
+{
+	test_defaults();
+	test_spellings();
+	test_source_and_options();
+	test_help_version();
+	test_refusals();
+	return check_report();
+}

@@ -1,0 +1,98 @@
+/* test_zk_util.c - the pure helpers of the ZooKeeper backend. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../../backends/zk/zkutil.h"
+#include "check.h"
+
+/* Root normalisation and the mapping between relative and znode paths. */
+static void test_paths(void)
+{
+	char *root, *p;
+	CHECK_INT(zk_root_norm("/vitess/global/", &root), 0);
+	CHECK_STR(root, "/vitess/global");
+	CHECK_STR(p = zk_abs_path(root, ""), "/vitess/global");
+	free(p);
+	CHECK_STR(p = zk_abs_path(root, "a/b"), "/vitess/global/a/b");
+	CHECK_STR(zk_rel_path(root, p), "a/b");
+	free(p);
+	CHECK_STR(zk_rel_path(root, "/vitess/global"), "");
+	free(root);
+
+	CHECK_INT(zk_root_norm("/", &root), 0);
+	CHECK_STR(root, "");
+	CHECK_STR(p = zk_abs_path(root, ""), "/");
+	CHECK_STR(zk_rel_path(root, p), "");
+	free(p);
+	CHECK_STR(p = zk_abs_path(root, "x"), "/x");
+	CHECK_STR(zk_rel_path(root, p), "x");
+	free(p);
+	free(root);
+	CHECK_INT(zk_root_norm("rel", &root), -EINVAL);
+
+	CHECK_STR(p = zk_join("/", "a"), "/a");
+	free(p);
+	CHECK_STR(p = zk_join("/x/y", "a"), "/x/y/a");
+	free(p);
+}
+
+/* The ancestors to create below the root, top first. */
+static void test_ancestors(void)
+{
+	size_t lens[8];
+	CHECK_INT(zk_ancestors("/r", "/r/a/b/c", lens, 8), 2);
+	CHECK_INT(lens[0], 4);
+	CHECK_INT(lens[1], 6);
+	CHECK_INT(zk_ancestors("/r", "/r/a", lens, 8), 0);
+	CHECK_INT(zk_ancestors("", "/a/b", lens, 8), 1);
+	CHECK_INT(lens[0], 2);
+	CHECK_INT(zk_ancestors("/r", "/r/a/b/c/d", lens, 1), 3);
+}
+
+/* The auth file's one line. */
+static void test_auth(void)
+{
+	char *s = NULL, *c = NULL;
+	CHECK_INT(zk_auth_parse("digest:user:pass\n", &s, &c), 0);
+	CHECK_STR(s, "digest");
+	CHECK_STR(c, "user:pass");
+	free(s);
+	free(c);
+	CHECK_INT(zk_auth_parse("nocolon", &s, &c), -EINVAL);
+	CHECK_INT(zk_auth_parse(":x", &s, &c), -EINVAL);
+	CHECK_INT(zk_auth_parse("digest:\n", &s, &c), -EINVAL);
+
+	char file[] = "/tmp/test_zk_authXXXXXX", err[256] = "";
+	int fd = mkstemp(file);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, "  digest:u:p  \n", 15), 15);
+	close(fd);
+	CHECK_INT(zk_auth_read(file, &s, &c, err, sizeof(err)), 0);
+	CHECK_STR(c, "u:p");
+	free(s);
+	free(c);
+	unlink(file);
+	CHECK_INT(zk_auth_read(file, &s, &c, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, file) != NULL);
+}
+
+/* Session timeout and request size. */
+static void test_limits(void)
+{
+	CHECK_INT(zk_session_ms(1000), 4000);
+	CHECK_INT(zk_session_ms(10000), 10000);
+	CHECK_INT(zk_session_ms(100000), 40000);
+	CHECK(zk_fits("/vitess/global/keyspaces/ks/Keyspace", ZK_MAX_VALUE));
+	CHECK(!zk_fits("/x", ZK_PACKET_MAX));
+}
+
+int main(void)
+{
+	test_paths();
+	test_ancestors();
+	test_auth();
+	test_limits();
+	return check_report();
+}
