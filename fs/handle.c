@@ -111,6 +111,7 @@ int handle_write(struct handle *h, const char *in, size_t size, off_t off,
 	pthread_mutex_lock(&h->lock);
 	size_t at = h->append ? h->len : (size_t)off;
 	if (off < 0 || at > max || size > max - at) {
+		h->too_big = true;
 		rc = -EFBIG;
 	} else if ((rc = reserve(h, at + size)) == 0) {
 		memcpy(h->buf + at, in, size);
@@ -127,9 +128,12 @@ int handle_truncate(struct handle *h, off_t size, size_t max)
 {
 	if (size < 0)
 		return -EINVAL;
-	if ((uint64_t)size > max)
-		return -EFBIG;
 	pthread_mutex_lock(&h->lock);
+	if ((uint64_t)size > max) {
+		h->too_big = true;
+		pthread_mutex_unlock(&h->lock);
+		return -EFBIG;
+	}
 	int rc = reserve(h, (size_t)size);
 	if (!rc) {
 		h->len = (size_t)size;
@@ -160,6 +164,8 @@ static int rebase(struct handle *h, const struct topo_meta *meta)
 
 static int commit_locked(struct topofs *t, struct handle *h)
 {
+	if (h->too_big)
+		return -EFBIG; /* nothing is written (SPEC 5) */
 	if (!h->dirty)
 		return 0;
 	if (h->scratch) {

@@ -38,6 +38,8 @@ struct handle {
 	int64_t base;	       /* version seen, or TOPO_EXPECT_ABSENT */
 	struct topo_meta meta; /* metadata of that version */
 	bool dirty;	       /* edited since open or the last commit */
+	bool too_big; /* a write went past the store's limit: the buffer is
+		       * partial and is never committed */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };

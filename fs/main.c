@@ -44,43 +44,11 @@ static int connect_store(const struct topo_backend *be,
 	return rc;
 }
 
-/* Make every missing directory of the root, one level at a time, through a
- * connection to "/" (-o create_root; stores with real directories). */
-static int create_root(const struct topo_backend *be, struct topofs_opts *o)
-{
-	struct topo_store *st = NULL;
-	char *root = o->root, slash_root[] = "/";
-	o->root = slash_root;
-	int rc = connect_store(be, o, &st);
-	o->root = root;
-	for (const char *s = root + 1; !rc && *s;) {
-		const char *slash = strchr(s, '/');
-		size_t end =
-		    slash ? (size_t)(slash - root - 1) : strlen(root + 1);
-		char part[PATH_MAX];
-		snprintf(part, sizeof(part), "%.*s", (int)end, root + 1);
-		rc = be->mkdir(st, part);
-		if (rc == -EEXIST)
-			rc = 0;
-		else if (rc)
-			topo_err("cannot create %s: %s", part, strerror(-rc));
-		s = slash ? slash + 1 : s + strlen(s);
-	}
-	if (st)
-		be->close(st);
-	return rc;
-}
-
 /* Check that the store answers and the root is usable, then disconnect. */
 static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 {
 	struct topo_store *st = NULL;
 	int rc = connect_store(be, o, &st);
-	if (rc == -ENOENT && o->create_root && be->mkdir) {
-		rc = create_root(be, o);
-		if (!rc)
-			rc = connect_store(be, o, &st);
-	}
 	if (st)
 		be->close(st);
 	return rc;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -837,6 +838,105 @@ static int op_utimens(const char *path, const struct timespec tv[2],
 	return fi ? 0 : exists(path);
 }
 
+/* ---- extended attributes: the store's metadata, read-only (SPEC 3) ---- */
+
+/* The attributes of a node with meta m: generic ones, then the backend's. */
+static size_t node_xattrs(struct topofs *t, const struct topo_meta *m,
+			  struct topo_xattr *out)
+{
+	out[0] = (struct topo_xattr){"user.topo.version", m->version};
+	out[1] = (struct topo_xattr){"user.topo.ephemeral", m->ephemeral};
+	size_t n = 2;
+	if (t->be->xattrs)
+		n += t->be->xattrs(m, out + n);
+	return n;
+}
+
+/* The metadata behind a path's attributes. -ENOENT, or -ENODATA when the
+ * node holds no value (a plain directory, a scratch file). */
+static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
+{
+	struct tpath tp;
+	struct cache_stat cs;
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
+	if (tp.scratch) {
+		struct stat st;
+		rc = stat_scratch(t, &tp, &st);
+		return rc ? rc : -ENODATA;
+	}
+	if ((rc = cache_stat(t->cache, tp.p, &cs)))
+		return rc;
+	if (!cs.has_data)
+		return tp.is_data ? -ENOENT : -ENODATA;
+	*m = cs.meta;
+	return 0;
+}
+
+static int op_getxattr(const char *path, const char *name, char *value,
+		       size_t size)
+{
+	struct topofs *t = fs();
+	struct topo_meta m;
+	struct topo_xattr xa[2 + TOPO_XATTR_MAX];
+	int rc = xattr_meta(t, path, &m);
+	if (rc)
+		return rc;
+	size_t n = node_xattrs(t, &m, xa);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(xa[i].name, name) != 0)
+			continue;
+		char text[32];
+		int len = snprintf(text, sizeof(text), "%" PRId64, xa[i].value);
+		if (size == 0)
+			return len;
+		if ((size_t)len > size)
+			return -ERANGE;
+		memcpy(value, text, (size_t)len);
+		return len;
+	}
+	return -ENODATA;
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+	struct topofs *t = fs();
+	struct topo_meta m;
+	struct topo_xattr xa[2 + TOPO_XATTR_MAX];
+	int rc = xattr_meta(t, path, &m);
+	if (rc)
+		return rc == -ENODATA ? 0 : rc;
+	size_t n = node_xattrs(t, &m, xa), need = 0;
+	for (size_t i = 0; i < n; i++)
+		need += strlen(xa[i].name) + 1;
+	if (size == 0)
+		return (int)need;
+	if (need > size)
+		return -ERANGE;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(xa[i].name) + 1;
+		memcpy(list, xa[i].name, len);
+		list += len;
+	}
+	return (int)need;
+}
+
+/* The attributes are the store's; nothing can set them. ENOTSUP lets cp -a
+ * and rsync -X go on quietly. */
+static int op_setxattr(const char *path, const char *name, const char *value,
+		       size_t size, int flags)
+{
+	(void)path, (void)name, (void)value, (void)size, (void)flags;
+	return -ENOTSUP;
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+	(void)path, (void)name;
+	return -ENOTSUP;
+}
+
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct topofs *t = fs();
@@ -875,4 +975,8 @@ const struct fuse_operations topofs_ops = {
     .chmod = op_chmod,
     .chown = op_chown,
     .utimens = op_utimens,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
 };

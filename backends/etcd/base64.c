@@ -7,7 +7,7 @@
 #include "base64.h"
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Encode; see base64.h. */
 int etcd_b64_encode(const void *in, size_t n, char **out)

@@ -12,7 +12,7 @@
 #include "http.h"
 #include "topofs/log.h"
 
-#define POOL_MAX 32             /* idle handles kept; more are closed */
+#define POOL_MAX 32		/* idle handles kept; more are closed */
 #define CONNECT_TIMEOUT_MS 2000 /* per endpoint, within the request's time */
 
 struct endpoint {
@@ -109,8 +109,8 @@ static int parse_endpoint(const char *s, size_t n, bool tls,
 	if (!valid_hostport(hp, hplen))
 		return -EINVAL;
 	ep->name = strndup(hp, hplen);
-	if (!ep->name || asprintf(&ep->base, "%s://%.*s", scheme, (int)hplen,
-				  hp) < 0) {
+	if (!ep->name ||
+	    asprintf(&ep->base, "%s://%.*s", scheme, (int)hplen, hp) < 0) {
 		free(ep->name);
 		ep->name = NULL;
 		ep->base = NULL;
@@ -334,7 +334,8 @@ static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
 /* Whether a failed attempt certainly never reached the server. */
 static bool never_sent(CURLcode rc, bool sent)
 {
-	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	return rc == CURLE_COULDNT_CONNECT ||
+	       rc == CURLE_COULDNT_RESOLVE_HOST ||
 	       (rc == CURLE_OPERATION_TIMEDOUT && !sent);
 }
 

@@ -47,8 +47,8 @@ int etcd_errno(long code, const char *message, const char *what)
 	/* 7 PERMISSION_DENIED, 16 UNAUTHENTICATED; etcd 3.4 sends a missing
 	 * user as INVALID_ARGUMENT "user name is empty". */
 	if (code == 7 || code == 16 || strstr(m, "user name is empty")) {
-		topo_log(level(what, LOG_WARNING), "etcd: %s: not authorised: %s",
-			 NAME(what), m);
+		topo_log(level(what, LOG_WARNING),
+			 "etcd: %s: not authorised: %s", NAME(what), m);
 		return -EACCES;
 	}
 	/* A pinned listing revision went away: the caller starts over. */
@@ -92,8 +92,9 @@ int etcd_parse_reply_error(long status, const char *json, size_t len,
 	root = json_loadb(json, len, 0, NULL);
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
-		topo_log(level(what, LOG_ERR), "etcd: %s: HTTP status %ld: %.100s",
-			 NAME(what), status, len ? json : "(empty)");
+		topo_log(level(what, LOG_ERR),
+			 "etcd: %s: HTTP status %ld: %.100s", NAME(what),
+			 status, len ? json : "(empty)");
 		return -EIO;
 	}
 	code = json_object_get(root, "code");
@@ -102,14 +103,14 @@ int etcd_parse_reply_error(long status, const char *json, size_t len,
 		msg = json_object_get(root, "error");
 	if (!json_is_integer(code) && !json_is_string(msg)) {
 		json_decref(root);
-		topo_log(level(what, LOG_ERR), "etcd: %s: HTTP status %ld: %.100s",
-			 NAME(what), status, json);
+		topo_log(level(what, LOG_ERR),
+			 "etcd: %s: HTTP status %ld: %.100s", NAME(what),
+			 status, json);
 		return -EIO;
 	}
-	err = etcd_errno(json_is_integer(code) ? (long)json_integer_value(code)
-					       : -1,
-			 json_is_string(msg) ? json_string_value(msg) : NULL,
-			 what);
+	err = etcd_errno(
+	    json_is_integer(code) ? (long)json_integer_value(code) : -1,
+	    json_is_string(msg) ? json_string_value(msg) : NULL, what);
 	json_decref(root);
 	return err;
 }
@@ -134,7 +135,8 @@ static int get_int64(json_t *obj, const char *name, int64_t *v,
 	if (!json_is_string(f))
 		goto bad;
 	s = json_string_value(f);
-	if (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9'))
+	if (!(*s >= '0' && *s <= '9') &&
+	    !(*s == '-' && s[1] >= '0' && s[1] <= '9'))
 		goto bad;
 	errno = 0;
 	n = strtoll(s, &end, 10);
@@ -167,8 +169,8 @@ static int get_bool(json_t *obj, const char *name, bool *v, const char *what)
 
 /* A proto3 repeated or message field: absent = NULL, else of `type`.
  * 0 or -EIO. */
-static int get_typed(json_t *obj, const char *name, json_type type,
-		     json_t **v, const char *what)
+static int get_typed(json_t *obj, const char *name, json_type type, json_t **v,
+		     const char *what)
 {
 	json_t *f = json_object_get(obj, name);
 
@@ -176,8 +178,9 @@ static int get_typed(json_t *obj, const char *name, json_type type,
 	if (!f)
 		return 0;
 	if (json_typeof(f) != type) {
-		topo_err("etcd: %s: malformed answer: field %s has the wrong type",
-			 what, name);
+		topo_err(
+		    "etcd: %s: malformed answer: field %s has the wrong type",
+		    what, name);
 		return -EIO;
 	}
 	*v = f;
@@ -255,6 +258,7 @@ static int parse_kv(json_t *kv, const char *what, unsigned char **key,
 	    (err = get_bytes(kv, "value", &v, &vlen, what)))
 		goto fail;
 	meta->size = vlen;
+	meta->modify_id = meta->version;
 	meta->ephemeral = meta->lease != 0;
 	meta->has_data = true;
 	if (value)
@@ -299,7 +303,8 @@ static int add_entry(struct topo_listing *out, const char *root,
 		return 0;
 	}
 	if (memchr(k, '\0', klen)) {
-		topo_warn("etcd: key under %s holds a NUL byte; not shown", key);
+		topo_warn("etcd: key under %s holds a NUL byte; not shown",
+			  key);
 		free(value);
 		return 0;
 	}
@@ -391,8 +396,8 @@ static int parse_txn_step(json_t *op, const char *what,
 		step->kind = ETCD_RESP_PUT;
 		return 0;
 	}
-	if ((err = get_typed(op, "response_delete_range", JSON_OBJECT, &r,
-			     what)))
+	if ((err =
+		 get_typed(op, "response_delete_range", JSON_OBJECT, &r, what)))
 		return err;
 	if (r) {
 		step->kind = ETCD_RESP_DELETE;

@@ -29,10 +29,10 @@ int etcd_parse_reply_error(long status, const char *json, size_t len,
 
 /* One page of a range answer. */
 struct etcd_page {
-	int64_t revision;        /* header revision */
-	bool more;               /* more keys past the limit */
+	int64_t revision;	 /* header revision */
+	bool more;		 /* more keys past the limit */
 	unsigned char *last_key; /* last key of the page (any, even filtered
-	                            out), owned, NUL-terminated; NULL if none */
+				    out), owned, NUL-terminated; NULL if none */
 	size_t last_len;
 };
 
@@ -57,7 +57,7 @@ enum etcd_resp_kind {
 
 struct etcd_txn_step {
 	enum etcd_resp_kind kind;
-	bool found;            /* range: a key came back */
+	bool found;	       /* range: a key came back */
 	struct topo_meta meta; /* range: the first key's metadata */
 	int64_t deleted;       /* delete: how many keys went */
 };

@@ -32,10 +32,10 @@
  */
 #define ETCD_MAX_REQUEST 1572864
 #define ETCD_MAX_VALUE (ETCD_MAX_REQUEST - 1024)
-#define ETCD_MAX_TXN_OPS 128 /* default --max-txn-ops */
-#define ETCD_PAGE 500           /* keys per range request in a listing */
+#define ETCD_MAX_TXN_OPS 128	/* default --max-txn-ops */
+#define ETCD_PAGE 500		/* keys per range request in a listing */
 #define ETCD_QUOTA (2ull << 30) /* default --quota-backend-bytes */
-#define LIST_RETRIES 3          /* fresh starts after a compaction */
+#define LIST_RETRIES 3		/* fresh starts after a compaction */
 
 struct topo_store {
 	struct etcd_http *http;
@@ -143,8 +143,8 @@ static int call(struct topo_store *s, const char *api, json_t *req,
 		return -ENOMEM;
 	if (s->quiet)
 		what = NULL;
-	err = etcd_http_post(s->http, api, body, strlen(body), idempotent,
-			     what, reply, why, sizeof(why));
+	err = etcd_http_post(s->http, api, body, strlen(body), idempotent, what,
+			     reply, why, sizeof(why));
 	free(body);
 	if (err)
 		return err;
@@ -190,7 +190,7 @@ out:
 static int list_pages(struct topo_store *s, const char *key,
 		      struct topo_listing *out)
 {
-	struct etcd_page page = { 0 };
+	struct etcd_page page = {0};
 	char *sub = NULL, *end = NULL, *start = NULL;
 	size_t endlen, startlen;
 	int64_t rev = 0;
@@ -218,7 +218,8 @@ static int list_pages(struct topo_store *s, const char *key,
 		if (!page.more)
 			break;
 		if (!page.last_key) {
-			topo_err("etcd: %s: malformed answer: more keys but none given",
+			topo_err("etcd: %s: malformed answer: more keys but "
+				 "none given",
 				 key);
 			err = -EIO;
 			goto out;
@@ -255,8 +256,8 @@ static int etcd_list(struct topo_store *s, const char *path,
 		topo_listing_free(out);
 	}
 	if (err == -EAGAIN) {
-		topo_err("etcd: %s: listing revision compacted %d times",
-			 key, LIST_RETRIES);
+		topo_err("etcd: %s: listing revision compacted %d times", key,
+			 LIST_RETRIES);
 		err = -EIO;
 	}
 	if (err)
@@ -270,9 +271,9 @@ static int etcd_list(struct topo_store *s, const char *path,
 static int read_key(struct topo_store *s, const char *key, bool keys_only,
 		    struct topo_listing *l)
 {
-	struct etcd_page page = { 0 };
-	int err = range_page(s, key, key, strlen(key), NULL, 0, 0, 0,
-			     keys_only, l, &page);
+	struct etcd_page page = {0};
+	int err = range_page(s, key, key, strlen(key), NULL, 0, 0, 0, keys_only,
+			     l, &page);
 
 	etcd_page_clear(&page);
 	return err;
@@ -282,7 +283,7 @@ static int read_key(struct topo_store *s, const char *key, bool keys_only,
 static int etcd_get(struct topo_store *s, const char *path,
 		    struct topo_entry *out)
 {
-	struct topo_listing l = { 0 };
+	struct topo_listing l = {0};
 	char *key;
 	int err;
 
@@ -333,23 +334,24 @@ static int add_compares(json_t *cmp, const struct topo_op *op, const char *key)
 	    (err = set_str(c, "result", "EQUAL")))
 		return err;
 	if (op->expect == TOPO_EXPECT_ABSENT)
-		return (err = set_str(c, "target", "VERSION")) ? err :
-		       set_int64(c, "version", 0);
-	return (err = set_str(c, "target", "MOD")) ? err :
-	       set_int64(c, "mod_revision", op->expect);
+		return (err = set_str(c, "target", "VERSION"))
+			   ? err
+			   : set_int64(c, "version", 0);
+	return (err = set_str(c, "target", "MOD"))
+		   ? err
+		   : set_int64(c, "mod_revision", op->expect);
 }
 
 /* Add the write of one op to the success branch. 0 or -ENOMEM. */
-static int add_write(json_t *success, const struct topo_op *op,
-		     const char *key)
+static int add_write(json_t *success, const struct topo_op *op, const char *key)
 {
 	json_t *r;
 	int err;
 
 	if (op->kind == TOPO_OP_DELETE)
-		return (err = append_obj(success, "request_delete_range", &r)) ?
-			       err :
-			       set_bytes(r, "key", key, strlen(key));
+		return (err = append_obj(success, "request_delete_range", &r))
+			   ? err
+			   : set_bytes(r, "key", key, strlen(key));
 	if ((err = append_obj(success, "request_put", &r)) ||
 	    (err = set_bytes(r, "key", key, strlen(key))))
 		return err;
@@ -418,7 +420,8 @@ static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 		int64_t want = ops[i].expect;
 
 		if (st->kind != ETCD_RESP_RANGE) {
-			topo_err("etcd: %s: malformed answer: txn failure response %zu is not a range",
+			topo_err("etcd: %s: malformed answer: txn failure "
+				 "response %zu is not a range",
 				 keys[i], i);
 			return -EIO;
 		}
@@ -432,8 +435,8 @@ static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 			return -ENOENT;
 		}
 		if (want >= 0 && st->meta.version != want) {
-			topo_warn("etcd: %s: changed by another client (version %" PRId64
-				  ", expected %" PRId64 ")",
+			topo_warn("etcd: %s: changed by another client "
+				  "(version %" PRId64 ", expected %" PRId64 ")",
 				  keys[i], st->meta.version, want);
 			return -ESTALE;
 		}
@@ -456,14 +459,15 @@ static int txn_result(const struct etcd_reply *reply, const struct topo_op *ops,
 
 	if (!steps)
 		return -ENOMEM;
-	err = etcd_parse_txn(reply->body, reply->len, keys[0], &rev, &ok,
-			     steps, n + 1, &count);
+	err = etcd_parse_txn(reply->body, reply->len, keys[0], &rev, &ok, steps,
+			     n + 1, &count);
 	if (err)
 		goto out;
 	want = ok ? n + (meta != NULL) : n;
 	if (count != want) {
-		topo_err("etcd: %s: malformed answer: %zu txn responses, want %zu",
-			 keys[0], count, want);
+		topo_err(
+		    "etcd: %s: malformed answer: %zu txn responses, want %zu",
+		    keys[0], count, want);
 		err = -EIO;
 		goto out;
 	}
@@ -472,11 +476,12 @@ static int txn_result(const struct etcd_reply *reply, const struct topo_op *ops,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		enum etcd_resp_kind k = ops[i].kind == TOPO_OP_PUT ?
-						ETCD_RESP_PUT :
-						ETCD_RESP_DELETE;
+		enum etcd_resp_kind k = ops[i].kind == TOPO_OP_PUT
+					    ? ETCD_RESP_PUT
+					    : ETCD_RESP_DELETE;
 		if (steps[i].kind != k) {
-			topo_err("etcd: %s: malformed answer: txn response %zu has the wrong kind",
+			topo_err("etcd: %s: malformed answer: txn response %zu "
+				 "has the wrong kind",
 				 keys[i], i);
 			err = -EIO;
 			goto out;
@@ -517,7 +522,8 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 		if ((err = make_key(s, ops[i].path, &keys[i])))
 			goto out;
 		if (!*keys[i]) {
-			topo_err("etcd: cannot write the empty key (root \"/\")");
+			topo_err(
+			    "etcd: cannot write the empty key (root \"/\")");
 			err = -EINVAL;
 			goto out;
 		}
@@ -543,14 +549,18 @@ out:
 static int etcd_put(struct topo_store *s, const char *path, const void *value,
 		    size_t len, int64_t expect, struct topo_meta *meta)
 {
-	struct topo_op op = { .kind = TOPO_OP_PUT, .path = path,
-			      .value = value, .len = len, .expect = expect };
+	struct topo_op op = {.kind = TOPO_OP_PUT,
+			     .path = path,
+			     .value = value,
+			     .len = len,
+			     .expect = expect};
 	struct topo_meta m;
 	int err;
 
 	if (len > ETCD_MAX_VALUE) {
-		topo_warn("etcd: %s%s%s: value of %zu bytes is over the limit of %d",
-			  s->root, *path ? "/" : "", path, len, ETCD_MAX_VALUE);
+		topo_warn(
+		    "etcd: %s%s%s: value of %zu bytes is over the limit of %d",
+		    s->root, *path ? "/" : "", path, len, ETCD_MAX_VALUE);
 		return -EFBIG;
 	}
 	err = run_txn(s, &op, 1, &m);
@@ -562,27 +572,27 @@ static int etcd_put(struct topo_store *s, const char *path, const void *value,
 /* del: see backend.h. */
 static int etcd_del(struct topo_store *s, const char *path, int64_t expect)
 {
-	struct topo_op op = { .kind = TOPO_OP_DELETE, .path = path,
-			      .expect = expect };
+	struct topo_op op = {
+	    .kind = TOPO_OP_DELETE, .path = path, .expect = expect};
 
 	return run_txn(s, &op, 1, NULL);
 }
 
 /* multi: see backend.h. */
-static int etcd_multi(struct topo_store *s, const struct topo_op *ops,
-		      size_t n)
+static int etcd_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 {
 	if (n > ETCD_MAX_TXN_OPS) {
-		topo_warn("etcd: %zu operations in one transaction, limit %d", n,
-			  ETCD_MAX_TXN_OPS);
+		topo_warn("etcd: %zu operations in one transaction, limit %d",
+			  n, ETCD_MAX_TXN_OPS);
 		return -E2BIG;
 	}
 	if (n == 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind == TOPO_OP_PUT && ops[i].len > ETCD_MAX_VALUE) {
-			topo_warn("etcd: %s: value of %zu bytes is over the limit",
-				  ops[i].path, ops[i].len);
+			topo_warn(
+			    "etcd: %s: value of %zu bytes is over the limit",
+			    ops[i].path, ops[i].len);
 			return -EFBIG;
 		}
 	}
@@ -615,11 +625,12 @@ static int etcd_space(struct topo_store *s, uint64_t *total, uint64_t *used)
 /* Check that the root is usable: absent, or a directory (keys below it),
  * even if the root key itself holds a value, but not a lone key.
  * 0 or a negative errno with a reason in errbuf. */
-static int probe_root(struct topo_store *s, const char *servers, char *errbuf,
-		      size_t errlen)
+static int probe_root(struct topo_store *s, const struct topo_conf *conf,
+		      char *errbuf, size_t errlen)
 {
-	struct topo_listing l = { 0 };
-	struct etcd_page page = { 0 };
+	const char *servers = conf->servers;
+	struct topo_listing l = {0};
+	struct etcd_page page = {0};
 	char *sub = NULL, *end = NULL;
 	size_t endlen;
 	int err = -ENOMEM;
@@ -641,6 +652,12 @@ static int probe_root(struct topo_store *s, const char *servers, char *errbuf,
 		snprintf(errbuf, errlen, "%s is a key, not a directory",
 			 s->root);
 		err = -ENOTDIR;
+	} else if (!err && !conf->missing_root_ok) {
+		snprintf(errbuf, errlen,
+			 "no keys under %s in etcd at %s (for a new, empty "
+			 "topology use -o create_root)",
+			 s->root, servers);
+		err = -ENOENT;
 	}
 out:
 	if (err == -EIO)
@@ -677,8 +694,8 @@ static int set_root(struct topo_store *s, const char *root, char *errbuf,
 
 /* Probe the servers once: can a trivial request get through at all? 0 or
  * -EIO with the cause in errbuf. */
-static int probe_reach(struct topo_store *s, const char *servers,
-		       char *errbuf, size_t errlen)
+static int probe_reach(struct topo_store *s, const char *servers, char *errbuf,
+		       size_t errlen)
 {
 	struct etcd_reply reply;
 	char why[256];
@@ -697,7 +714,8 @@ static int probe_reach(struct topo_store *s, const char *servers,
 				 servers);
 		else
 			snprintf(errbuf, errlen,
-				 "etcd at %s answers HTTP status %ld (not an etcd v3 server?)",
+				 "etcd at %s answers HTTP status %ld (not an "
+				 "etcd v3 server?)",
 				 servers, reply.status);
 	}
 	etcd_reply_free(&reply);
@@ -729,7 +747,7 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	if ((err = set_root(s, conf->root, errbuf, errlen)) ||
 	    (err = etcd_http_open(conf, &s->http, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||
-	    (err = probe_root(s, conf->servers, errbuf, errlen))) {
+	    (err = probe_root(s, conf, errbuf, errlen))) {
 		etcd_close(s);
 		return err;
 	}
@@ -738,18 +756,29 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	return 0;
 }
 
+/* user.etcd.*: the key's own numbers, as etcd names them. */
+static size_t etcd_xattrs(const struct topo_meta *m, struct topo_xattr *out)
+{
+	out[0] = (struct topo_xattr){"user.etcd.create_revision", m->create_id};
+	out[1] = (struct topo_xattr){"user.etcd.mod_revision", m->version};
+	out[2] = (struct topo_xattr){"user.etcd.version", m->change_count};
+	out[3] = (struct topo_xattr){"user.etcd.lease", m->lease};
+	return 4;
+}
+
 const struct topo_backend topo_backend_etcd = {
-	.name = "etcd2",
-	.caps = TOPO_CAP_REVISIONS,
-	.max_value = ETCD_MAX_VALUE,
-	.max_ops = ETCD_MAX_TXN_OPS,
-	.open = etcd_open,
-	.close = etcd_close,
-	.list = etcd_list,
-	.get = etcd_get,
-	.put = etcd_put,
-	.del = etcd_del,
-	.multi = etcd_multi,
-	.mkdir = NULL,
-	.space = etcd_space,
+    .name = "etcd2",
+    .caps = TOPO_CAP_REVISIONS,
+    .max_value = ETCD_MAX_VALUE,
+    .max_ops = ETCD_MAX_TXN_OPS,
+    .open = etcd_open,
+    .close = etcd_close,
+    .list = etcd_list,
+    .get = etcd_get,
+    .put = etcd_put,
+    .del = etcd_del,
+    .multi = etcd_multi,
+    .mkdir = NULL,
+    .space = etcd_space,
+    .xattrs = etcd_xattrs,
 };

@@ -427,6 +427,7 @@ struct topo_store {
 	char *auth_scheme, *auth_cert; /* NULL without an auth file */
 	unsigned timeout_ms;
 	int session_ms;
+	bool missing_root_ok; /* -o create_root: make the root at open */
 	pthread_mutex_t mu; /* guards sess and every zsess.refs */
 	struct zsess *sess;
 };
@@ -459,7 +460,6 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path,
 		       void *ctx)
 {
 	struct zsess *ss = ctx;
-	(void)zh;
 	(void)path;
 	if (type != ZOO_SESSION_EVENT)
 		return; /* issue 5: node watch events will be dispatched here */
@@ -467,6 +467,9 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path,
 	int was = ss->state;
 	bool again = ss->connected_once;
 	ss->state = state;
+	if (state == ZOO_CONNECTED_STATE && !ss->connected_once)
+		topo_debug("zk: session 0x%llx established",
+			   (unsigned long long)zoo_client_id(zh)->client_id);
 	if (state == ZOO_CONNECTED_STATE)
 		ss->connected_once = true;
 	if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
@@ -527,6 +530,9 @@ static int sess_new(struct topo_store *s, struct zsess **out)
 /* Close a session's handle and free it (never on the completion thread). */
 static void sess_free(struct zsess *ss)
 {
+	const clientid_t *id = zoo_client_id(ss->zh);
+	topo_debug("zk: closing session 0x%llx",
+		   id ? (unsigned long long)id->client_id : 0ULL);
 	zookeeper_close(ss->zh);
 	pthread_cond_destroy(&ss->cv);
 	pthread_mutex_destroy(&ss->mu);
@@ -688,7 +694,11 @@ static void meta_of(const struct Stat *st, struct topo_meta *m)
 	memset(m, 0, sizeof(*m));
 	m->version = st->version;
 	m->create_id = st->czxid;
+	m->modify_id = st->mzxid;
 	m->change_count = st->version;
+	m->child_count = st->cversion;
+	m->num_children = st->numChildren;
+	m->ctime_ns = st->ctime * 1000000;
 	m->mtime_ns = st->mtime * 1000000;
 	m->lease = st->ephemeralOwner;
 	m->ephemeral = st->ephemeralOwner != 0;
@@ -753,6 +763,7 @@ static int store_new(const struct topo_conf *conf, struct topo_store **out,
 	pthread_mutex_init(&s->mu, NULL);
 	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
 	s->session_ms = zk_session_ms(s->timeout_ms);
+	s->missing_root_ok = conf->missing_root_ok;
 	s->servers = strdup(conf->servers);
 	int rc = zk_root_norm(conf->root ? conf->root : "/vitess/global",
 			      &s->root);
@@ -778,13 +789,21 @@ static int store_new(const struct topo_conf *conf, struct topo_store **out,
 	return 0;
 }
 
-/* Check that the root znode exists and can hold children. */
+static int create_root(struct topo_store *s, int64_t deadline);
+
+/* Check that the root znode exists (making it with -o create_root) and can
+ * hold children. */
 static int check_root(struct topo_store *s, int64_t deadline, char *errbuf,
 		      size_t errlen)
 {
 	const char *root = s->root[0] ? s->root : "/";
 	struct zreq *g;
 	int rc = read_node(s, root, deadline, &g);
+	if (rc == -ENOENT && s->missing_root_ok) {
+		rc = create_root(s, deadline);
+		if (rc == 0)
+			rc = read_node(s, root, deadline, &g);
+	}
 	if (rc == -ENOENT)
 		snprintf(errbuf, errlen,
 			 "root %s does not exist in ZooKeeper (use -o create_root)",
@@ -818,8 +837,9 @@ static int zk_open(const struct topo_conf *conf, struct topo_store **out,
 	int64_t deadline = deadline_of(s);
 	rc = sess_new(s, &s->sess);
 	if (rc) {
-		snprintf(errbuf, errlen, "cannot use ZooKeeper address %s: %s",
-			 s->servers, strerror(-rc));
+		snprintf(errbuf, errlen,
+			 "cannot use ZooKeeper address %s (bad or unknown host)",
+			 s->servers);
 		store_free(s);
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
@@ -1065,6 +1085,7 @@ struct wr {
 	int version;        /* set/delete: expected version, -1 for any */
 	int64_t deadline;
 	struct topo_meta *meta; /* may be NULL */
+	bool parents;       /* create: make missing ancestors first */
 };
 
 /* Send a create/set/delete of w once: 0 with *out answered, or errno. */
@@ -1157,6 +1178,30 @@ static int make_parents(const struct wr *w)
 	return rc ? rc : rc2;
 }
 
+/* Create the root and its missing ancestors (empty data), pipelined. */
+static int create_root(struct topo_store *s, int64_t deadline)
+{
+	size_t lens[129], n = zk_ancestors("", s->root, lens, 128);
+	if (n > 128)
+		return -ENAMETOOLONG;
+	lens[n++] = strlen(s->root);
+	struct wr w = { .s = s, .abs = s->root, .deadline = deadline };
+	struct zsess *ss;
+	int rc = sess_get(s, deadline, &ss);
+	if (rc)
+		return rc;
+	struct zbatch *b = batch_new();
+	size_t sent = 0;
+	rc = b ? parents_send(&w, ss->zh, b, lens, n, &sent) : -ENOMEM;
+	int rc2 = b ? parents_wait(&w, b, sent) : 0;
+	if (b)
+		batch_unref(b);
+	sess_put(s, ss);
+	if (!rc && !rc2)
+		topo_info("zk: created root %s", s->root);
+	return rc ? rc : rc2;
+}
+
 /* Finish a write sent a second time after a connection loss: a second loss
  * right after a successful re-read means the server refuses the request,
  * which it does (by closing the connection) for one over jute.maxbuffer. */
@@ -1173,17 +1218,17 @@ static int wr_finish_retry(const struct wr *w, struct zreq *r,
 	return wr_finish(w, r, what);
 }
 
+static int do_create(const struct wr *w, bool settle);
+
 /* A create was cut off by a connection loss: did it land? It did if the
  * node holds our value; it did not if the node is absent: send it again. */
 static int create_settle(const struct wr *w)
 {
 	struct zreq *g;
+	topo_debug("zk: create %s: connection lost, checking", w->abs);
 	int rc = read_node(w->s, w->abs, w->deadline, &g);
-	if (rc == -ENOENT) {
-		struct zreq *r;
-		rc = wr_send(w, ZR_CREATE, &r);
-		return rc ? rc : wr_finish_retry(w, r, "create");
-	}
+	if (rc == -ENOENT)
+		return do_create(w, false);
 	if (rc)
 		return rc;
 	rc = same_value(g, w->value, w->len) ? 0 : -EEXIST;
@@ -1193,14 +1238,15 @@ static int create_settle(const struct wr *w)
 	return rc;
 }
 
-/* Create w's node; with `parents`, first create missing ancestors. */
-static int do_create(const struct wr *w, bool parents)
+/* Create w's node (and its missing ancestors if w->parents); settle a
+ * connection loss if `settle`, else report it (second attempt). */
+static int do_create(const struct wr *w, bool settle)
 {
 	struct zreq *r;
 	int rc = wr_send(w, ZR_CREATE, &r);
 	if (rc)
 		return rc;
-	if (r->rc == ZNONODE && parents) {
+	if (r->rc == ZNONODE && w->parents) {
 		req_free(r);
 		rc = make_parents(w);
 		if (rc)
@@ -1209,11 +1255,12 @@ static int do_create(const struct wr *w, bool parents)
 		if (rc)
 			return rc;
 	}
-	if (conn_lost(r->rc)) {
+	if (conn_lost(r->rc) && settle) {
 		req_free(r);
 		return create_settle(w);
 	}
-	return wr_finish(w, r, "create");
+	return settle ? wr_finish(w, r, "create")
+		      : wr_finish_retry(w, r, "create");
 }
 
 /* A set was cut off by a connection loss: it landed if the node holds our
@@ -1222,6 +1269,7 @@ static int do_create(const struct wr *w, bool parents)
 static int set_settle(const struct wr *w)
 {
 	struct zreq *g;
+	topo_debug("zk: set %s: connection lost, checking", w->abs);
 	int rc = read_node(w->s, w->abs, w->deadline, &g);
 	if (rc)
 		return rc;
@@ -1261,6 +1309,7 @@ static int do_set(const struct wr *w)
 /* A put on an absolute path, by `expect`. */
 static int put_abs(struct wr *w, int64_t expect)
 {
+	w->parents = true;
 	if (expect == TOPO_EXPECT_ABSENT)
 		return do_create(w, true);
 	w->version = expect == TOPO_EXPECT_ANY ? -1 : (int)expect;
@@ -1308,6 +1357,7 @@ static int do_del(const struct wr *w)
 	if (!conn_lost(r->rc))
 		return wr_finish(w, r, "delete");
 	req_free(r);
+	topo_debug("zk: delete %s: connection lost, checking", w->abs);
 	struct zreq *g;
 	rc = read_node(w->s, w->abs, w->deadline, &g);
 	if (rc == -ENOENT)
@@ -1354,7 +1404,7 @@ static int zk_mkdir(struct topo_store *s, const char *path)
 	};
 	if (!w.abs)
 		return -ENOMEM;
-	int rc = do_create(&w, false);
+	int rc = do_create(&w, true);
 	free((char *)w.abs);
 	return rc;
 }
@@ -1470,6 +1520,7 @@ static int mu_visible(const struct mu *m, size_t i)
  * that did land from applying twice). */
 static int mu_settle(const struct mu *m)
 {
+	topo_debug("zk: multi %s: connection lost, checking", m->abs[0]);
 	for (size_t i = 0; i < m->n; i++) {
 		int v = mu_visible(m, i);
 		if (v < 0)
@@ -1524,6 +1575,25 @@ static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 	return rc;
 }
 
+/* ZooKeeper's stat as "user.zk.*" attributes (times in ms, as zkCli). */
+static size_t zk_xattrs(const struct topo_meta *m, struct topo_xattr *out)
+{
+	const struct topo_xattr x[] = {
+		{ "user.zk.czxid", m->create_id },
+		{ "user.zk.mzxid", m->modify_id },
+		{ "user.zk.ctime", m->ctime_ns / 1000000 },
+		{ "user.zk.mtime", m->mtime_ns / 1000000 },
+		{ "user.zk.version", m->change_count },
+		{ "user.zk.cversion", m->child_count },
+		{ "user.zk.ephemeralOwner", m->lease },
+		{ "user.zk.dataLength", (int64_t)m->size },
+		{ "user.zk.numChildren", m->num_children },
+	};
+	size_t n = sizeof(x) / sizeof(x[0]);
+	memcpy(out, x, sizeof(x)); /* n <= TOPO_XATTR_MAX */
+	return n;
+}
+
 const struct topo_backend topo_backend_zk = {
 	.name = "zk2",
 	.caps = TOPO_CAP_REAL_DIRS,
@@ -1538,4 +1608,5 @@ const struct topo_backend topo_backend_zk = {
 	.multi = zk_multi,
 	.mkdir = zk_mkdir,
 	.space = NULL, /* ZooKeeper has no quota we could report */
+	.xattrs = zk_xattrs,
 };

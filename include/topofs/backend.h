@@ -61,15 +61,27 @@
 struct topo_meta {
 	int64_t version;   /* etcd mod_revision, ZooKeeper data version */
 	int64_t create_id; /* etcd create_revision, ZooKeeper czxid */
+	int64_t modify_id; /* etcd mod_revision, ZooKeeper mzxid */
 	int64_t
 	    change_count; /* etcd version (writes since create), ZK version */
+	int64_t child_count;  /* ZooKeeper cversion; 0 for etcd */
+	int64_t num_children; /* ZooKeeper numChildren; 0 for etcd */
+	int64_t ctime_ns; /* ZooKeeper ctime; 0 where the store keeps none */
 	int64_t mtime_ns; /* ZooKeeper mtime; 0 where the store keeps none */
-	int64_t lease; /* etcd lease id, ZooKeeper ephemeral owner; 0 if none */
-	uint64_t size; /* length of the value in bytes */
-	bool ephemeral; /* leased key / ephemeral znode: shown read-only */
-	bool has_data;	/* the node itself holds a value (etcd: always) */
-	bool real_dir;	/* the store knows this node as a directory (ZK) */
+	int64_t lease;	  /* etcd lease id, ZooKeeper ephemeral owner, or 0 */
+	uint64_t size;	  /* length of the value in bytes */
+	bool ephemeral;	  /* leased key / ephemeral znode: shown read-only */
+	bool has_data;	  /* the node itself holds a value (etcd: always) */
+	bool real_dir;	  /* the store knows this node as a directory (ZK) */
 };
+
+/* One backend-specific extended attribute (SPEC 3), e.g.
+ * {"user.etcd.lease", 7587867387}. */
+struct topo_xattr {
+	const char *name; /* static */
+	int64_t value;
+};
+#define TOPO_XATTR_MAX 16
 
 /* One node with its value, as returned by get and by bulk listing. */
 struct topo_entry {
@@ -113,6 +125,9 @@ struct topo_conf {
 	unsigned timeout_ms; /* bound on every operation */
 	const char *tls_cert, *tls_key, *tls_ca; /* etcd TLS, may be NULL */
 	const char *zk_auth_file; /* "scheme:auth", may be NULL */
+	/* -o create_root: a root with nothing in it is fine (etcd: a new
+	 * topology; stores with real directories mkdir it instead). */
+	bool missing_root_ok;
 };
 
 struct topo_store; /* one connected store; opaque, owned by its backend */
@@ -123,9 +138,10 @@ struct topo_backend {
 	size_t max_value; /* largest value the store accepts, in bytes */
 	size_t max_ops;	  /* most operations in one multi() */
 
-	/* Connect and check that the store answers and that the root is usable
-	 * (not a file). Returns 0 and *out, or a negative errno with a one-line
-	 * reason in errbuf (errlen bytes). */
+	/* Connect and check that the store answers and that the root is usable:
+	 * -ENOTDIR if it is a file, -ENOENT if it does not exist (unless
+	 * conf->missing_root_ok). Returns 0 and *out, or a negative errno with
+	 * a one-line reason in errbuf (errlen bytes). */
 	int (*open)(const struct topo_conf *conf, struct topo_store **out,
 		    char *errbuf, size_t errlen);
 
@@ -163,6 +179,11 @@ struct topo_backend {
 
 	/* Space: total and used bytes of the store's quota. NULL if unknown. */
 	int (*space)(struct topo_store *s, uint64_t *total, uint64_t *used);
+
+	/* The store's own metadata of a node as extended attributes
+	 * ("user.etcd.*", "user.zk.*"): fills out[0..TOPO_XATTR_MAX) and
+	 * returns the count. Pure: no store request. */
+	size_t (*xattrs)(const struct topo_meta *m, struct topo_xattr *out);
 };
 
 /* The registered backends, by name; NULL if unknown. (backends/registry.c) */

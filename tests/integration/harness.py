@@ -81,7 +81,9 @@ def _safety_net():
         except Exception:
             pass
     for d in list(_live_dirs):
-        shutil.rmtree(d, ignore_errors=True)
+        force_unmount(d)
+        if not is_mounted(d):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 atexit.register(_safety_net)
@@ -105,9 +107,52 @@ def make_tempdir(prefix):
 
 
 def remove_tempdir(d):
+    force_unmount(d)
+    if is_mounted(d):
+        return      # never descend into a mount
     shutil.rmtree(d, ignore_errors=True)
     if d in _live_dirs:
         _live_dirs.remove(d)
+
+
+def _unescape_mount(field):
+    out, i = bytearray(), 0
+    b = field.encode("utf-8", "surrogateescape")
+    while i < len(b):
+        if b[i:i + 1] == b"\\" and i + 3 < len(b) and b[i + 1:i + 4].isdigit():
+            out.append(int(b[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(b[i])
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def is_mounted(path):
+    """True if path is a mount point in /proc/self/mountinfo - unlike
+    os.path.ismount this also sees a dead FUSE mount (ENOTCONN)."""
+    path = os.path.abspath(path)   # never stat: the mount may hang
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            for line in f:
+                parts = line.split(" ")
+                if len(parts) > 4 and _unescape_mount(parts[4]) == path:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def force_unmount(path):
+    """Unmount path (also a dead FUSE mount): -u, then lazy -uz."""
+    if not is_mounted(path):
+        return
+    subprocess.run([FUSERMOUNT, "-u", path], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    if is_mounted(path):
+        subprocess.run([FUSERMOUNT, "-uz", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
 
 def free_port():
@@ -546,7 +591,7 @@ class Mount:
         _live_mounts.append(self)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if os.path.ismount(self.mnt):
+            if is_mounted(self.mnt):
                 return self
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
@@ -576,7 +621,7 @@ class Mount:
         rc = None
         if self.proc is None:
             return None
-        if os.path.ismount(self.mnt):
+        if is_mounted(self.mnt):
             r = subprocess.run([FUSERMOUNT, "-u", self.mnt],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if r.returncode != 0:
@@ -597,26 +642,25 @@ class Mount:
         return rc
 
     def force_stop(self):
-        """For the watchdog / atexit: lazy unmount, kill by pid."""
-        if os.path.ismount(self.mnt):
-            subprocess.run([FUSERMOUNT, "-uz", self.mnt],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """For the watchdog / atexit: kill the daemon by its pid first (that
+        aborts the FUSE connection, so blocked callers get ENOTCONN), then
+        drop the dead mount.  Never stats the mountpoint."""
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
             try:
-                self.proc.wait(3)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+                pass
+        force_unmount(self.mnt)
         self.cleanup()
 
     def cleanup(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            force_unmount(self.mnt)   # the process died: drop a dead mount
+        if is_mounted(self.mnt):
+            return  # never remove a live mount's contents (keep it tracked)
         if self in _live_mounts:
             _live_mounts.remove(self)
-        if os.path.ismount(self.mnt):
-            return  # never remove a live mount's contents
         if self.own_mnt:
             try:
                 os.rmdir(self.mnt)

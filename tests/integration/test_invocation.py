@@ -31,36 +31,66 @@ def pids_of_mount(mnt):
     return out
 
 
+def running(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class InvocationTest(h.TopofsTestCase):
 
     def setUp(self):
         super().setUp()
         self.load({"a": b"alpha", "d/b": b"bravo", "node": b"n", "node/c": b"c"})
         self.mnt = h.make_tempdir("topofs-inv-")
+        self.errdir = h.make_tempdir("topofs-inv-err-")
+        self.addCleanup(h.remove_tempdir, self.errdir)
         self.addCleanup(self._cleanup_mnt)
 
     def _cleanup_mnt(self):
-        if os.path.ismount(self.mnt):
-            subprocess.run([h.FUSERMOUNT, "-u", self.mnt])
-            if os.path.ismount(self.mnt):
-                subprocess.run([h.FUSERMOUNT, "-uz", self.mnt])
-        for pid in pids_of_mount(self.mnt):
+        pids = pids_of_mount(self.mnt)
+        h.force_unmount(self.mnt)
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         h.remove_tempdir(self.mnt)
 
-    def check_fails(self, args, what):
+    def check_fails(self, args, what, timeout=40):
         """Non-zero exit, exactly one line on stderr, nothing mounted."""
-        try:
-            r = h.run_topofs(args, timeout=40)
-        except subprocess.TimeoutExpired:
-            self.fail("%s: topofs did not exit within 40s: %s" % (what, args))
-        err = r.stderr.decode("utf-8", "replace")
-        mounted = os.path.ismount(self.mnt)
+        errf = open(os.path.join(self.errdir, "stderr"), "w+b")
+        proc = subprocess.Popen([h.topofs_bin()] + list(args), stdout=subprocess.DEVNULL,
+                                stderr=errf, stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        rc = None
+        while time.time() < deadline:
+            rc = proc.poll()
+            if rc is not None:
+                break
+            if h.is_mounted(self.mnt):
+                time.sleep(0.5)   # give a late error exit a chance
+                rc = proc.poll()
+                break
+            time.sleep(0.05)
+        if rc is None:
+            mounted = h.is_mounted(self.mnt)
+            if mounted:
+                subprocess.run([h.FUSERMOUNT, "-u", self.mnt])
+            h.stop_pid(proc)
+            h.force_unmount(self.mnt)
+            errf.seek(0)
+            self.fail("%s: topofs did not exit (mountpoint %s); stderr:\n%s"
+                      % (what, "MOUNTED" if mounted else "not mounted after %ss" % timeout,
+                         errf.read().decode("utf-8", "replace")))
+        errf.seek(0)
+        err = errf.read().decode("utf-8", "replace")
+        errf.close()
+        mounted = h.is_mounted(self.mnt)
         self.assertFalse(mounted, "%s: the mountpoint got mounted" % what)
-        self.assertNotEqual(r.returncode, 0, "%s: exit status 0; stderr=%r" % (what, err))
+        self.assertNotEqual(rc, 0, "%s: exit status 0; stderr=%r" % (what, err))
         lines = [l for l in err.splitlines()]
         self.assertEqual(len(lines), 1,
                          "%s: expected exactly one stderr line, got %d:\n%s"
@@ -84,7 +114,7 @@ class InvocationTest(h.TopofsTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = (r.stdout + r.stderr).decode()
         self.assertRegex(out, r"\d+\.\d+")
-        self.assertFalse(os.path.ismount(self.mnt))
+        self.assertFalse(h.is_mounted(self.mnt))
 
     def test_unknown_flag(self):
         line = self.check_fails(["-f", "--no-such-flag"] + self.server.topofs_args(self.root)
@@ -167,7 +197,7 @@ class InvocationTest(h.TopofsTestCase):
         read_file(self.p("a"))
         rc = m.unmount()
         self.assertEqual(rc, 0, "topofs exit status after fusermount3 -u:\n" + m.log())
-        self.assertFalse(os.path.ismount(m.mnt))
+        self.assertFalse(h.is_mounted(m.mnt))
         self.assertEqual(self.store.get(self.key("new")), b"n")
 
     def test_daemon_mode(self):
@@ -179,17 +209,13 @@ class InvocationTest(h.TopofsTestCase):
         self.assertTrue(os.path.ismount(self.mnt), "daemonised topofs did not mount")
         self.assertEqual(read_file(os.path.join(self.mnt, "a")), b"alpha")
         pids = pids_of_mount(self.mnt)
+        self.assertTrue(pids, "no topofs process found for the mount")
         subprocess.run([h.FUSERMOUNT, "-u", self.mnt], check=True)
         deadline = time.time() + 10
-        while time.time() < deadline and any(os.path.exists("/proc/%d" % p) and
-                                             not open("/proc/%d/stat" % p).read().split()[2] == "Z"
-                                             for p in pids):
+        while time.time() < deadline and any(running(p) for p in pids):
             time.sleep(0.1)
         for p in pids:
-            alive = os.path.exists("/proc/%d" % p)
-            self.assertFalse(alive and open("/proc/%d/stat" % p).read().split()[2] != "Z",
-                             "daemon %d still running after unmount" % p)
-
+            self.assertFalse(running(p), "daemon %d still running after unmount" % p)
 
 if __name__ == "__main__":
     h.main()

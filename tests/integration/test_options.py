@@ -42,7 +42,11 @@ class OptionsTest(h.TopofsTestCase):
         self.store.put(self.key("d/locks/77"), b"{}", lease=lease)
         self.mount(["-o", "noephemeral"])
         self.assertFalse(os.path.exists(self.p("d/locks/77")))
-        self.assertEqual(sorted(os.listdir(self.p("d"))), ["b", "c"])
+        self.assertNotIn("77", os.listdir(self.p("d/locks"))
+                         if os.path.isdir(self.p("d/locks")) else [])
+        # a directory holding only hidden keys is at most empty
+        if os.path.isdir(self.p("d/locks")):
+            self.assertEqual(os.listdir(self.p("d/locks")), [])
 
     def test_uid_gid_option(self):
         self.mount(["-o", "uid=4321,gid=8765"])
