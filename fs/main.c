@@ -36,6 +36,7 @@ static int connect_store(const struct topo_backend *be,
 	    .tls_key = o->tls_key,
 	    .tls_ca = o->tls_ca,
 	    .zk_auth_file = o->zk_auth_file,
+	    .missing_root_ok = o->create_root,
 	};
 	char err[512] = "";
 	int rc = be->open(&conf, st, err, sizeof(err));

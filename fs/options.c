@@ -89,7 +89,7 @@ const char opts_usage[] =
     "                        (default .*.sw?,*~,4913,.#*,#*#,sed??????"
     ")\n"
     "  -o noephemeral        hide leased keys / ephemeral znodes\n"
-    "  -o create_root        create a missing ZooKeeper root\n"
+    "  -o create_root        accept a missing root (ZooKeeper: create it)\n"
     "  -o ro                 read-only mount\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
     "user)\n"
