@@ -38,7 +38,7 @@ struct cnode {
 	struct topo_meta meta;
 	uint64_t fetched_ms; /* directories: when last listed (0: never) */
 	bool has_data;
-	bool local_dir; /* made by mkdir, in memory only */
+	bool local_dir; /* made by mkdir through this mount (etcd: in memory only) */
 	bool real_dir;	/* a directory in the store (ZooKeeper) */
 };
 
@@ -93,6 +93,17 @@ static void node_free(struct cnode *n)
 static bool node_is_dir(const struct cache *c, const struct cnode *n)
 {
 	return n == c->root || n->nkids > 0 || n->local_dir || n->real_dir;
+}
+
+/* Whether a node's own value is a file: always for a file; for a directory
+ * (as DIR/.topofs-data) unless it is the empty data that every ZooKeeper
+ * directory node has. */
+static bool data_shown(const struct cache *c, const struct cnode *n)
+{
+	if (!n->has_data)
+		return false;
+	return !node_is_dir(c, n) || n->meta.size > 0 ||
+	       !(c->be->caps & TOPO_CAP_REAL_DIRS);
 }
 
 static bool node_is_empty(const struct cnode *n)
@@ -300,9 +311,13 @@ nomem:
 	return NULL;
 }
 
-/* Copy the in-memory directories of `old` into `new` (same position). */
-static void carry_local_dirs(struct cnode *old, struct cnode *new)
+/* Copy the directories made by mkdir in `old` into `new` (same position):
+ * in-memory ones always; on a store with real directories only onto nodes
+ * the store still has (another client may have deleted them). */
+static void carry_local_dirs(const struct cache *c, struct cnode *old,
+			     struct cnode *new)
 {
+	bool create = !(c->be->caps & TOPO_CAP_REAL_DIRS);
 	if (old->local_dir)
 		new->local_dir = true;
 	for (size_t i = 0; i < old->nkids; i++) {
@@ -310,13 +325,13 @@ static void carry_local_dirs(struct cnode *old, struct cnode *new)
 		if (!o->local_dir && o->nkids == 0)
 			continue;
 		struct cnode *n = kid_find(new, o->name, strlen(o->name));
-		if (!n && !o->local_dir && !o->nkids)
+		if (!n && (!create || (!o->local_dir && !o->nkids)))
 			continue;
 		if (!n)
 			n = kid_get(new, o->name, strlen(o->name));
 		if (!n)
 			continue; /* ENOMEM: lose an empty in-memory dir */
-		carry_local_dirs(o, n);
+		carry_local_dirs(c, o, n);
 		if (node_is_empty(n) && !o->local_dir) {
 			kid_remove(new, n); /* nothing local below after all */
 			node_free(n);
@@ -358,7 +373,7 @@ static void apply_listing(struct cache *c, const char *dir,
 	}
 	struct cnode *old = *dir ? walk(c->root, dir, false) : c->root;
 	if (old)
-		carry_local_dirs(old, fresh);
+		carry_local_dirs(c, old, fresh);
 	mark_fetched(c, fresh, now_ms());
 	if (!*dir) {
 		c->root = fresh;
@@ -459,6 +474,7 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 	memset(out, 0, sizeof(*out));
 	out->is_dir = node_is_dir(c, n);
 	out->has_data = n->has_data;
+	out->data_shown = data_shown(c, n);
 	out->local_dir = n->local_dir;
 	out->real_dir = n->real_dir;
 	if (n->has_data)
@@ -527,8 +543,9 @@ int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 		fill_stat(c, n->kids[i], &st);
 		rc = fn(arg, n->kids[i]->name, &st);
 	}
-	if (!rc && n->has_data) {
-		struct cache_stat st = {.has_data = true, .meta = n->meta};
+	if (!rc && data_shown(c, n)) {
+		struct cache_stat st = {
+		    .has_data = true, .data_shown = true, .meta = n->meta};
 		rc = fn(arg, TOPO_DATA_NAME, &st);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -661,7 +678,7 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 		if (!n) {
 			rc = -ENOMEM;
 		} else {
-			n->local_dir = !real;
+			n->local_dir = true; /* a directory while we know it */
 			n->real_dir = real;
 			n->fetched_ms = parent->fetched_ms;
 		}
@@ -681,7 +698,7 @@ int cache_rmdir(struct cache *c, const char *path)
 		rc = n ? -EBUSY : -ENOENT;
 	else if (!node_is_dir(c, n))
 		rc = -ENOTDIR;
-	else if (n->nkids || n->has_data)
+	else if (n->nkids || data_shown(c, n))
 		rc = -ENOTEMPTY;
 	if (!rc) {
 		kid_remove(parent, n);

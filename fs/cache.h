@@ -23,10 +23,11 @@ struct cache;
 /* What the filesystem needs to know to stat a node. */
 struct cache_stat {
 	bool is_dir;
-	bool has_data;	       /* the node's own value exists (for a
-				  directory: its .topofs-data file) */
+	bool has_data;	       /* the node holds a value (ZooKeeper: always) */
+	bool data_shown;       /* ... and it is a file: the node itself, or
+				  for a directory its .topofs-data */
 	struct topo_meta meta; /* the value's metadata, when has_data */
-	bool local_dir;	       /* made by mkdir, in this mount's memory only */
+	bool local_dir;	       /* made by mkdir through this mount */
 	bool real_dir;	       /* a directory node in the store (ZooKeeper) */
 	size_t subdirs;	       /* directories: child directories */
 	int64_t newest;	       /* directories: newest child version */

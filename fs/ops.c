@@ -44,7 +44,7 @@ static int resolve(struct topofs *t, const char *fuse_path, struct tpath *tp)
 {
 	int rc = path_from_fuse(fuse_path, tp->p, sizeof(tp->p), &tp->is_data);
 	if (rc)
-		return rc == -EINVAL ? -ENOENT : rc;
+		return rc == -EINVAL ? -ENOENT : rc; /* or -ENAMETOOLONG */
 	tp->scratch =
 	    !tp->is_data && *tp->p && scratch_match(&t->scratch_names, tp->p);
 	return 0;
@@ -87,8 +87,13 @@ static void set_time(struct stat *st, int64_t mtime_ns, int64_t version)
 	 * stable across mounts and changes exactly when the value does. */
 	struct timespec ts = {.tv_sec = version > 0 ? version : 0};
 	if (mtime_ns > 0) {
+		/* ZooKeeper's mtime has milliseconds; the data version in the
+		 * sub-millisecond digits makes two writes within one
+		 * millisecond still change st_mtime (the page cache and rsync
+		 * rely on it). */
 		ts.tv_sec = mtime_ns / 1000000000;
-		ts.tv_nsec = mtime_ns % 1000000000;
+		ts.tv_nsec = mtime_ns % 1000000000 / 1000000 * 1000000 +
+			     (version > 0 ? version % 1000000 : 0);
 	}
 	st->st_mtim = st->st_ctim = st->st_atim = ts;
 }
@@ -124,7 +129,7 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 	struct cache_stat cs;
 	size_t pending;
 	int rc = cache_stat(t->cache, tp->p, &cs);
-	bool absent = rc == -ENOENT || (tp->is_data && !rc && !cs.has_data);
+	bool absent = rc == -ENOENT || (tp->is_data && !rc && !cs.data_shown);
 	if (absent && handle_pending(&t->handles, tp->p, true, &pending)) {
 		struct topo_meta none = {0};
 		stat_file(t, st, tp->p, tp->is_data, &none, pending);
@@ -132,7 +137,7 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 	}
 	if (rc)
 		return rc;
-	if (tp->is_data && (!cs.is_dir || !cs.has_data))
+	if (tp->is_data && (!cs.is_dir || !cs.data_shown))
 		return -ENOENT;
 	if (cs.has_data && cs.meta.ephemeral && t->opts->noephemeral)
 		return -ENOENT;
@@ -368,17 +373,16 @@ static int op_rmdir(const char *path)
 	handle_list_new_in(&t->handles, tp.p, count_memory, &in_memory);
 	if (in_memory)
 		return -ENOTEMPTY;
-	if (cs.real_dir && !cs.local_dir) {
-		rc =
-		    t->be->del(t->st, tp.p,
-			       cs.has_data ? cs.meta.version : TOPO_EXPECT_ANY);
-		if (rc)
+	if (cs.data_shown || cs.subdirs)
+		return -ENOTEMPTY;
+	if (cs.has_data && (t->be->caps & TOPO_CAP_REAL_DIRS)) {
+		rc = t->be->del(t->st, tp.p, cs.meta.version);
+		if (rc == -ENOTEMPTY)
+			cache_invalidate(t->cache, tp.p); /* new children */
+		if (rc && rc != -ENOENT)
 			return conflict(t, tp.p, rc, "removed");
 	}
-	rc = cache_rmdir(t->cache, tp.p);
-	if (rc == -ENOTEMPTY && cs.real_dir)
-		cache_invalidate(t->cache, tp.p);
-	return rc;
+	return cache_rmdir(t->cache, tp.p);
 }
 
 /* ---- open files ---- */
@@ -471,16 +475,19 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc)
 		return rc;
 	rc = cache_stat(t->cache, tp.p, &cs);
-	bool exists = !rc && (tp.is_data ? cs.has_data : true);
+	bool exists = !rc && (tp.is_data ? cs.data_shown : true);
 	if (exists && (fi->flags & O_EXCL))
 		return -EEXIST;
 	if (exists && cs.is_dir && !tp.is_data)
 		return -EISDIR;
 	if (exists)
 		return open_store(t, &tp, fi); /* the kernel's view was stale */
-	struct topo_meta meta = {0};
-	struct handle *h = handle_new(&t->handles, tp.p, tp.is_data, NULL, 0,
-				      TOPO_EXPECT_ABSENT, &meta);
+	/* A ZooKeeper directory's hidden empty data: write it in place. */
+	bool hidden = !rc && tp.is_data && cs.has_data;
+	struct topo_meta meta = hidden ? cs.meta : (struct topo_meta){0};
+	struct handle *h =
+	    handle_new(&t->handles, tp.p, tp.is_data, NULL, 0,
+		       hidden ? cs.meta.version : TOPO_EXPECT_ABSENT, &meta);
 	if (!h)
 		return -ENOMEM;
 	h->writable = true;
@@ -573,7 +580,7 @@ static int op_unlink(const char *path)
 		return scratch_remove(&t->scratch, tp.p);
 	if ((rc = cache_stat(t->cache, tp.p, &cs)))
 		return rc;
-	if (!cs.has_data || (tp.is_data && !cs.is_dir))
+	if (!cs.data_shown || (tp.is_data && !cs.is_dir))
 		return -ENOENT;
 	if (cs.is_dir && !tp.is_data)
 		return -EISDIR;
@@ -590,7 +597,7 @@ static int op_unlink(const char *path)
 	}
 	rc = t->be->del(t->st, tp.p, cs.meta.version);
 	if (rc == 0 || rc == -ENOENT)
-		cache_note_delete(t->cache, tp.p, !real_dirs);
+		cache_note_delete(t->cache, tp.p, true);
 	return conflict(t, tp.p, rc, "deleted");
 }
 
@@ -732,8 +739,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 		};
 		rc = t->be->multi(t->st, ops, 2);
 		if (!rc) {
-			cache_note_delete(t->cache, from->p,
-					  !(t->be->caps & TOPO_CAP_REAL_DIRS));
+			cache_note_delete(t->cache, from->p, true);
 			cache_invalidate(t->cache, to->p);
 		}
 		rc = conflict(t, from->p, rc, "renamed");

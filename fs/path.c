@@ -66,6 +66,12 @@ int path_from_fuse(const char *fuse_path, char *out, size_t outlen,
 		return -ENAMETOOLONG;
 	memcpy(out, fuse_path, len);
 	out[len] = '\0';
+	for (const char *seg = out; *seg;) {
+		size_t n = strcspn(seg, "/");
+		if (n > NAME_MAX)
+			return -ENAMETOOLONG;
+		seg += n + (seg[n] == '/');
+	}
 	return path_store_ok(out) ? 0 : -EINVAL;
 }
 

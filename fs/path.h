@@ -24,7 +24,8 @@ bool path_store_ok(const char *p);
 
 /* Map a FUSE path to a store path, written into out (outlen bytes).
  * "/a/b" -> "a/b"; "/a/.topofs-data" -> "a" with *is_data = true;
- * "/" -> "". Returns 0, -ENAMETOOLONG, or -EINVAL for names that cannot be
+ * "/" -> "". Returns 0, -ENAMETOOLONG (also for a segment over NAME_MAX),
+ * or -EINVAL for names that cannot be
  * in the store (an invalid segment, TOPO_DATA_NAME in the middle). */
 int path_from_fuse(const char *fuse_path, char *out, size_t outlen,
 		   bool *is_data);

@@ -30,7 +30,6 @@ import random
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -330,6 +329,47 @@ class EtcdClient:
         m = self.get_meta(key)
         return bool(m and m[3])
 
+    def request_counts(self):
+        """{grpc method: requests started} for etcd's KV/Watch/Lease services,
+        from the server's /metrics (counts every client, this one too)."""
+        with urllib.request.urlopen(self.endpoint + "/metrics",
+                                    timeout=self.timeout) as resp:
+            text = resp.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("grpc_server_started_total{"):
+                labels, val = line.rsplit(" ", 1)
+                m = dict(kv.split("=", 1) for kv in
+                         labels[len("grpc_server_started_total{"):-1].split(","))
+                out[m["grpc_method"].strip('"')] = \
+                    out.get(m["grpc_method"].strip('"'), 0) + int(float(val))
+        return out
+
+
+def tcp_client_sockets(port):
+    """{(client port, state)} for every loopback TCP connection to server
+    `port` in /proc/net/tcp{,6}, whichever side holds the socket (after a
+    close the TIME_WAIT entry may be on the server side)."""
+    out = set()
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    lport = int(parts[1].rsplit(":", 1)[1], 16)
+                    rport = int(parts[2].rsplit(":", 1)[1], 16)
+                    st = parts[3]
+                    if st == "0A":          # LISTEN
+                        continue
+                    if rport == port:
+                        out.add((lport, st))
+                    elif lport == port:
+                        out.add((rport, st))
+        except OSError:
+            pass
+    return out
+
 
 class EtcdServer:
     def __init__(self):
@@ -344,7 +384,8 @@ class EtcdServer:
         self.logpath = None
 
     def start(self, timeout=20):
-        self.datadir = make_tempdir("topofs-etcd-")
+        if self.datadir is None:
+            self.datadir = make_tempdir("topofs-etcd-")
         self.logpath = os.path.join(self.datadir, "etcd.log")
         peer = "http://127.0.0.1:%d" % self.peer_port
         cmd = ["etcd", "--name", "t", "--data-dir", os.path.join(self.datadir, "data"),
@@ -353,11 +394,12 @@ class EtcdServer:
                "--listen-peer-urls", peer,
                "--initial-advertise-peer-urls", peer,
                "--initial-cluster", "t=" + peer]
-        log = open(self.logpath, "wb")
+        log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
-        _live_servers.append(self)
+        if self not in _live_servers:
+            _live_servers.append(self)
         client = EtcdClient(self.endpoint, timeout=2)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -381,6 +423,14 @@ class EtcdServer:
 
     def client(self):
         return EtcdClient(self.endpoint)
+
+    def pause(self):
+        """Stop the process (by pid) but keep the data: the store becomes
+        unreachable; resume() brings it back on the same ports."""
+        stop_pid(self.proc)
+
+    def resume(self, timeout=20):
+        return self.start(timeout)
 
     def stop(self):
         stop_pid(self.proc)
@@ -471,9 +521,16 @@ class ZkClient:
         return out
 
     def revision(self):
-        """Last zxid: make a throwaway sync + read of a scratch node's pzxid
-        is intrusive, so use the server's 'srvr' output when allowed, else
-        the max mzxid/pzxid seen in /."""
+        """The server's last zxid (from the 'srvr' four-letter word, which
+        ZkServer whitelists); else the max mzxid/pzxid seen under /.  Every
+        write (create, set, delete, multi) moves it by exactly one."""
+        try:
+            out = self.zk.command(b"srvr")
+            for line in out.splitlines():
+                if line.startswith("Zxid:"):
+                    return int(line.split(":", 1)[1].strip(), 16)
+        except Exception:
+            pass
         st = self.zk.exists("/")
         best = max(st.mzxid, st.pzxid) if st else 0
         for k in self.keys("/"):
@@ -685,19 +742,19 @@ def run_topofs(args, timeout=20):
 _module_server = {}
 
 
-def module_server():
-    """One store server per test module (lazily started)."""
-    s = _module_server.get("s")
+def module_server(backend=None):
+    """One store server per test module and backend (lazily started)."""
+    backend = backend or BACKEND
+    s = _module_server.get(backend)
     if s is None:
-        s = make_server().start()
-        _module_server["s"] = s
+        s = (ZkServer() if backend == "zk" else EtcdServer()).start()
+        _module_server[backend] = s
     return s
 
 
 def stop_module_server():
-    s = _module_server.pop("s", None)
-    if s is not None:
-        s.stop()
+    for b in list(_module_server):
+        _module_server.pop(b).stop()
 
 
 def sample(root, **kw):
@@ -712,6 +769,7 @@ class TopofsTestCase(unittest.TestCase):
 
     maxDiff = 4000
     TEST_TIMEOUT = float(os.environ.get("TOPOFS_TEST_TIMEOUT", "180"))
+    BACKEND = None      # None: $TOPOFS_BACKEND; a subclass may pin "zk"/"etcd"
 
     @classmethod
     def setUpClass(cls):
@@ -719,8 +777,10 @@ class TopofsTestCase(unittest.TestCase):
             if os.environ.get("TOPOFS_BIN"):
                 raise RuntimeError("TOPOFS_BIN=%s does not exist" % topofs_bin())
             raise unittest.SkipTest("no topofs binary at %s" % topofs_bin())
-        cls.server = module_server()
+        cls.server = module_server(cls.BACKEND)
         cls.store = cls.server.client()
+        if hasattr(cls.store, "close"):
+            cls.addClassCleanup(cls.store.close)
 
     def setUp(self):
         name = self.id().split(".")[-1]

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -151,6 +150,34 @@ class NamespaceTest(h.TopofsTestCase):
         self.assertUnchanged(expect)
         self.assertFalse(os.path.exists(self.p("dir")))
         self.assertEqual(read_file(self.p("moved/sub/z")), b"zulu")
+
+    def test_rename_big_directory_atomic_or_exdev(self):
+        # more keys than etcd allows in one transaction (--max-txn-ops 128):
+        # either one atomic revision or EXDEV with nothing changed; `mv`
+        # then still works (it copies and deletes)
+        big = {"big/k%03d" % i: b"v%d" % i for i in range(300)}
+        self.load(big)
+        time.sleep(1.2)
+        before = self.snapshot()
+        rev = self.store.revision()
+        moved = {}
+        for k, v in before.items():
+            rel = k[len(self.prefix):]
+            if rel.startswith("big/"):
+                rel = "big2/" + rel[4:]
+            moved[self.key(rel)] = v
+        try:
+            os.rename(self.p("big"), self.p("big2"))
+        except OSError as e:
+            self.assertEqual(e.errno, errno.EXDEV, e)
+            self.assertEqual(self.store.revision(), rev)
+            self.assertUnchanged(before)
+            r = subprocess.run(["mv", self.p("big"), self.p("big2")], stderr=subprocess.PIPE)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        else:
+            self.assertEqual(self.store.revision(), rev + 1, "big dir rename not atomic")
+        self.assertUnchanged(moved)
+        self.assertEqual(len(os.listdir(self.p("big2"))), 300)
 
     def test_rename_memory_only_dir(self):
         os.makedirs(self.p("md/inner"))

@@ -55,6 +55,13 @@ static void test_from_fuse(void)
 	    path_from_fuse("/a/.topofs-data/b", out, sizeof(out), &is_data),
 	    -EINVAL);
 	CHECK_INT(path_from_fuse("/abcdefgh", out, 4, &is_data), -ENAMETOOLONG);
+	char longpath[300] = "/";
+	memset(longpath + 1, 'n', 256);
+	char big[512];
+	CHECK_INT(path_from_fuse(longpath, big, sizeof(big), &is_data),
+		  -ENAMETOOLONG);
+	longpath[256] = '\0'; /* 255 bytes: fine */
+	CHECK_INT(path_from_fuse(longpath, big, sizeof(big), &is_data), 0);
 	CHECK_INT(path_from_fuse("/x.topofs-data", out, sizeof(out), &is_data),
 		  0);
 	CHECK(!is_data);

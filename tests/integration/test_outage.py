@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""Store outage (SPEC 6): with etcd unreachable every operation fails with
+EIO within -o timeout, nothing hangs, and the mount recovers by itself when
+the store comes back.  Uses its own etcd (it gets stopped and restarted)."""
+
+import errno
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import read_file, write_file  # noqa: E402
+
+TIMEOUT = 3
+
+
+class OutageTest(h.TopofsTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if h.BACKEND != "etcd":
+            raise unittest.SkipTest("etcd only")
+
+    def setUp(self):
+        super().setUp()
+        # a private server: this test stops it
+        self.server = h.EtcdServer().start()
+        self.addCleanup(self.server.stop)
+        self.store = self.server.client()
+        self.load({"a": b"alpha", "d/b": b"bravo"})
+        self.mount(["-o", "timeout=%d" % TIMEOUT])
+
+    def timed(self, func, *args):
+        """Run func in a thread; return (exception or None, seconds)."""
+        box = {}
+
+        def run():
+            t0 = time.time()
+            try:
+                func(*args)
+                box["err"] = None
+            except BaseException as e:   # noqa: B902
+                box["err"] = e
+            box["t"] = time.time() - t0
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        th.join(TIMEOUT * 4 + 10)
+        self.assertFalse(th.is_alive(), "%s%r hung with the store down" % (func.__name__, args))
+        return box["err"], box["t"]
+
+    def test_outage_eio_and_recovery(self):
+        self.assertEqual(read_file(self.p("a")), b"alpha")
+        self.server.pause()
+        t_down = time.time()
+        # uncached operations and writes must fail with EIO in bounded time
+        err, t = self.timed(write_file, self.p("d/new"), b"x")
+        self.assertIsInstance(err, OSError, "write with the store down did not fail")
+        self.assertEqual(err.errno, errno.EIO, err)
+        self.assertLess(t, TIMEOUT * 3 + 2)
+        err, t = self.timed(os.listdir, self.p("nosuchdir-never-seen"))
+        self.assertIsInstance(err, OSError)
+        self.assertIn(err.errno, (errno.EIO, errno.ENOENT))
+        err, t = self.timed(os.unlink, self.p("d/b"))
+        self.assertIsInstance(err, OSError, "unlink with the store down did not fail")
+        self.assertEqual(err.errno, errno.EIO)
+        self.assertLess(time.time() - t_down, 60)
+        # back again
+        self.server.resume()
+        deadline = time.time() + 15
+        last = None
+        while time.time() < deadline:
+            try:
+                write_file(self.p("d/after"), b"recovered")
+                break
+            except OSError as e:
+                last = e
+                time.sleep(0.5)
+        else:
+            self.fail_with_log("mount did not recover: %s" % last)
+        self.assertEqual(self.store.get(self.key("d/after")), b"recovered")
+        self.assertEqual(self.store.get(self.key("d/b")), b"bravo")
+        self.assertIsNone(self.store.get(self.key("d/new")))
+        self.store.put(self.key("a"), b"changed after outage")
+        deadline = time.time() + 5
+        while time.time() < deadline and read_file(self.p("a")) != b"changed after outage":
+            time.sleep(0.2)
+        self.assertEqual(read_file(self.p("a")), b"changed after outage",
+                         "watch not re-established after the outage")
+
+
+if __name__ == "__main__":
+    h.main()
