@@ -8,10 +8,18 @@
  *   threads find the same directory stale at once, one fetches and the
  *   others find it fresh when they get the lock.
  *
- *   A listing fetched while the filesystem wrote to the store may predate
- *   that write. Every recorded write bumps `gen`; a listing is applied only
- *   if `gen` did not move while it was being fetched, else it is fetched
- *   again. So the cache never goes back to a value older than our own write.
+ *   A listing fetched while the filesystem wrote to the store, or while a
+ *   watch reported a change, may predate that change. While a listing is in
+ *   flight (`listing`), every write or change notice that touches its
+ *   subtree raises `conflict` to the change's version (or to "unknown").
+ *   The listing is applied only if it is at least that recent (etcd: its
+ *   revision covers the change), else it is fetched again. So the cache
+ *   never goes back to a value older than a change it was told about.
+ *
+ * Freshness
+ *   With a watch (cache_watch_started), a listed directory stays fresh
+ *   until a change notice marks it stale: no time limit. Without one, a
+ *   listing is trusted for ttl_ms.
  *
  * Shape
  *   Nodes hold their children in an array sorted by name (binary search;
@@ -21,6 +29,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +47,8 @@ struct cnode {
 	struct topo_meta meta;
 	uint64_t fetched_ms; /* directories: when last listed (0: never) */
 	bool has_data;
-	bool local_dir; /* made by mkdir through this mount (etcd: in memory only) */
+	bool local_dir; /* made by mkdir through this mount (etcd: in memory
+			   only) */
 	bool real_dir;	/* a directory in the store (ZooKeeper) */
 };
 
@@ -51,8 +61,10 @@ struct cache {
 
 	pthread_mutex_t mu; /* guards everything below */
 	struct cnode *root;
-	uint64_t gen;  /* bumped by every write we record */
-	char **logged; /* invalid keys already logged, to log each once */
+	bool watched;	     /* change notices keep listings fresh */
+	const char *listing; /* the directory being listed, or NULL */
+	int64_t conflict;    /* newest change to it meanwhile (0: none) */
+	char **logged;	     /* invalid keys already logged, to log each once */
 	size_t nlogged;
 };
 
@@ -61,6 +73,19 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Record a change at `path` (version, or -1 if unknown) against the listing
+ * in flight, if it touches the listed subtree. Called with mu held. */
+static void touch(struct cache *c, const char *path, int64_t version)
+{
+	if (!c->listing ||
+	    !(path_within(path, c->listing) || path_within(c->listing, path)))
+		return;
+	if (version <= 0)
+		version = INT64_MAX;
+	if (version > c->conflict)
+		c->conflict = version;
 }
 
 /* ---- nodes ---- */
@@ -395,7 +420,8 @@ static void apply_listing(struct cache *c, const char *dir,
 
 static bool is_fresh(const struct cache *c, const struct cnode *n)
 {
-	return n->fetched_ms && now_ms() - n->fetched_ms < c->ttl_ms;
+	return n->fetched_ms &&
+	       (c->watched || now_ms() - n->fetched_ms < c->ttl_ms);
 }
 
 /* The directory whose listing decides about `path` (the parent of path, or
@@ -426,24 +452,26 @@ static int refresh(struct cache *c, const char *dir)
 		pthread_mutex_lock(&c->mu);
 		struct cnode *n = walk(c->root, dir, false);
 		bool fresh = n && is_fresh(c, n);
-		uint64_t gen = c->gen;
+		if (!fresh) {
+			c->listing = dir;
+			c->conflict = 0;
+		}
 		pthread_mutex_unlock(&c->mu);
 		if (fresh)
 			break;
 
 		struct topo_listing l = {0};
 		rc = c->be->list(c->st, dir, &l);
-		if (rc) {
-			topo_listing_free(&l);
-			break;
-		}
 		pthread_mutex_lock(&c->mu);
-		bool applied = c->gen == gen;
+		bool applied =
+		    !rc && (c->conflict == 0 ||
+			    (l.revision > 0 && l.revision >= c->conflict));
 		if (applied)
 			apply_listing(c, dir, &l);
+		c->listing = NULL;
 		pthread_mutex_unlock(&c->mu);
 		topo_listing_free(&l);
-		if (applied)
+		if (rc || applied)
 			break;
 	}
 	pthread_mutex_unlock(&c->refresh_mu);
@@ -620,7 +648,7 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 			memcpy(copy, value, len);
 	}
 	pthread_mutex_lock(&c->mu);
-	c->gen++;
+	touch(c, path, meta->version);
 	struct cnode *n = walk(c->root, path, true);
 	if (n && (copy || !len)) {
 		node_set_value(n, copy, meta);
@@ -639,7 +667,7 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 {
 	pthread_mutex_lock(&c->mu);
-	c->gen++;
+	touch(c, path, -1);
 	struct cnode *n = walk(c->root, path, false);
 	if (n) {
 		node_clear_value(n);
@@ -663,7 +691,7 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 	int rc = lock_fresh(c, path, false);
 	if (rc)
 		return rc;
-	c->gen++;
+	touch(c, path, -1);
 	struct cnode *parent = walk_parent(c, path);
 	if (!parent) {
 		rc = -ENOENT;
@@ -690,7 +718,7 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 int cache_rmdir(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	c->gen++;
+	touch(c, path, -1);
 	int rc = 0;
 	struct cnode *n = walk(c->root, path, false);
 	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
@@ -727,7 +755,8 @@ static void move_local_walk(struct cache *c, struct cnode *n, const char *to)
 void cache_move_local(struct cache *c, const char *from, const char *to)
 {
 	pthread_mutex_lock(&c->mu);
-	c->gen++;
+	touch(c, from, -1);
+	touch(c, to, -1);
 	struct cnode *n = walk(c->root, from, false);
 	if (n) {
 		move_local_walk(c, n, to);
@@ -744,10 +773,70 @@ void cache_move_local(struct cache *c, const char *from, const char *to)
 void cache_invalidate(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	c->gen++;
+	touch(c, path, -1);
 	char dir[4096];
 	struct cnode *d = deciding_dir(c, path, true, dir, sizeof(dir));
 	mark_fetched(c, d, 0);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- change notices ---- */
+
+void cache_watch_started(struct cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->watched = true;
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool cache_changed(struct cache *c, enum topo_change what, const char *path,
+		   int64_t version)
+{
+	char dir[4096];
+	bool stale = true;
+	pthread_mutex_lock(&c->mu);
+	touch(c, what == TOPO_CHANGE_ALL ? "" : path, version);
+	struct cnode *n = walk(c->root, path, false);
+	if (what == TOPO_CHANGE_ALL) {
+		mark_fetched(c, c->root, 0);
+	} else if (what == TOPO_CHANGE_NODE && n && n->has_data &&
+		   version > 0 && n->meta.version == version) {
+		stale = false; /* our own write, already recorded */
+	} else {
+		struct cnode *d = deciding_dir(
+		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));
+		d->fetched_ms = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return stale;
+}
+
+/* Collect the paths of every node under n (store path p), depth first. */
+static int collect_paths(const struct cnode *n, char *p, size_t plen,
+			 size_t cap, void (*fn)(void *, const char *),
+			 void *arg)
+{
+	fn(arg, p);
+	for (size_t i = 0; i < n->nkids; i++) {
+		size_t nlen = strlen(n->kids[i]->name);
+		size_t len = plen ? plen + 1 + nlen : nlen;
+		if (len >= cap)
+			continue;
+		if (plen)
+			p[plen] = '/';
+		memcpy(p + (plen ? plen + 1 : 0), n->kids[i]->name, nlen + 1);
+		collect_paths(n->kids[i], p, len, cap, fn, arg);
+		p[plen] = '\0';
+	}
+	return 0;
+}
+
+void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),
+			 void *arg)
+{
+	char p[4096] = "";
+	pthread_mutex_lock(&c->mu);
+	collect_paths(c->root, p, 0, sizeof(p), fn, arg);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -80,6 +80,21 @@ int cache_rmdir(struct cache *c, const char *path);
 /* Move the in-memory directories at or below `from` to `to` (rename). */
 void cache_move_local(struct cache *c, const char *from, const char *to);
 
+/* Change notices from the store's watch (topo_backend.watch). */
+
+/* From now on listings stay fresh until a notice says otherwise. */
+void cache_watch_started(struct cache *c);
+
+/* Apply one notice: mark the listing that shows `path` stale. Returns false
+ * when it reports our own write, already recorded (nothing changed). */
+bool cache_changed(struct cache *c, enum topo_change what, const char *path,
+		   int64_t version);
+
+/* Call fn(arg, path) for every node the cache holds (with the cache
+ * locked: fn must not call back into the cache). */
+void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),
+			 void *arg);
+
 /* Forget what is known at and below `path`: the next access re-lists it. */
 void cache_invalidate(struct cache *c, const char *path);
 

@@ -55,6 +55,37 @@ static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 	return rc;
 }
 
+/* Start the store's change notices, if it has them. */
+static void start_watch(struct topofs *t)
+{
+	if (!t->be->watch)
+		return;
+	t->notifier = notifier_start(t->fuse);
+	int rc = t->be->watch(t->st, topofs_on_change, t);
+	if (rc) {
+		topo_warn("no change notices from the store (%s): other "
+			  "clients' changes show within -o cache_ttl",
+			  strerror(-rc));
+		return;
+	}
+	cache_watch_started(t->cache);
+	t->watched = true;
+}
+
+static int run_loop(struct fuse *f, const struct topofs_opts *o)
+{
+	if (o->single_thread)
+		return fuse_loop(f) < 0 ? 1 : 0;
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	if (!loop)
+		return 1;
+	fuse_loop_cfg_set_max_threads(loop, 16);
+	fuse_loop_cfg_set_idle_threads(loop, 8);
+	int rc = fuse_loop_mt(f, loop);
+	fuse_loop_cfg_destroy(loop);
+	return rc < 0 ? 1 : 0; /* a signal ends the loop with 0 */
+}
+
 static int serve(struct topofs *t, struct fuse_args *args,
 		 const struct topofs_opts *o)
 {
@@ -62,6 +93,7 @@ static int serve(struct topofs *t, struct fuse_args *args,
 	struct fuse *f = fuse_new(args, &topofs_ops, sizeof(topofs_ops), t);
 	if (!f)
 		return 1; /* libfuse printed why (an unknown -o option) */
+	t->fuse = f;
 	if (fuse_mount(f, o->mountpoint) != 0)
 		goto out_destroy;
 	if (fuse_daemonize(o->foreground) != 0)
@@ -73,19 +105,13 @@ static int serve(struct topofs *t, struct fuse_args *args,
 	t->cache = cache_new(t->be, t->st, o->cache_ttl_ms);
 	if (!t->cache || fuse_set_signal_handlers(fuse_get_session(f)) != 0)
 		goto out_close;
-	struct fuse_loop_config *loop = fuse_loop_cfg_create();
-	if (!loop)
-		goto out_signals;
-	fuse_loop_cfg_set_max_threads(loop, 16);
-	fuse_loop_cfg_set_idle_threads(loop, 8);
-	rc = o->single_thread ? fuse_loop(f) : fuse_loop_mt(f, loop);
-	fuse_loop_cfg_destroy(loop);
-	rc = rc < 0 ? 1 : 0; /* a signal ends the loop with 0 */
-out_signals:
+	start_watch(t);
+	rc = run_loop(f, o);
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_close:
+	t->be->close(t->st); /* stops the watch: no notice after this */
+	notifier_stop(t->notifier);
 	cache_free(t->cache);
-	t->be->close(t->st);
 out_unmount:
 	fuse_unmount(f);
 out_destroy:

@@ -946,12 +946,16 @@ static int op_removexattr(const char *path, const char *name)
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct topofs *t = fs();
-	double ttl = t->opts->cache_ttl_ms / 1000.0;
+	/* With the store's watch, every change reaches the kernel as an
+	 * invalidation: entries and attributes may be kept long. Without it,
+	 * only as long as the cache trusts a listing. New names must show at
+	 * once: no negative caching. */
+	double ttl = t->watched ? 3600.0 : t->opts->cache_ttl_ms / 1000.0;
 	cfg->use_ino = 1;
 	cfg->readdir_ino = 1;
 	cfg->entry_timeout = ttl;
 	cfg->attr_timeout = ttl;
-	cfg->negative_timeout = ttl;
+	cfg->negative_timeout = 0;
 	cfg->hard_remove = 1; /* never rename an open file to .fuse_hidden* */
 	/* Keep file pages cached across opens unless mtime or size changed;
 	 * st_mtime changes whenever the value does (see set_time). */
@@ -959,6 +963,39 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	return t;
+}
+
+/* Queue the kernel invalidations for store path p ("" is the root). */
+static void invalidate_node(struct topofs *t, const char *p)
+{
+	char fpath[PATH_MAX];
+	snprintf(fpath, sizeof(fpath), "/%s", p);
+	notifier_push(t->notifier, fpath);
+	snprintf(fpath, sizeof(fpath), "%s%s" TOPO_DATA_NAME, *p ? "/" : "", p);
+	notifier_push(t->notifier, fpath);
+}
+
+static void invalidate_one(void *arg, const char *p)
+{
+	invalidate_node(arg, p);
+}
+
+void topofs_on_change(void *arg, enum topo_change what, const char *path,
+		      int64_t version)
+{
+	struct topofs *t = arg;
+	cache_changed(t->cache, what, path, version);
+	if (what == TOPO_CHANGE_ALL) {
+		cache_for_each_path(t->cache, invalidate_one, t);
+		return;
+	}
+	invalidate_node(t, path);
+	if (*path && what == TOPO_CHANGE_NODE) {
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%.*s",
+			 (int)path_parent_len(path), path);
+		invalidate_node(t, parent); /* its nlink and mtime */
+	}
 }
 
 const struct fuse_operations topofs_ops = {

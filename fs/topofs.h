@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "handle.h"
+#include "notify.h"
 #include "options.h"
 #include "path.h"
 #include "scratch.h"
@@ -24,9 +25,17 @@ struct topofs {
 	struct handle_list handles;
 	uid_t uid;
 	gid_t gid;
+	struct fuse *fuse;
+	struct notifier *notifier; /* kernel invalidations, NULL if none */
+	bool watched;		   /* the store's watch keeps the cache fresh */
 };
 
 /* The FUSE operations (ops.c). */
 extern const struct fuse_operations topofs_ops;
+
+/* The store's change notices (a topo_change_fn; arg is the struct topofs):
+ * mark the cache stale and queue the kernel's invalidations. */
+void topofs_on_change(void *arg, enum topo_change what, const char *path,
+		      int64_t version);
 
 #endif

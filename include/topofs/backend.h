@@ -114,6 +114,21 @@ struct topo_op {
 	int64_t expect;
 };
 
+/* What a change notice says changed (see topo_backend.watch). */
+enum topo_change {
+	TOPO_CHANGE_NODE,     /* the node at path was created, changed or
+				 deleted: its parent's listing is stale */
+	TOPO_CHANGE_CHILDREN, /* the children of path changed: its own
+				 listing is stale */
+	TOPO_CHANGE_ALL,      /* notices may have been lost (etcd compaction,
+				 ZooKeeper session expiry): all is stale */
+};
+
+/* Receives change notices on a backend thread. It must not block on the
+ * store (it may take the cache's locks and tell the kernel). */
+typedef void (*topo_change_fn)(void *arg, enum topo_change what,
+			       const char *path, int64_t version);
+
 /* Capability bits. */
 #define TOPO_CAP_REAL_DIRS (1u << 0) /* store has directories (mkdir op) */
 #define TOPO_CAP_REVISIONS (1u << 1) /* listings carry a global revision */
@@ -179,6 +194,20 @@ struct topo_backend {
 
 	/* Space: total and used bytes of the store's quota. NULL if unknown. */
 	int (*space)(struct topo_store *s, uint64_t *total, uint64_t *used);
+
+	/* Start delivering change notices for the whole root to fn(arg, ...),
+	 * from a thread of the backend's, until close(). `path` is relative
+	 * to the root (as everywhere); `version` is the node's new version
+	 * for TOPO_CHANGE_NODE when the store tells it (etcd mod_revision; an
+	 * etcd delete gives the revision of the delete), else -1. Notices
+	 * come in the store's order. A backend that loses its stream
+	 * reconnects by itself and, if notices may have been lost meanwhile,
+	 * sends TOPO_CHANGE_ALL. etcd watches every key from the moment
+	 * watch() returns; ZooKeeper watches what list() and get() have read
+	 * since (one-shot watches, set again by the next read). NULL if the
+	 * store has no watches: the cache then trusts a listing for
+	 * -o cache_ttl only. Returns 0 or a negative errno. */
+	int (*watch)(struct topo_store *s, topo_change_fn fn, void *arg);
 
 	/* The store's own metadata of a node as extended attributes
 	 * ("user.etcd.*", "user.zk.*"): fills out[0..TOPO_XATTR_MAX) and
