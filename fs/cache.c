@@ -57,7 +57,9 @@ struct cache {
 	struct topo_store *st;
 	unsigned ttl_ms;
 
-	pthread_mutex_t refresh_mu; /* one store listing at a time */
+	pthread_mutex_t refresh_mu; /* one store listing at a time; guards: */
+	uint64_t failed_ms;	    /* when the last listing failed */
+	int failed_rc;		    /* and how */
 
 	pthread_mutex_t mu; /* guards everything below */
 	struct cnode *root;
@@ -447,7 +449,15 @@ static struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
 static int refresh(struct cache *c, const char *dir)
 {
 	int rc = 0;
+	uint64_t waited_from = now_ms();
 	pthread_mutex_lock(&c->refresh_mu);
+	if (c->failed_ms >= waited_from) {
+		/* The store failed while we queued: don't wait for another
+		 * timeout behind every other waiter. */
+		rc = c->failed_rc;
+		pthread_mutex_unlock(&c->refresh_mu);
+		return rc;
+	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		pthread_mutex_lock(&c->mu);
 		struct cnode *n = walk(c->root, dir, false);
@@ -473,6 +483,10 @@ static int refresh(struct cache *c, const char *dir)
 		topo_listing_free(&l);
 		if (rc || applied)
 			break;
+	}
+	if (rc) {
+		c->failed_ms = now_ms();
+		c->failed_rc = rc;
 	}
 	pthread_mutex_unlock(&c->refresh_mu);
 	return rc;

@@ -55,11 +55,12 @@ static bool read_only(const struct topofs *t)
 	return t->opts->read_only;
 }
 
-/* Report a store conflict the way SPEC 7 says: EIO and a log line. */
-static int conflict(struct topofs *t, const char *path, int rc,
-		    const char *what)
+/* The errno for a failed store write, the way SPEC 7 says: a conflict is
+ * EIO with a log line naming the key; other failures are logged too. */
+static int store_error(struct topofs *t, const char *path, int rc,
+		       const char *what)
 {
-	if (rc == -ESTALE || (rc == -EEXIST && !strcmp(what, "renamed"))) {
+	if (rc == -ESTALE) {
 		topo_err("%s: not %s: changed by another client meanwhile",
 			 path, what);
 		cache_invalidate(t->cache, path);
@@ -339,7 +340,7 @@ static int op_mkdir(const char *path, mode_t mode)
 	if (t->be->caps & TOPO_CAP_REAL_DIRS) {
 		rc = t->be->mkdir(t->st, tp.p);
 		if (rc)
-			return conflict(t, tp.p, rc, "created");
+			return store_error(t, tp.p, rc, "created");
 		return cache_mkdir(t->cache, tp.p, true);
 	}
 	return cache_mkdir(t->cache, tp.p, false);
@@ -380,7 +381,7 @@ static int op_rmdir(const char *path)
 		if (rc == -ENOTEMPTY)
 			cache_invalidate(t->cache, tp.p); /* new children */
 		if (rc && rc != -ENOENT)
-			return conflict(t, tp.p, rc, "removed");
+			return store_error(t, tp.p, rc, "removed");
 	}
 	return cache_rmdir(t->cache, tp.p);
 }
@@ -593,12 +594,12 @@ static int op_unlink(const char *path)
 		rc = t->be->put(t->st, tp.p, "", 0, cs.meta.version, &meta);
 		if (!rc)
 			cache_note_put(t->cache, tp.p, "", 0, &meta);
-		return conflict(t, tp.p, rc, "emptied");
+		return store_error(t, tp.p, rc, "emptied");
 	}
 	rc = t->be->del(t->st, tp.p, cs.meta.version);
 	if (rc == 0 || rc == -ENOENT)
 		cache_note_delete(t->cache, tp.p, true);
-	return conflict(t, tp.p, rc, "deleted");
+	return store_error(t, tp.p, rc, "deleted");
 }
 
 /* rename from a scratch file to a stored name: one compare-and-set write
@@ -631,8 +632,8 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 			cache_note_put(t->cache, to->p, buf, len, &meta);
 			scratch_remove(&t->scratch, from->p);
 		}
-		rc =
-		    conflict(t, to->p, rc == -EEXIST ? -ESTALE : rc, "written");
+		rc = store_error(t, to->p, rc == -EEXIST ? -ESTALE : rc,
+				 "written");
 	}
 	free(buf);
 	return rc;
@@ -651,6 +652,15 @@ static int rename_store_to_scratch(struct topofs *t, const struct tpath *from,
 		rc = scratch_write(&t->scratch, to->p, buf, meta.size);
 	free(buf);
 	return rc;
+}
+
+/* The errno for a failed rename transaction: too big for one is EXDEV (mv
+ * then copies); a target that appeared meanwhile is a conflict. */
+static int multi_error(struct topofs *t, const char *path, int rc)
+{
+	if (rc == -E2BIG || rc == -EFBIG)
+		return -EXDEV;
+	return store_error(t, path, rc == -EEXIST ? -ESTALE : rc, "renamed");
 }
 
 /* Build the operations that move every node of `sub` from `from` to `to`:
@@ -692,8 +702,7 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 	else if (2 * n > t->be->max_ops)
 		rc = -EXDEV; /* too big for one transaction: mv copies */
 	else if (n && !(rc = move_ops(&sub, from->p, to->p, ops, paths)))
-		rc = conflict(t, from->p, t->be->multi(t->st, ops, 2 * n),
-			      "renamed");
+		rc = multi_error(t, from->p, t->be->multi(t->st, ops, 2 * n));
 	if (!rc) {
 		cache_move_local(t->cache, from->p, to->p);
 		cache_invalidate(t->cache, to->p);
@@ -742,7 +751,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 			cache_note_delete(t->cache, from->p, true);
 			cache_invalidate(t->cache, to->p);
 		}
-		rc = conflict(t, from->p, rc, "renamed");
+		rc = multi_error(t, from->p, rc);
 	}
 	free(buf);
 	return rc;
