@@ -50,6 +50,9 @@ struct cnode {
 	bool local_dir; /* made by mkdir through this mount (etcd: in memory
 			   only) */
 	bool real_dir;	/* a directory in the store (ZooKeeper) */
+	bool stale;	/* a notice said it changed: get() it again */
+	unsigned stale_seq; /* counts notices: a get() that raced one is not
+			       taken for the newest */
 };
 
 struct cache {
@@ -492,20 +495,112 @@ static int refresh(struct cache *c, const char *dir)
 	return rc;
 }
 
-/* Make the cache's answer about `path` current; returns with mu held. */
+#define STALE_GET_MAX 16 /* more stale nodes in one directory: re-list it */
+
+struct stale_ref {
+	char path[4096];
+	unsigned seq;
+};
+
+/* Add node n (store path p) to refs if a notice made it stale. */
+static void want_stale(const struct cnode *n, const char *p,
+		       struct stale_ref *refs, size_t *count)
+{
+	if (!n->stale || *count > STALE_GET_MAX)
+		return;
+	if (*count < STALE_GET_MAX) {
+		snprintf(refs[*count].path, sizeof(refs[*count].path), "%s", p);
+		refs[*count].seq = n->stale_seq;
+	}
+	(*count)++;
+}
+
+/* Take a get() answer for a stale node, unless a newer notice came. */
+static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
+		      struct topo_entry *e)
+{
+	struct cnode *n = walk(c->root, ref->path, false);
+	if (!n || n->stale_seq != ref->seq || (rc && rc != -ENOENT))
+		return;
+	n->stale = false;
+	if (!rc) {
+		node_set_value(n, e->value, &e->meta);
+		e->value = NULL;
+		return;
+	}
+	node_clear_value(n);
+	struct cnode *parent = *ref->path ? walk_parent(c, ref->path) : NULL;
+	if (parent && node_is_empty(n)) {
+		kid_remove(parent, n);
+		node_free(n);
+		prune_empty(c, ref->path);
+	}
+}
+
+/* Re-read the stale node at `path` (and its children with kids=true) with
+ * one get() each. Called and returns with mu held; drops it meanwhile.
+ * -EAGAIN: too many, the directory was marked for re-listing instead. */
+static int resolve_stale(struct cache *c, const char *path, bool kids)
+{
+	struct cnode *n = walk(c->root, path, false);
+	if (!n)
+		return 0;
+	struct stale_ref *refs = malloc(STALE_GET_MAX * sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	size_t count = 0;
+	want_stale(n, path, refs, &count);
+	for (size_t i = 0; kids && i < n->nkids; i++) {
+		char p[4096];
+		if (path_join(p, sizeof(p), path, n->kids[i]->name) == 0)
+			want_stale(n->kids[i], p, refs, &count);
+	}
+	int rc = 0;
+	if (count > STALE_GET_MAX) {
+		n->fetched_ms = 0;
+		rc = -EAGAIN;
+	} else if (count) {
+		pthread_mutex_unlock(&c->mu);
+		for (size_t i = 0; i < count && !rc; i++) {
+			struct topo_entry e = {0};
+			int grc = c->be->get(c->st, refs[i].path, &e);
+			pthread_mutex_lock(&c->mu);
+			apply_get(c, &refs[i], grc, &e);
+			pthread_mutex_unlock(&c->mu);
+			topo_entry_free(&e);
+			if (grc && grc != -ENOENT)
+				rc = grc;
+		}
+		pthread_mutex_lock(&c->mu);
+	}
+	free(refs);
+	return rc;
+}
+
+/* Make the cache's answer about `path` current (with self, also the list of
+ * its children); returns 0 with mu held, or an error without. */
 static int lock_fresh(struct cache *c, const char *path, bool self)
 {
 	char dir[4096];
 	pthread_mutex_lock(&c->mu);
-	struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
-	if (is_fresh(c, d))
-		return 0;
-	pthread_mutex_unlock(&c->mu);
-	int rc = refresh(c, dir);
-	pthread_mutex_lock(&c->mu);
-	if (rc)
-		pthread_mutex_unlock(&c->mu);
-	return rc;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
+		if (!is_fresh(c, d)) {
+			pthread_mutex_unlock(&c->mu);
+			int rc = refresh(c, dir);
+			if (rc)
+				return rc;
+			pthread_mutex_lock(&c->mu);
+		}
+		int rc = resolve_stale(c, path, self);
+		if (rc == 0)
+			return 0;
+		if (rc != -EAGAIN) {
+			pthread_mutex_unlock(&c->mu);
+			return rc;
+		}
+	}
+	return 0; /* still changing: answer with what we have */
 }
 
 /* ---- queries ---- */
@@ -683,19 +778,25 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 	pthread_mutex_lock(&c->mu);
 	touch(c, path, -1);
 	struct cnode *n = walk(c->root, path, false);
+	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
 	if (n) {
 		node_clear_value(n);
-		if (node_is_empty(n) && n != c->root) {
-			struct cnode *parent = walk_parent(c, path);
-			if (parent) {
-				kid_remove(parent, n);
-				node_free(n);
-				if (keep_parent && parent != c->root &&
-				    node_is_empty(parent))
-					parent->local_dir = true;
-			}
-			prune_empty(c, path);
+		if (parent && node_is_empty(n)) {
+			kid_remove(parent, n);
+			node_free(n);
 		}
+	}
+	if (keep_parent && *path && path_parent_len(path)) {
+		/* The watch may have told us first and pruned the parent:
+		 * make it again, as the directory the user still sees. */
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(path),
+			 path);
+		parent = walk(c->root, dir, true);
+		if (parent && !parent->nkids)
+			parent->local_dir = true;
+	} else {
+		prune_empty(c, path);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -706,24 +807,30 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 	if (rc)
 		return rc;
 	touch(c, path, -1);
+	const char *base = path_basename(path);
 	struct cnode *parent = walk_parent(c, path);
+	struct cnode *n = parent ? kid_find(parent, base, strlen(base)) : NULL;
 	if (!parent) {
 		rc = -ENOENT;
 	} else if (!node_is_dir(c, parent)) {
 		rc = -ENOTDIR;
-	} else if (kid_find(parent, path_basename(path),
-			    strlen(path_basename(path)))) {
+	} else if (n && !real) {
 		rc = -EEXIST;
+	} else if (!n && !(n = kid_get(parent, base, strlen(base)))) {
+		rc = -ENOMEM;
 	} else {
-		const char *base = path_basename(path);
-		struct cnode *n = kid_get(parent, base, strlen(base));
-		if (!n) {
-			rc = -ENOMEM;
-		} else {
-			n->local_dir = true; /* a directory while we know it */
-			n->real_dir = real;
-			n->fetched_ms = parent->fetched_ms;
+		/* A directory while we know it; one made in the store (which
+		 * a re-listing may already show) is a node with empty data,
+		 * version 0, like every new ZooKeeper node. */
+		n->local_dir = true;
+		n->real_dir = real;
+		if (real && !n->has_data) {
+			struct topo_meta meta = {.has_data = true,
+						 .real_dir = true};
+			node_set_value(n, NULL, &meta);
 		}
+		if (!n->fetched_ms)
+			n->fetched_ms = parent->fetched_ms;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -731,9 +838,9 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 
 int cache_rmdir(struct cache *c, const char *path)
 {
-	pthread_mutex_lock(&c->mu);
-	touch(c, path, -1);
-	int rc = 0;
+	int rc = lock_fresh(c, path, true); /* children's notices included */
+	if (rc)
+		return rc;
 	struct cnode *n = walk(c->root, path, false);
 	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
 	if (!n || !parent)
@@ -803,11 +910,51 @@ void cache_watch_started(struct cache *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Another client deleted the node at `path`: its value goes; so does the
+ * node unless it has children (etcd: a key that is also a prefix). */
+static void forget_node(struct cache *c, const char *path, struct cnode *n)
+{
+	node_clear_value(n);
+	n->stale = false;
+	n->local_dir = false;
+	n->real_dir = false;
+	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
+	if (parent && !n->nkids) {
+		kid_remove(parent, n);
+		node_free(n);
+		prune_empty(c, path);
+	}
+}
+
+/* A notice that the node at `path` changed: mark just that node for a get()
+ * when its parent's listing is in the cache. False when there is nothing
+ * to correct that way (the caller then marks a listing stale). */
+static bool mark_node_stale(struct cache *c, const char *path)
+{
+	if (!*path) {
+		c->root->stale = true;
+		c->root->stale_seq++;
+		return true;
+	}
+	struct cnode *parent = walk_parent(c, path);
+	if (!parent || !node_is_dir(c, parent) || !is_fresh(c, parent))
+		return false;
+	const char *base = path_basename(path);
+	if (!path_segment_ok(base, strlen(base)))
+		return true; /* never shown */
+	struct cnode *n = kid_get(parent, base, strlen(base));
+	if (!n)
+		return false;
+	n->stale = true;
+	n->stale_seq++;
+	return true;
+}
+
 bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   int64_t version)
 {
 	char dir[4096];
-	bool stale = true;
+	bool changed = true;
 	pthread_mutex_lock(&c->mu);
 	touch(c, what == TOPO_CHANGE_ALL ? "" : path, version);
 	struct cnode *n = walk(c->root, path, false);
@@ -815,14 +962,22 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		mark_fetched(c, c->root, 0);
 	} else if (what == TOPO_CHANGE_NODE && n && n->has_data &&
 		   version > 0 && n->meta.version == version) {
-		stale = false; /* our own write, already recorded */
+		changed = false; /* our own write, already recorded */
+	} else if (what == TOPO_CHANGE_DELETED) {
+		if (n && (version <= 0 || !n->has_data ||
+			  n->meta.version < version))
+			forget_node(c, path, n);
+		else
+			changed = false; /* gone already, or newer */
+	} else if (what == TOPO_CHANGE_NODE && mark_node_stale(c, path)) {
+		; /* one get() at the next access */
 	} else {
 		struct cnode *d = deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));
 		d->fetched_ms = 0;
 	}
 	pthread_mutex_unlock(&c->mu);
-	return stale;
+	return changed;
 }
 
 /* Collect the paths of every node under n (store path p), depth first. */

@@ -15,7 +15,41 @@ void handle_list_init(struct handle_list *l)
 
 void handle_list_destroy(struct handle_list *l)
 {
+	for (size_t i = 0; i < SEEN_MAX; i++)
+		free(l->seen[i].path);
 	pthread_mutex_destroy(&l->lock);
+}
+
+void handle_seen(struct handle_list *l, const char *path, int64_t version)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&l->lock);
+	size_t i = 0;
+	while (i < SEEN_MAX - 1 && l->seen[i].path &&
+	       strcmp(l->seen[i].path, path) != 0)
+		i++;
+	free(l->seen[i].path); /* the same path, or the oldest entry */
+	memmove(&l->seen[1], &l->seen[0], i * sizeof(l->seen[0]));
+	l->seen[0].path = copy;
+	l->seen[0].version = version;
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool handle_seen_version(struct handle_list *l, const char *path,
+			 int64_t *version)
+{
+	bool found = false;
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < SEEN_MAX && l->seen[i].path && !found; i++) {
+		if (strcmp(l->seen[i].path, path) == 0) {
+			*version = l->seen[i].version;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
 }
 
 struct handle *handle_new(struct handle_list *l, const char *path, bool is_data,
@@ -196,6 +230,7 @@ static int commit_locked(struct topofs *t, struct handle *h)
 	}
 	meta.size = h->len;
 	cache_note_put(t->cache, h->path, h->buf, h->len, &meta);
+	handle_seen(&t->handles, h->path, meta.version);
 	return rebase(h, &meta);
 }
 
@@ -216,8 +251,11 @@ bool handle_pending(struct handle_list *l, const char *path, bool new_only,
 		if (!h->writable || h->scratch || strcmp(h->path, path) != 0)
 			continue;
 		pthread_mutex_lock(&h->lock);
-		bool pending =
-		    new_only ? h->base == TOPO_EXPECT_ABSENT : h->dirty;
+		/* new_only: a file being created (or a ZooKeeper directory's
+		 * hidden data being written), which the store lacks yet */
+		bool pending = new_only ? h->base == TOPO_EXPECT_ABSENT ||
+					      (h->is_data && h->dirty)
+					: h->dirty;
 		if (pending) {
 			*len = h->len;
 			found = true;

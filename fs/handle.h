@@ -44,9 +44,17 @@ struct handle {
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };
 
+#define SEEN_MAX 64 /* versions remembered for handle_seen_version */
+
 struct handle_list {
-	pthread_mutex_t lock; /* guards head and every handle's next */
+	pthread_mutex_t lock; /* guards everything below and every handle's
+				 next */
 	struct handle *head;
+	struct {
+		char *path;
+		int64_t version;
+	} seen[SEEN_MAX]; /* the version each recently opened file had,
+			     newest first */
 };
 
 void handle_list_init(struct handle_list *l);
@@ -80,6 +88,16 @@ int handle_commit(struct topofs *t, struct handle *h);
  * true; with new_only, only handles of files not yet in the store. */
 bool handle_pending(struct handle_list *l, const char *path, bool new_only,
 		    size_t *len);
+
+/* Remember that `path` was opened (or written) at `version`. */
+void handle_seen(struct handle_list *l, const char *path, int64_t version);
+
+/* The version `path` had when it was last opened or written through the
+ * mount, if remembered. An editor that saves by renaming a temporary file
+ * over the original (sed -i, emacs) must not overwrite a change made since
+ * it read the original: that version is what the rename compares with. */
+bool handle_seen_version(struct handle_list *l, const char *path,
+			 int64_t *version);
 
 /* Call fn(arg, name) for each not-yet-committed new file directly in dir. */
 void handle_list_new_in(struct handle_list *l, const char *dir,

@@ -90,6 +90,10 @@ static int serve(struct topofs *t, struct fuse_args *args,
 		 const struct topofs_opts *o)
 {
 	int rc = 1;
+	/* Reading must not invalidate attributes (atime): the stores keep
+	 * none, and every read would cost a GETATTR. */
+	if (fuse_opt_add_arg(args, "-onoatime") != 0)
+		return 1;
 	struct fuse *f = fuse_new(args, &topofs_ops, sizeof(topofs_ops), t);
 	if (!f)
 		return 1; /* libfuse printed why (an unknown -o option) */

@@ -270,6 +270,16 @@ static int entry_stat(struct topofs *t, const char *dir,
 	return 0;
 }
 
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	/* With the store's watch, a directory's listing reaches the kernel
+	 * as an invalidation when it changes: the kernel may cache it. */
+	fi->cache_readdir = fs()->watched;
+	fi->keep_cache = fs()->watched;
+	return 0;
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      off_t off, struct fuse_file_info *fi,
 		      enum fuse_readdir_flags flags)
@@ -434,6 +444,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		return t->opts->noephemeral ? -ENOENT : -EACCES;
 	}
 	size_t len = meta.size;
+	handle_seen(&t->handles, tp->p, meta.version);
 	struct handle *h = handle_new(&t->handles, tp->p, tp->is_data, buf, len,
 				      meta.version, &meta);
 	if (!h)
@@ -616,6 +627,9 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 	rc = cache_stat(t->cache, to->p, &cs);
 	bool exists = !rc && cs.has_data;
 	int64_t expect = exists ? cs.meta.version : TOPO_EXPECT_ABSENT;
+	/* compare with the version the editor read, if it read through us */
+	if (exists)
+		handle_seen_version(&t->handles, to->p, &expect);
 	if (!rc && cs.is_dir && !to->is_data)
 		rc = -EISDIR;
 	else if (exists && noreplace)
@@ -999,7 +1013,7 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 		return;
 	}
 	invalidate_node(t, path);
-	if (*path && what == TOPO_CHANGE_NODE) {
+	if (*path && what != TOPO_CHANGE_CHILDREN) {
 		char parent[PATH_MAX];
 		snprintf(parent, sizeof(parent), "%.*s",
 			 (int)path_parent_len(path), path);
@@ -1010,6 +1024,7 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 const struct fuse_operations topofs_ops = {
     .init = op_init,
     .getattr = op_getattr,
+    .opendir = op_opendir,
     .readdir = op_readdir,
     .mkdir = op_mkdir,
     .rmdir = op_rmdir,

@@ -86,7 +86,7 @@ const char opts_usage[] =
     "  -o timeout=SECONDS    bound on every store operation (default 10)\n"
     "  -o view=raw           values as stored (the only view so far)\n"
     "  -o scratch=PATTERNS   editor scratch names kept in memory only\n"
-    "                        (default .*.sw?,*~,4913,.#*,#*#,sed??????"
+    "                        (default .*.sw?,.*.swpx,*~,4913,.#*,#*#,sed??????"
     ")\n"
     "  -o noephemeral        hide leased keys / ephemeral znodes\n"
     "  -o create_root        accept a missing root (ZooKeeper: create it)\n"

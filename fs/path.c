@@ -8,7 +8,8 @@
 
 #include "path.h"
 
-const char *const scratch_default_list = ".*.sw?,*~,4913,.#*,#*#,sed??????";
+const char *const scratch_default_list =
+    ".*.sw?,.*.swpx,*~,4913,.#*,#*#,sed??????";
 
 bool path_segment_ok(const char *seg, size_t len)
 {

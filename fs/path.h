@@ -53,7 +53,8 @@ struct scratch_patterns {
 	size_t count;
 };
 
-/* The default list: .*.sw? *~ 4913 .#* #*# sed?????? (sed -i's temp file). */
+/* The default list: vim's .*.sw? and .*.swpx (its test file), backups *~,
+ * vim's 4913, emacs's .#* and #*#, and sed -i's sed?????? temp file. */
 extern const char *const scratch_default_list;
 
 /* Parse a comma-separated list into *sp (owned; free with

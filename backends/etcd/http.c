@@ -400,3 +400,34 @@ int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 		 detail[0] ? detail : curl_easy_strerror(rc));
 	return -EIO;
 }
+
+/* The number of endpoints. */
+size_t etcd_http_count(const struct etcd_http *h)
+{
+	return h->neps;
+}
+
+/* The endpoint that answered last. */
+size_t etcd_http_current(struct etcd_http *h)
+{
+	return atomic_load(&h->current);
+}
+
+/* The "host:port" of endpoint i. */
+const char *etcd_http_name(const struct etcd_http *h, size_t i)
+{
+	return h->eps[i % h->neps].name;
+}
+
+/* A stream handle; see http.h. */
+CURL *etcd_http_handle(const struct etcd_http *h, size_t i, const char *api)
+{
+	char url[512];
+	CURL *c = new_handle(h);
+
+	if (!c)
+		return NULL;
+	snprintf(url, sizeof(url), "%s%s", h->eps[i % h->neps].base, api);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	return c;
+}

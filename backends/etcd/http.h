@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 #include "topofs/backend.h"
 
 struct etcd_http;
@@ -40,5 +42,17 @@ void etcd_http_close(struct etcd_http *h);
 int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 		   size_t len, bool idempotent, const char *what,
 		   struct etcd_reply *reply, char *why, size_t whylen);
+
+/* How many endpoints there are; the one that answered last; the
+ * "host:port" of endpoint i, for messages. */
+size_t etcd_http_count(const struct etcd_http *h);
+size_t etcd_http_current(struct etcd_http *h);
+const char *etcd_http_name(const struct etcd_http *h, size_t i);
+
+/* A new handle of the caller's (for long-lived streams, outside the pool)
+ * with the options every request shares (headers, TLS, no proxy, no
+ * signals, TCP keepalive), set to POST to api on endpoint i. NULL if out of
+ * memory. */
+CURL *etcd_http_handle(const struct etcd_http *h, size_t i, const char *api);
 
 #endif

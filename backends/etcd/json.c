@@ -93,8 +93,9 @@ int etcd_parse_reply_error(long status, const char *json, size_t len,
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
 		topo_log(level(what, LOG_ERR),
-			 "etcd: %s: HTTP status %ld: %.100s", NAME(what),
-			 status, len ? json : "(empty)");
+			 "etcd: %s: HTTP status %ld: %.*s", NAME(what),
+			 status, len ? (int)(len < 100 ? len : 100) : 7,
+			 len ? json : "(empty)");
 		return -EIO;
 	}
 	code = json_object_get(root, "code");
@@ -104,8 +105,8 @@ int etcd_parse_reply_error(long status, const char *json, size_t len,
 	if (!json_is_integer(code) && !json_is_string(msg)) {
 		json_decref(root);
 		topo_log(level(what, LOG_ERR),
-			 "etcd: %s: HTTP status %ld: %.100s", NAME(what),
-			 status, json);
+			 "etcd: %s: HTTP status %ld: %.*s", NAME(what),
+			 status, (int)(len < 100 ? len : 100), json);
 		return -EIO;
 	}
 	err = etcd_errno(
@@ -458,5 +459,179 @@ int etcd_parse_status(const char *json, size_t len, uint64_t *db_size)
 	*db_size = (uint64_t)size;
 out:
 	json_decref(doc);
+	return err;
+}
+
+/* Parse any answer's header revision; see json.h. */
+int etcd_parse_revision(const char *json, size_t len, const char *what,
+			int64_t *revision)
+{
+	json_t *doc;
+	int err = load_object(json, len, what, &doc);
+
+	if (err)
+		return err;
+	err = get_revision(doc, revision, what);
+	json_decref(doc);
+	return err;
+}
+
+/* Free what a watch response owns. */
+void etcd_watch_resp_clear(struct etcd_watch_resp *r)
+{
+	for (size_t i = 0; i < r->count; i++)
+		free(r->events[i].path);
+	free(r->events);
+	free(r->reason);
+	memset(r, 0, sizeof(*r));
+}
+
+/* An event's type: "PUT" (or absent, or 0) or "DELETE" (or 1). 0 or -EIO. */
+static int event_type(json_t *ev, bool *deleted)
+{
+	json_t *t = json_object_get(ev, "type");
+
+	*deleted = false;
+	if (!t || (json_is_string(t) && !strcmp(json_string_value(t), "PUT")) ||
+	    (json_is_integer(t) && json_integer_value(t) == 0))
+		return 0;
+	if ((json_is_string(t) && !strcmp(json_string_value(t), "DELETE")) ||
+	    (json_is_integer(t) && json_integer_value(t) == 1)) {
+		*deleted = true;
+		return 0;
+	}
+	return bad_answer("watch", "unknown event type");
+}
+
+/* Append one event to r if its key k[0..klen) lies under root. 0 or
+ * -ENOMEM. */
+static int add_event(struct etcd_watch_resp *r, const char *root,
+		     const unsigned char *k, size_t klen, int64_t revision,
+		     bool deleted)
+{
+	size_t rootlen = strlen(root), skip;
+	struct etcd_event *ev;
+
+	if (!in_subtree(k, klen, root))
+		return 0;
+	if (memchr(k, '\0', klen)) {
+		topo_warn("etcd: key under %s holds a NUL byte; not shown",
+			  *root ? root : "/");
+		return 0;
+	}
+	skip = klen > rootlen ? rootlen + 1 : klen;
+	ev = &r->events[r->count];
+	ev->path = strndup((const char *)k + skip, klen - skip);
+	if (!ev->path)
+		return -ENOMEM;
+	ev->revision = revision;
+	ev->deleted = deleted;
+	r->count++;
+	return 0;
+}
+
+/* One mvccpb.Event into r. 0, -EIO or -ENOMEM. */
+static int parse_event(json_t *ev, const char *root, struct etcd_watch_resp *r)
+{
+	struct topo_meta meta;
+	unsigned char *k;
+	size_t klen;
+	bool deleted;
+	int err;
+
+	if (!json_is_object(ev))
+		return bad_answer("watch", "an event is not an object");
+	if ((err = event_type(ev, &deleted)))
+		return err;
+	err = parse_kv(json_object_get(ev, "kv"), "watch", &k, &klen, &meta,
+		       NULL);
+	if (err)
+		return err;
+	if (meta.version > r->max_revision)
+		r->max_revision = meta.version;
+	err = add_event(r, root, k, klen, meta.version, deleted);
+	free(k);
+	return err;
+}
+
+/* A stream's error object: its errno (via etcd_errno, logged at LOG_DEBUG:
+ * the watch reports it) and its message in r->reason. */
+static int watch_error(json_t *doc, struct etcd_watch_resp *r)
+{
+	json_t *e = json_object_get(doc, "error");
+	json_t *code = json_object_get(doc, "code");
+	json_t *msg = json_object_get(doc, "message");
+
+	if (json_is_object(e)) {
+		code = json_object_get(e, "grpc_code");
+		msg = json_object_get(e, "message");
+	} else if (!json_is_string(msg)) {
+		msg = e;
+	}
+	if (json_is_string(msg) &&
+	    !(r->reason = strdup(json_string_value(msg))))
+		return -ENOMEM;
+	return etcd_errno(json_is_integer(code) ? (long)json_integer_value(code)
+						: -1,
+			  r->reason, NULL);
+}
+
+/* The fields of a WatchResponse, with its events. 0, -EIO or -ENOMEM. */
+static int parse_watch_result(json_t *res, const char *root,
+			      struct etcd_watch_resp *r)
+{
+	json_t *header, *evs, *reason;
+	int err;
+
+	if ((err = get_typed(res, "header", JSON_OBJECT, &header, "watch")) ||
+	    (header &&
+	     (err = get_int64(header, "revision", &r->revision, "watch"))) ||
+	    (err = get_int64(res, "compact_revision", &r->compact_revision,
+			     "watch")) ||
+	    (err = get_bool(res, "created", &r->created, "watch")) ||
+	    (err = get_bool(res, "canceled", &r->canceled, "watch")) ||
+	    (err = get_typed(res, "cancel_reason", JSON_STRING, &reason,
+			     "watch")) ||
+	    (err = get_typed(res, "events", JSON_ARRAY, &evs, "watch")))
+		return err;
+	if (reason && !(r->reason = strdup(json_string_value(reason))))
+		return -ENOMEM;
+	if (!evs || json_array_size(evs) == 0)
+		return 0;
+	r->events = calloc(json_array_size(evs), sizeof(*r->events));
+	if (!r->events)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(evs); i++)
+		if ((err = parse_event(json_array_get(evs, i), root, r)))
+			return err;
+	return 0;
+}
+
+/* Parse one watch stream object; see json.h. */
+int etcd_parse_watch(const char *json, size_t len, const char *root,
+		     struct etcd_watch_resp *r)
+{
+	json_t *doc, *res;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	err = load_object(json, len, "watch", &doc);
+	if (err)
+		return err;
+	res = json_object_get(doc, "result");
+	if (json_is_object(res))
+		err = parse_watch_result(res, root, r);
+	else if (json_object_get(doc, "error"))
+		err = watch_error(doc, r);
+	else
+		err = bad_answer("watch", "neither result nor error");
+	json_decref(doc);
+	if (err) {
+		char *reason = r->reason;
+
+		r->reason = NULL;
+		etcd_watch_resp_clear(r);
+		r->reason = reason;
+	}
 	return err;
 }

@@ -72,4 +72,40 @@ int etcd_parse_txn(const char *json, size_t len, const char *what,
 /* Parse a /v3/maintenance/status answer: the database size in bytes. */
 int etcd_parse_status(const char *json, size_t len, uint64_t *db_size);
 
+/* The header revision of any answer (e.g. a range), naming `what`. */
+int etcd_parse_revision(const char *json, size_t len, const char *what,
+			int64_t *revision);
+
+/* One change of a watch response. */
+struct etcd_event {
+	char *path;	  /* relative to the root, owned */
+	int64_t revision; /* the change's revision (kv.mod_revision) */
+	bool deleted;
+};
+
+/* One response of a /v3/watch stream. */
+struct etcd_watch_resp {
+	int64_t revision;	  /* header revision; 0 when not given */
+	int64_t compact_revision; /* > 0: the start revision was compacted */
+	bool created, canceled;
+	char *reason;		   /* cancel_reason, owned; NULL if none */
+	struct etcd_event *events; /* in the store's order, owned */
+	size_t count;
+	int64_t max_revision; /* of every event, dropped ones too; 0: none */
+};
+
+/* Free what a watch response owns. */
+void etcd_watch_resp_clear(struct etcd_watch_resp *r);
+
+/* Parse one object of a watch stream, {"result": WatchResponse}, keeping the
+ * events on `root` itself and below `root + "/"` (the root key, "" for "/")
+ * with paths relative to it; other keys and keys holding a NUL are dropped.
+ * An event without "type" is a PUT (proto3 default). An error object
+ * ({"error", "code", "message"} or {"error": {"grpc_code", "message"}})
+ * gives its errno via etcd_errno (-EAGAIN: compacted) with its message in
+ * r->reason; anything else -EIO (logged). r is cleared first; after an
+ * error it holds no events. */
+int etcd_parse_watch(const char *json, size_t len, const char *root,
+		     struct etcd_watch_resp *r);
+
 #endif

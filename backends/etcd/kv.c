@@ -21,6 +21,7 @@
 #include "base64.h"
 #include "http.h"
 #include "json.h"
+#include "watch.h"
 #include "topofs/backend.h"
 #include "topofs/log.h"
 
@@ -41,6 +42,8 @@ struct topo_store {
 	struct etcd_http *http;
 	char *root; /* the root key; "" for "/" */
 	bool quiet; /* while opening: open() reports failures in errbuf */
+	unsigned timeout_ms;
+	struct etcd_watch *watch; /* NULL until watch() */
 };
 
 /* The key for a relative path, newly allocated. 0 or -ENOMEM. */
@@ -58,7 +61,7 @@ static int make_key(const struct topo_store *s, const char *path, char **key)
 /* The first key after every key that starts with k[0..n): k with its last
  * byte below 0xff incremented and the rest dropped; "\0" (all keys) if there
  * is none. Newly allocated, *outlen bytes. 0 or -ENOMEM. */
-static int prefix_end(const char *k, size_t n, char **out, size_t *outlen)
+int etcd_prefix_end(const char *k, size_t n, char **out, size_t *outlen)
 {
 	char *e = malloc(n + 1);
 
@@ -202,7 +205,7 @@ static int list_pages(struct topo_store *s, const char *key,
 		sub = NULL;
 		goto out;
 	}
-	if (prefix_end(sub, strlen(sub), &end, &endlen))
+	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen))
 		goto out;
 	start = strdup(*key ? key : sub);
 	if (!start)
@@ -639,7 +642,7 @@ static int probe_root(struct topo_store *s, const struct topo_conf *conf,
 		sub = NULL;
 		goto out;
 	}
-	if (prefix_end(sub, strlen(sub), &end, &endlen))
+	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen))
 		goto out;
 	/* Does anything lie below the root? (Then it is a directory.) */
 	err = range_page(s, s->root, sub, strlen(sub), end, endlen, 0, 1, true,
@@ -727,6 +730,7 @@ static void etcd_close(struct topo_store *s)
 {
 	if (!s)
 		return;
+	etcd_watch_stop(s->watch); /* first: the thread uses s->http */
 	etcd_http_close(s->http);
 	free(s->root);
 	free(s);
@@ -744,6 +748,7 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 		return -ENOMEM;
 	}
 	s->quiet = true;
+	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
 	if ((err = set_root(s, conf->root, errbuf, errlen)) ||
 	    (err = etcd_http_open(conf, &s->http, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||
@@ -754,6 +759,15 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	s->quiet = false;
 	*out = s;
 	return 0;
+}
+
+/* watch: see backend.h and watch.h. Once per store: -EBUSY after that. */
+static int etcd_watch(struct topo_store *s, topo_change_fn fn, void *arg)
+{
+	if (s->watch)
+		return -EBUSY;
+	return etcd_watch_start(s->http, s->root, s->timeout_ms, fn, arg,
+				&s->watch);
 }
 
 /* user.etcd.*: the key's own numbers, as etcd names them. */
@@ -780,5 +794,6 @@ const struct topo_backend topo_backend_etcd = {
     .multi = etcd_multi,
     .mkdir = NULL,
     .space = etcd_space,
+    .watch = etcd_watch,
     .xattrs = etcd_xattrs,
 };

@@ -37,16 +37,61 @@
  *   is closed by whoever drops its last reference -- always an operation's
  *   thread, never the client's completion thread, where zookeeper_close
  *   must not be called. Requests in flight on an expired session fail with
- *   -EIO. Lock order: store->mu, then zsess->mu; batch mutexes are leaves.
+ *   -EIO. Lock order: store->mu, then zsess->mu; batch mutexes and
+ *   store->wmu are leaves.
+ *
+ *   In flight. Every request sent is on its session's in-flight list (under
+ *   zsess->mu) from just before the send until its completion runs. Closing
+ *   a session first waits, up to the session timeout, for that list to
+ *   empty: after an operation timed out on a frozen server its requests are
+ *   still in flight, and the client fails them with a connection loss
+ *   within two thirds of the session timeout. (Closed with requests in
+ *   flight, the 3.8 client queues their completions with ZCLOSING and
+ *   never runs them: its own entries and our requests and batches leak.)
+ *   What is still listed once zookeeper_close has joined the client's
+ *   threads is completed with ZCLOSING by the closer itself.
+ *
+ * Watches
+ *
+ *   The 3.8 C client has no persistent recursive watches (no zoo_add_watch;
+ *   3.6 servers have them, this client cannot ask), so we use one-shot
+ *   watches. Once watch() is called, list() asks the data (zoo_awget) and
+ *   the children (zoo_awget_children) of every node it reads -- of leaves
+ *   too: only a child watch tells that a file became a directory -- and
+ *   get() the data, or on a missing node an exists watch (zoo_awexists)
+ *   that tells its creation. The watcher of every watch is the session's
+ *   own (on_event, zsess): the client keeps one entry per path for that
+ *   pair however often the path is read (the server, one per path and
+ *   kind), so repeated listings do not grow memory, and a session event
+ *   reaches it once. A fired watch becomes one notice: NodeCreated,
+ *   NodeDataChanged, NodeDeleted on N -> TOPO_CHANGE_NODE N;
+ *   NodeChildrenChanged on N -> TOPO_CHANGE_CHILDREN N. The watch is then
+ *   gone until the next read of N, which the filesystem makes because of
+ *   the notice. Notices come on the completion thread in the server's
+ *   order; fn is called without any lock of ours (store->wmu only counts
+ *   calls in progress), and close() marks the store closed and waits for
+ *   those calls, so none comes once close() has returned.
+ *
+ *   A reconnect within the session keeps the watches: the client sets
+ *   them again (one SetWatches request) and the server fires those whose
+ *   node changed meanwhile. An expired session has lost them all and what
+ *   changed while it was cut off: TOPO_CHANGE_ALL, and the next operation
+ *   opens a new session. One more case gives TOPO_CHANGE_ALL: a server
+ *   drops a connection whose SetWatches request is over jute.maxbuffer
+ *   (1 MB of paths: ~10,000 watched nodes), and the client would reconnect
+ *   and be dropped forever; three connections lost within 2 s of being
+ *   made, and we give the session up for a new one.
  *
  * Timeouts
  *
  *   Every operation has one deadline, timeout_ms from its start, shared by
  *   the wait for a connection, the request, and any re-read after a
- *   connection loss. The session timeout asked of the server is timeout_ms
- *   clamped to [4 s, 40 s] (the server's default range of 2..20 ticks): the
- *   client notices a silent server after two thirds of it and fails the
- *   requests in flight with ZCONNECTIONLOSS, inside our own deadline.
+ *   connection loss; a listing's deadline moves on with each answer (it
+ *   fails when the server is silent for timeout_ms). The session timeout asked
+ * of the server is timeout_ms clamped to [4 s, 40 s] (the server's default
+ * range of 2..20 ticks): the client notices a silent server after two thirds of
+ * it and fails the requests in flight with ZCONNECTIONLOSS, inside our own
+ * deadline.
  *
  * Writes and connection loss
  *
@@ -54,7 +99,21 @@
  *   Reads are simply sent again. A write is settled by re-reading the node:
  *   a set or create whose value (and, for a set, version v+1) is there has
  *   succeeded; one that is visibly not applied is sent once more; anything
- *   else is a conflict. A multi is settled the same way, op by op.
+ *   else is a conflict. A multi is settled the same way, op by op. A delete
+ *   goes right behind an exists of its node on the same session (no extra
+ *   round trip): if the delete's answer is lost and the node is gone, the
+ *   delete succeeded only if the exists found the node (or, without its
+ *   answer either, if the caller named the version it saw); a node that was
+ *   not there gives -ENOENT, an unknown past -EIO. Left ambiguous: another
+ *   client deleting the node between our exists and our delete is taken
+ *   for our success (the node is gone either way).
+ *
+ * ACLs
+ *
+ *   A znode we create (a put's missing parents, a create, mkdir, a multi's
+ *   creates, the root with -o create_root) takes the ACL of its parent,
+ *   asked with zoo_aget_acl once per parent per operation (struct zk_acls),
+ *   pipelined for a chain of parents, so a protected tree stays protected.
  */
 #include <errno.h>
 #include <limits.h>
@@ -71,8 +130,12 @@
 #include "topofs/log.h"
 #include "zkutil.h"
 
-#define ZK_WINDOW 256  /* listing requests in flight */
+#define ZK_WINDOW 256 /* listing requests in flight */
 #define ZK_MAX_OPS 1000
+/* A session whose connections are lost within ZK_BRIEF_MS of being made,
+ * ZK_BRIEF_MAX times in a row, is given up for a new one. */
+#define ZK_BRIEF_MS 2000
+#define ZK_BRIEF_MAX 3
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -89,8 +152,8 @@ static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 			   int64_t deadline)
 {
 	struct timespec ts = {
-		.tv_sec = deadline / 1000,
-		.tv_nsec = (deadline % 1000) * 1000000,
+	    .tv_sec = deadline / 1000,
+	    .tv_nsec = (deadline % 1000) * 1000000,
 	};
 	return pthread_cond_timedwait(cv, mu, &ts);
 }
@@ -144,36 +207,86 @@ static bool conn_lost(int zrc)
 
 /* ---- requests and batches ------------------------------------------------ */
 
-enum zreq_kind { ZR_GET, ZR_CHILDREN, ZR_CREATE, ZR_SET, ZR_DELETE, ZR_MULTI };
+struct zsess {
+	zhandle_t *zh;
+	struct topo_store *store;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* last session state the watcher saw */
+	bool connected_once;
+	bool dead; /* expired or refused: never usable again */
+	bool auth_failed;
+	int refs;	       /* under store->mu */
+	int64_t connected_at;  /* when the state last became connected */
+	int short_conns;       /* connections lost right after being made */
+	struct zreq *inflight; /* sent, completion not called yet (mu) */
+	int ninflight;	       /* their number (mu) */
+};
+
+struct topo_store {
+	char *servers;
+	char *root; /* normalised: "" for "/", else "/a/b" */
+	char *auth_file;
+	char *auth_scheme, *auth_cert; /* NULL without an auth file */
+	unsigned timeout_ms;
+	int session_ms;
+	bool missing_root_ok; /* -o create_root: make the root at open */
+	pthread_mutex_t mu;   /* guards sess and every zsess.refs */
+	struct zsess *sess;
+	/* change notices (see "Watches" above), under wmu */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	topo_change_fn fn; /* NULL until watch() */
+	void *fn_arg;
+	bool closed;	/* close() has begun: no more notices */
+	int delivering; /* calls of fn in progress */
+};
+
+enum zreq_kind {
+	ZR_GET,
+	ZR_CHILDREN,
+	ZR_EXISTS,
+	ZR_ACL,
+	ZR_CREATE,
+	ZR_SET,
+	ZR_DELETE,
+	ZR_MULTI,
+};
 
 struct zbatch;
+struct zsess;
 
 struct zreq {
 	struct zbatch *b;
-	struct zreq *next;
+	struct zsess *ss;	    /* the session it was sent on */
+	struct zreq *next;	    /* in a batch's done list or a queue */
+	struct zreq *iprev, *inext; /* in its session's in-flight list */
 	enum zreq_kind kind;
-	int rc;           /* the answer's ZooKeeper code */
-	bool orphan;      /* send failed but a completion may still come */
-	char *path;       /* absolute znode path, owned */
+	int rc;	     /* the answer's ZooKeeper code */
+	bool watch;  /* reads: leave a watch (session watcher) */
+	bool orphan; /* send failed but a completion may still come */
+	char *path;  /* absolute znode path, owned */
 	/* inputs, borrowed for the send only (the client copies them) */
 	const char *in_value;
 	int in_len;
 	int in_version;
 	const zoo_op_t *in_ops;
+	const struct ACL_vector *in_acl; /* ZR_CREATE */
 	/* answers, owned */
 	struct Stat stat;
-	char *value;      /* ZR_GET: a copy, NULL when empty */
+	char *value; /* ZR_GET: a copy, NULL when empty */
 	int value_len;
-	char *names;      /* ZR_CHILDREN: nnames NUL-terminated names */
+	char *names; /* ZR_CHILDREN: nnames NUL-terminated names */
 	int nnames;
-	int nops;         /* ZR_MULTI */
+	struct ACL_vector acl; /* ZR_ACL */
+	int nops;	       /* ZR_MULTI */
 	zoo_op_result_t *results;
 };
 
 struct zbatch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int refs;          /* the caller's + one per request in flight */
+	int refs;	   /* the caller's + one per request in flight */
 	struct zreq *done; /* answered, not yet taken */
 	struct zreq **done_tail;
 };
@@ -198,6 +311,7 @@ static void req_reset(struct zreq *r)
 {
 	free(r->value);
 	free(r->names);
+	zk_acl_free(&r->acl);
 	r->value = r->names = NULL;
 	r->value_len = r->nnames = 0;
 	r->rc = ZOK;
@@ -213,6 +327,7 @@ static void req_free(struct zreq *r)
 		return;
 	free(r->value);
 	free(r->names);
+	zk_acl_free(&r->acl);
 	free(r->results);
 	free(r->path);
 	free(r);
@@ -253,8 +368,38 @@ static void batch_unref(struct zbatch *b)
 		batch_free(b);
 }
 
-/* Completion side: file an answered request and wake the caller. */
-static void req_done(struct zreq *r)
+/* Add r to its session's in-flight list (before it is sent). */
+static void inflight_add(struct zsess *ss, struct zreq *r)
+{
+	pthread_mutex_lock(&ss->mu);
+	r->iprev = NULL;
+	r->inext = ss->inflight;
+	if (ss->inflight)
+		ss->inflight->iprev = r;
+	ss->inflight = r;
+	ss->ninflight++;
+	pthread_mutex_unlock(&ss->mu);
+}
+
+/* Take r off its session's in-flight list; wakes a closer at zero. */
+static void inflight_del(struct zreq *r)
+{
+	struct zsess *ss = r->ss;
+	pthread_mutex_lock(&ss->mu);
+	if (r->iprev)
+		r->iprev->inext = r->inext;
+	else
+		ss->inflight = r->inext;
+	if (r->inext)
+		r->inext->iprev = r->iprev;
+	r->iprev = r->inext = NULL;
+	if (--ss->ninflight == 0)
+		pthread_cond_broadcast(&ss->cv);
+	pthread_mutex_unlock(&ss->mu);
+}
+
+/* File an answered request in its batch and wake the caller. */
+static void req_file(struct zreq *r)
 {
 	struct zbatch *b = r->b;
 	pthread_mutex_lock(&b->mu);
@@ -266,6 +411,13 @@ static void req_done(struct zreq *r)
 	pthread_mutex_unlock(&b->mu);
 	if (last)
 		batch_free(b);
+}
+
+/* Completion side: the request is answered (r->rc and the answer set). */
+static void req_done(struct zreq *r)
+{
+	inflight_del(r);
+	req_file(r);
 }
 
 /* Next answered request of the batch, or NULL at the deadline. */
@@ -360,18 +512,41 @@ static void on_void(int rc, const void *data)
 	req_done(r);
 }
 
-/* Hand one request to the client; its ZooKeeper code. */
+/* Completion of zoo_aget_acl: keep a copy of the ACL. */
+static void on_acl(int rc, struct ACL_vector *acl, struct Stat *st,
+		   const void *data)
+{
+	struct zreq *r = (struct zreq *)data;
+	(void)st;
+	r->rc = rc;
+	if (rc == ZOK && zk_acl_copy(&r->acl, acl))
+		r->rc = ZSYSTEMERROR; /* out of memory */
+	req_done(r);
+}
+
+static void on_event(zhandle_t *zh, int type, int state, const char *path,
+		     void *ctx);
+
+/* Hand one request to the client; its ZooKeeper code. Reads marked
+ * `watch` leave a watch whose watcher is the session's own (on_event, ss):
+ * the client keeps one entry per path for that pair, however often the
+ * path is read. */
 static int req_send(zhandle_t *zh, struct zreq *r)
 {
+	watcher_fn wf = r->watch ? on_event : NULL;
+	void *wc = r->watch ? r->ss : NULL;
 	switch (r->kind) {
 	case ZR_GET:
-		return zoo_aget(zh, r->path, 0, on_get, r);
+		return zoo_awget(zh, r->path, wf, wc, on_get, r);
 	case ZR_CHILDREN:
-		return zoo_aget_children(zh, r->path, 0, on_children, r);
+		return zoo_awget_children(zh, r->path, wf, wc, on_children, r);
+	case ZR_EXISTS:
+		return zoo_awexists(zh, r->path, wf, wc, on_stat, r);
+	case ZR_ACL:
+		return zoo_aget_acl(zh, r->path, on_acl, r);
 	case ZR_CREATE:
 		return zoo_acreate2(zh, r->path, r->in_value, r->in_len,
-				    &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
-				    on_create, r);
+				    r->in_acl, ZOO_PERSISTENT, on_create, r);
 	case ZR_SET:
 		return zoo_aset(zh, r->path, r->in_value, r->in_len,
 				r->in_version, on_stat, r);
@@ -384,53 +559,35 @@ static int req_send(zhandle_t *zh, struct zreq *r)
 	return ZBADARGUMENTS;
 }
 
-/* Send r within batch b. ZOK, or a code and r is no longer the caller's. */
-static int req_submit(zhandle_t *zh, struct zbatch *b, struct zreq *r)
+/* Send r within batch b on session ss. ZOK, or a code and r is no longer
+ * the caller's. r is on the session's in-flight list from before the send
+ * until its completion (or the session's close) takes it off. */
+static int req_submit(struct zsess *ss, struct zbatch *b, struct zreq *r)
 {
 	req_reset(r);
 	r->b = b;
+	r->ss = ss;
 	pthread_mutex_lock(&b->mu);
 	b->refs++;
 	pthread_mutex_unlock(&b->mu);
-	int zrc = req_send(zh, r);
+	inflight_add(ss, r);
+	int zrc = req_send(ss->zh, r);
 	if (zrc == ZOK)
 		return ZOK;
 	if (zrc == ZMARSHALLINGERROR) {
 		/* The completion may have been registered before the client
-		 * failed to queue the bytes: leave r to it. */
+		 * failed to queue the bytes: leave r to it (or to the
+		 * session's close). */
 		r->orphan = true;
 		return zrc;
 	}
+	inflight_del(r);
 	batch_unref(b);
 	req_free(r);
 	return zrc;
 }
 
 /* ---- sessions ------------------------------------------------------------ */
-
-struct zsess {
-	zhandle_t *zh;
-	struct topo_store *store;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state;        /* last session state the watcher saw */
-	bool connected_once;
-	bool dead;        /* expired or refused: never usable again */
-	bool auth_failed;
-	int refs;         /* under store->mu */
-};
-
-struct topo_store {
-	char *servers;
-	char *root;       /* normalised: "" for "/", else "/a/b" */
-	char *auth_file;
-	char *auth_scheme, *auth_cert; /* NULL without an auth file */
-	unsigned timeout_ms;
-	int session_ms;
-	bool missing_root_ok; /* -o create_root: make the root at open */
-	pthread_mutex_t mu; /* guards sess and every zsess.refs */
-	struct zsess *sess;
-};
 
 /* The client's own log lines, shown only with -d. */
 static void client_log(const char *msg)
@@ -455,14 +612,50 @@ static void client_quiet(void)
 	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
 }
 
-/* Session watcher (completion thread): track the state, wake waiters. */
-static void on_session(zhandle_t *zh, int type, int state, const char *path,
-		       void *ctx)
+/* Deliver one change notice to the filesystem, unless close() has begun;
+ * fn runs without any lock of ours held. */
+static void notify(struct topo_store *s, enum topo_change what, const char *rel)
+{
+	pthread_mutex_lock(&s->wmu);
+	topo_change_fn fn = s->closed ? NULL : s->fn;
+	void *arg = s->fn_arg;
+	if (fn)
+		s->delivering++;
+	pthread_mutex_unlock(&s->wmu);
+	if (!fn)
+		return;
+	fn(arg, what, rel, -1);
+	pthread_mutex_lock(&s->wmu);
+	if (--s->delivering == 0)
+		pthread_cond_broadcast(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+}
+
+/* A node watch fired (completion thread): tell what it means. The client
+ * has forgotten that watch; the next read of the node sets it again. */
+static void on_node_event(struct zsess *ss, int type, const char *path)
+{
+	const char *rel;
+	if (!zk_below_root(ss->store->root, path, &rel))
+		return; /* not ours (we only watch below the root) */
+	if (type == ZOO_CHILD_EVENT)
+		notify(ss->store, TOPO_CHANGE_CHILDREN, rel);
+	else if (type == ZOO_CREATED_EVENT || type == ZOO_DELETED_EVENT ||
+		 type == ZOO_CHANGED_EVENT)
+		notify(ss->store, TOPO_CHANGE_NODE, rel);
+	/* ZOO_NOTWATCHING_EVENT: a removed watch; we remove none */
+}
+
+/* The session's watcher (completion thread), for session events and for
+ * every node watch: track the state, wake waiters, send notices. */
+static void on_event(zhandle_t *zh, int type, int state, const char *path,
+		     void *ctx)
 {
 	struct zsess *ss = ctx;
-	(void)path;
-	if (type != ZOO_SESSION_EVENT)
-		return; /* issue 5: node watch events will be dispatched here */
+	if (type != ZOO_SESSION_EVENT) {
+		on_node_event(ss, type, path);
+		return;
+	}
 	pthread_mutex_lock(&ss->mu);
 	int was = ss->state;
 	bool again = ss->connected_once;
@@ -470,29 +663,55 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path,
 	if (state == ZOO_CONNECTED_STATE && !ss->connected_once)
 		topo_debug("zk: session 0x%llx established",
 			   (unsigned long long)zoo_client_id(zh)->client_id);
-	if (state == ZOO_CONNECTED_STATE)
+	if (state == ZOO_CONNECTED_STATE) {
 		ss->connected_once = true;
-	if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
+		ss->connected_at = now_ms();
+	}
+	bool give_up = false;
+	if (state == ZOO_CONNECTING_STATE && was == ZOO_CONNECTED_STATE) {
+		/* A server drops a connection at once if the watches the
+		 * client sets again on it (one SetWatches request) are over
+		 * jute.maxbuffer; the session then never recovers. */
+		bool brief = now_ms() - ss->connected_at < ZK_BRIEF_MS;
+		ss->short_conns = brief ? ss->short_conns + 1 : 0;
+		give_up = ss->short_conns >= ZK_BRIEF_MAX && !ss->dead;
+	}
+	if (state == ZOO_EXPIRED_SESSION_STATE ||
+	    state == ZOO_AUTH_FAILED_STATE || give_up)
 		ss->dead = true;
 	if (state == ZOO_AUTH_FAILED_STATE)
 		ss->auth_failed = true;
 	pthread_cond_broadcast(&ss->cv);
 	pthread_mutex_unlock(&ss->mu);
 
+	if (give_up) {
+		topo_warn("zk: ZooKeeper at %s drops every new connection of "
+			  "the session (too many watches for jute.maxbuffer?); "
+			  "opening a new session",
+			  ss->store->servers);
+		notify(ss->store, TOPO_CHANGE_ALL, "");
+		return;
+	}
+
 	const char *servers = ss->store->servers;
 	if (state == ZOO_CONNECTED_STATE && again && was != state)
 		topo_info("zk: reconnected to ZooKeeper at %s", servers);
 	else if (state == ZOO_CONNECTING_STATE && was == ZOO_CONNECTED_STATE)
-		topo_warn("zk: lost connection to ZooKeeper at %s, reconnecting",
-			  servers);
-	else if (state == ZOO_EXPIRED_SESSION_STATE)
-		topo_warn("zk: ZooKeeper session expired; opening a new one");
-	/* HOOK (issue 5): on ZOO_EXPIRED_SESSION_STATE every watch of this
-	 * session is gone: call the cache-drop callback here so that fs/cache
-	 * forgets what it learnt through this session. */
+		topo_warn(
+		    "zk: lost connection to ZooKeeper at %s, reconnecting",
+		    servers);
 	else if (state == ZOO_AUTH_FAILED_STATE)
 		topo_err("zk: ZooKeeper refused the credentials of %s",
-			 ss->store->auth_file ? ss->store->auth_file : "(none)");
+			 ss->store->auth_file ? ss->store->auth_file
+					      : "(none)");
+	if (state == ZOO_EXPIRED_SESSION_STATE && was != state) {
+		/* Every watch of this session is gone, and what changed
+		 * while it was cut off was never told: all is stale. The
+		 * next operation opens a new session; the listings made
+		 * again on it set new watches. */
+		topo_warn("zk: ZooKeeper session expired; opening a new one");
+		notify(ss->store, TOPO_CHANGE_ALL, "");
+	}
 }
 
 /* Start a new session (connecting in the background) with one reference. */
@@ -507,8 +726,8 @@ static int sess_new(struct topo_store *s, struct zsess **out)
 	ss->refs = 1;
 	client_quiet();
 	errno = 0;
-	ss->zh = zookeeper_init2(s->servers, on_session, s->session_ms, NULL,
-				 ss, ZOO_NO_LOG_CLIENTENV, client_log);
+	ss->zh = zookeeper_init2(s->servers, on_event, s->session_ms, NULL, ss,
+				 ZOO_NO_LOG_CLIENTENV, client_log);
 	if (!ss->zh) {
 		int e = errno ? errno : EINVAL;
 		pthread_cond_destroy(&ss->cv);
@@ -527,13 +746,43 @@ static int sess_new(struct topo_store *s, struct zsess **out)
 	return 0;
 }
 
-/* Close a session's handle and free it (never on the completion thread). */
+/* Wait, at most until `deadline`, for the session's requests in flight to
+ * be answered (or failed by the client on a connection loss). */
+static int inflight_wait(struct zsess *ss, int64_t deadline)
+{
+	pthread_mutex_lock(&ss->mu);
+	while (ss->ninflight > 0 &&
+	       cond_wait_until(&ss->cv, &ss->mu, deadline) != ETIMEDOUT)
+		;
+	int n = ss->ninflight;
+	pthread_mutex_unlock(&ss->mu);
+	return n;
+}
+
+/* Close a session's handle and free it (never on the completion thread).
+ * Requests still in flight (an operation that timed out left them) are
+ * waited for up to the session timeout: a silent server makes the client
+ * fail them with a connection loss within two thirds of it, and their
+ * completions free them. Whatever the client never answered is freed
+ * here once zookeeper_close has stopped its threads. */
 static void sess_free(struct zsess *ss)
 {
 	const clientid_t *id = zoo_client_id(ss->zh);
 	topo_debug("zk: closing session 0x%llx",
 		   id ? (unsigned long long)id->client_id : 0ULL);
+	int left = inflight_wait(ss, now_ms() + ss->store->session_ms);
+	if (left)
+		topo_debug("zk: closing with %d requests unanswered", left);
 	zookeeper_close(ss->zh);
+	for (;;) { /* no completion can run any more */
+		pthread_mutex_lock(&ss->mu);
+		struct zreq *r = ss->inflight;
+		pthread_mutex_unlock(&ss->mu);
+		if (!r)
+			break;
+		r->rc = ZCLOSING;
+		req_done(r); /* frees r with its batch, now unreferenced */
+	}
 	pthread_cond_destroy(&ss->cv);
 	pthread_mutex_destroy(&ss->mu);
 	free(ss);
@@ -604,8 +853,7 @@ static int sess_current(struct topo_store *s, struct zsess **out)
 }
 
 /* A connected session by the deadline (renewing expired ones), referenced. */
-static int sess_get(struct topo_store *s, int64_t deadline,
-		    struct zsess **out)
+static int sess_get(struct topo_store *s, int64_t deadline, struct zsess **out)
 {
 	for (;;) {
 		struct zsess *ss;
@@ -629,7 +877,70 @@ static int sess_get(struct topo_store *s, int64_t deadline,
 /* Whether a request only reads (and so may simply be sent again). */
 static bool req_is_read(const struct zreq *r)
 {
-	return r->kind == ZR_GET || r->kind == ZR_CHILDREN;
+	return r->kind == ZR_GET || r->kind == ZR_CHILDREN ||
+	       r->kind == ZR_EXISTS || r->kind == ZR_ACL;
+}
+
+/* Free a list of requests linked by `next`. */
+static void req_free_list(struct zreq *r)
+{
+	while (r) {
+		struct zreq *next = r->next;
+		req_free(r);
+		r = next;
+	}
+}
+
+/* Send reqs[0..n) in this order on one connected session (which applies
+ * them in order) and wait for every answer: 0 with each reqs[i]->rc set,
+ * or a negative errno, and then every reqs[i] is consumed. */
+static int call_all(struct topo_store *s, struct zreq **reqs, size_t n,
+		    int64_t deadline, const char *what)
+{
+	struct zsess *ss;
+	struct zbatch *b = NULL;
+	int rc = sess_get(s, deadline, &ss);
+	if (rc == -EIO)
+		topo_err("zk: %s %s: not connected to ZooKeeper at %s", what,
+			 reqs[0]->path, s->servers);
+	if (!rc && !(b = batch_new())) {
+		sess_put(s, ss);
+		rc = -ENOMEM;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			req_free(reqs[i]);
+		return rc;
+	}
+	char *path = strdup(reqs[0]->path); /* for the log, once r is gone */
+	size_t sent = 0, got = 0;
+	int zrc = ZOK;
+	for (; sent < n && zrc == ZOK; sent++)
+		zrc = req_submit(ss, b, reqs[sent]);
+	if (zrc != ZOK)
+		sent--; /* that one is consumed */
+	for (size_t i = sent + (zrc != ZOK); i < n; i++)
+		req_free(reqs[i]); /* never sent */
+	struct zreq *answered = NULL, *r;
+	while (got < sent && (r = batch_next(b, deadline))) {
+		r->next = answered;
+		answered = r;
+		got++;
+	}
+	batch_unref(b);
+	sess_put(s, ss);
+	if (zrc == ZOK && got == n) {
+		free(path);
+		return 0;
+	}
+	req_free_list(answered);
+	if (zrc != ZOK)
+		rc = zk_errno(zrc, what, path ? path : "?");
+	else
+		topo_err("zk: %s %s: no answer within %u ms", what,
+			 path ? path : "?", s->timeout_ms);
+	free(path);
+	return zrc != ZOK ? rc : -EIO;
 }
 
 /* Send r once on a connected session and wait for the answer: 0 with
@@ -637,33 +948,7 @@ static bool req_is_read(const struct zreq *r)
 static int call_once(struct topo_store *s, struct zreq *r, int64_t deadline,
 		     const char *what)
 {
-	struct zsess *ss;
-	int rc = sess_get(s, deadline, &ss);
-	if (rc) {
-		if (rc == -EIO)
-			topo_err("zk: %s %s: not connected to ZooKeeper at %s",
-				 what, r->path, s->servers);
-		req_free(r);
-		return rc;
-	}
-	struct zbatch *b = batch_new();
-	if (!b) {
-		sess_put(s, ss);
-		req_free(r);
-		return -ENOMEM;
-	}
-	char *path = strdup(r->path); /* for the log, once r is gone */
-	int zrc = req_submit(ss->zh, b, r);
-	struct zreq *got = zrc == ZOK ? batch_next(b, deadline) : NULL;
-	batch_unref(b);
-	sess_put(s, ss);
-	if (zrc != ZOK)
-		rc = zk_errno(zrc, what, path ? path : "?");
-	else if (!got)
-		topo_err("zk: %s %s: no answer within %u ms", what,
-			 path ? path : "?", s->timeout_ms);
-	free(path);
-	return zrc != ZOK ? rc : got ? 0 : -EIO;
+	return call_all(s, &r, 1, deadline, what);
 }
 
 /* Like call_once, but reads are sent again after a connection loss. */
@@ -676,7 +961,7 @@ static int zk_call(struct topo_store *s, struct zreq *r, int64_t deadline,
 			return rc;
 		if (now_ms() + 20 >= deadline)
 			return 0; /* the caller maps the connection loss */
-		usleep(20000); /* let the session notice, then wait for it */
+		usleep(20000);	  /* let the session notice, then wait for it */
 	}
 }
 
@@ -708,12 +993,13 @@ static void meta_of(const struct Stat *st, struct topo_meta *m)
 }
 
 /* Read one znode by absolute path: 0 with *out (answered, ZOK) or errno. */
-static int read_node(struct topo_store *s, const char *abs, int64_t deadline,
-		     struct zreq **out)
+static int read_node_w(struct topo_store *s, const char *abs, int64_t deadline,
+		       bool watch, struct zreq **out)
 {
 	struct zreq *r = req_new(ZR_GET, abs);
 	if (!r)
 		return -ENOMEM;
+	r->watch = watch;
 	int rc = zk_call(s, r, deadline, "get");
 	if (rc)
 		return rc;
@@ -724,6 +1010,30 @@ static int read_node(struct topo_store *s, const char *abs, int64_t deadline,
 	}
 	*out = r;
 	return 0;
+}
+
+/* Read one znode without leaving a watch. */
+static int read_node(struct topo_store *s, const char *abs, int64_t deadline,
+		     struct zreq **out)
+{
+	return read_node_w(s, abs, deadline, false, out);
+}
+
+/* Whether a znode exists (0 or -ENOENT, else an errno); leaves a watch
+ * if `watch` (on a missing node, one that fires when it is created). */
+static int node_exists(struct topo_store *s, const char *abs, int64_t deadline,
+		       bool watch)
+{
+	struct zreq *r = req_new(ZR_EXISTS, abs);
+	if (!r)
+		return -ENOMEM;
+	r->watch = watch;
+	int rc = zk_call(s, r, deadline, "exists");
+	if (rc)
+		return rc; /* r consumed */
+	rc = zk_errno(r->rc, "exists", abs);
+	req_free(r);
+	return rc;
 }
 
 /* Whether a read answer holds exactly this value. */
@@ -746,6 +1056,8 @@ static void store_free(struct topo_store *s)
 	free(s->auth_scheme);
 	free(s->auth_cert);
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->wmu);
 	free(s);
 }
 
@@ -761,12 +1073,14 @@ static int store_new(const struct topo_conf *conf, struct topo_store **out,
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->wmu, NULL);
+	pthread_cond_init(&s->wcv, NULL);
 	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
 	s->session_ms = zk_session_ms(s->timeout_ms);
 	s->missing_root_ok = conf->missing_root_ok;
 	s->servers = strdup(conf->servers);
-	int rc = zk_root_norm(conf->root ? conf->root : "/vitess/global",
-			      &s->root);
+	int rc =
+	    zk_root_norm(conf->root ? conf->root : "/vitess/global", &s->root);
 	if (rc == -EINVAL)
 		snprintf(errbuf, errlen, "root %s is not an absolute path",
 			 conf->root);
@@ -774,10 +1088,10 @@ static int store_new(const struct topo_conf *conf, struct topo_store **out,
 		rc = -ENOMEM;
 	if (!rc && conf->zk_auth_file) {
 		s->auth_file = strdup(conf->zk_auth_file);
-		rc = s->auth_file ? zk_auth_read(conf->zk_auth_file,
-						 &s->auth_scheme, &s->auth_cert,
-						 errbuf, errlen)
-				  : -ENOMEM;
+		rc = s->auth_file
+			 ? zk_auth_read(conf->zk_auth_file, &s->auth_scheme,
+					&s->auth_cert, errbuf, errlen)
+			 : -ENOMEM;
 	}
 	if (rc) {
 		if (rc == -ENOMEM)
@@ -805,15 +1119,17 @@ static int check_root(struct topo_store *s, int64_t deadline, char *errbuf,
 			rc = read_node(s, root, deadline, &g);
 	}
 	if (rc == -ENOENT)
-		snprintf(errbuf, errlen,
-			 "root %s does not exist in ZooKeeper (use -o create_root)",
-			 root);
+		snprintf(
+		    errbuf, errlen,
+		    "root %s does not exist in ZooKeeper (use -o create_root)",
+		    root);
 	else if (rc == -EACCES)
-		snprintf(errbuf, errlen, "not allowed to read root %s in ZooKeeper",
-			 root);
+		snprintf(errbuf, errlen,
+			 "not allowed to read root %s in ZooKeeper", root);
 	else if (rc)
-		snprintf(errbuf, errlen, "cannot read root %s in ZooKeeper at %s",
-			 root, s->servers);
+		snprintf(errbuf, errlen,
+			 "cannot read root %s in ZooKeeper at %s", root,
+			 s->servers);
 	if (rc)
 		return rc;
 	if (g->stat.ephemeralOwner != 0) {
@@ -837,9 +1153,10 @@ static int zk_open(const struct topo_conf *conf, struct topo_store **out,
 	int64_t deadline = deadline_of(s);
 	rc = sess_new(s, &s->sess);
 	if (rc) {
-		snprintf(errbuf, errlen,
-			 "cannot use ZooKeeper address %s (bad or unknown host)",
-			 s->servers);
+		snprintf(
+		    errbuf, errlen,
+		    "cannot use ZooKeeper address %s (bad or unknown host)",
+		    s->servers);
 		store_free(s);
 		return rc == -ENOMEM ? rc : -EINVAL;
 	}
@@ -863,11 +1180,17 @@ static int zk_open(const struct topo_conf *conf, struct topo_store **out,
 	return 0;
 }
 
-/* Close the session (waits for the client's threads) and free the store. */
+/* Close the session (waits for the client's threads) and free the store.
+ * No notice is delivered once this has begun, nor after it returns. */
 static void zk_close(struct topo_store *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&s->wmu);
+	s->closed = true;
+	while (s->delivering > 0)
+		pthread_cond_wait(&s->wcv, &s->wmu);
+	pthread_mutex_unlock(&s->wmu);
 	pthread_mutex_lock(&s->mu);
 	struct zsess *ss = s->sess;
 	s->sess = NULL;
@@ -875,6 +1198,30 @@ static void zk_close(struct topo_store *s)
 	if (ss)
 		sess_put(s, ss);
 	store_free(s);
+}
+
+/* ---- watch --------------------------------------------------------------- */
+
+/* Start change notices: from now on list() and get() leave watches on what
+ * they read, and fired watches and session expiry reach fn. */
+static int zk_watch(struct topo_store *s, topo_change_fn fn, void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	pthread_mutex_lock(&s->wmu);
+	s->fn = fn;
+	s->fn_arg = arg;
+	pthread_mutex_unlock(&s->wmu);
+	return 0;
+}
+
+/* Whether reads leave watches. */
+static bool watching(struct topo_store *s)
+{
+	pthread_mutex_lock(&s->wmu);
+	bool w = s->fn != NULL && !s->closed;
+	pthread_mutex_unlock(&s->wmu);
+	return w;
 }
 
 /* ---- list ---------------------------------------------------------------- */
@@ -887,7 +1234,8 @@ struct walk {
 	struct topo_listing *out;
 	struct zreq *todo, **todo_tail; /* made, not sent yet */
 	size_t inflight;
-	bool reconnect;                 /* wait for the session before sending */
+	bool reconnect; /* wait for the session before sending */
+	bool watch;	/* leave watches on what is read */
 	int64_t deadline;
 };
 
@@ -900,9 +1248,23 @@ static int walk_push(struct walk *w, enum zreq_kind kind, char *abs)
 	free(abs);
 	if (!r)
 		return -ENOMEM;
+	r->watch = w->watch;
 	*w->todo_tail = r;
 	w->todo_tail = &r->next;
 	return 0;
+}
+
+/* Queue the reads of a node (`abs` taken over). Watched, a node's children
+ * are asked at once, whether it has any or not: the child watch on a leaf
+ * is what tells that it became a directory. Unwatched, they are asked
+ * when its data shows it has some. */
+static int walk_push_node(struct walk *w, char *abs)
+{
+	if (!w->watch)
+		return walk_push(w, ZR_GET, abs);
+	int rc = walk_push(w, ZR_CHILDREN, abs ? strdup(abs) : NULL);
+	int rc2 = walk_push(w, ZR_GET, abs);
+	return rc ? rc : rc2;
 }
 
 /* Queue an answered request again (after a connection loss). */
@@ -933,8 +1295,9 @@ static int walk_pump(struct walk *w)
 		if (!w->todo)
 			w->todo_tail = &w->todo;
 		char *path = strdup(r->path);
-		int zrc = req_submit(w->ss->zh, w->b, r);
-		int rc = zrc == ZOK ? 0 : zk_errno(zrc, "list", path ? path : "?");
+		int zrc = req_submit(w->ss, w->b, r);
+		int rc =
+		    zrc == ZOK ? 0 : zk_errno(zrc, "list", path ? path : "?");
 		free(path);
 		if (rc)
 			return rc;
@@ -955,17 +1318,17 @@ static int walk_node(struct walk *w, struct zreq *r)
 	if (rc)
 		return rc;
 	r->value = NULL; /* now the listing's */
-	if (r->stat.numChildren > 0)
+	if (r->stat.numChildren > 0 && !w->watch)
 		rc = walk_push(w, ZR_CHILDREN, strdup(r->path));
 	return rc;
 }
 
-/* Queue a data request for every child named in the answer. */
+/* Queue the reads of every child named in the answer. */
 static int walk_children(struct walk *w, struct zreq *r)
 {
 	const char *name = r->names;
 	for (int i = 0; i < r->nnames; i++) {
-		int rc = walk_push(w, ZR_GET, zk_join(r->path, name));
+		int rc = walk_push_node(w, zk_join(r->path, name));
 		if (rc)
 			return rc;
 		name += strlen(name) + 1;
@@ -1006,11 +1369,16 @@ static int walk_run(struct walk *w)
 	while (!rc && w->inflight > 0) {
 		struct zreq *r = batch_next(w->b, w->deadline);
 		if (!r) {
-			topo_err("zk: list: no answer from ZooKeeper at %s within %u ms",
+			topo_err("zk: list: no answer from ZooKeeper at %s "
+				 "within %u ms",
 				 w->s->servers, w->s->timeout_ms);
 			return -EIO;
 		}
 		w->inflight--;
+		/* A long listing is bounded by progress: it fails when no
+		 * answer comes for timeout_ms, not after timeout_ms in all
+		 * (a watched listing of 10,000 nodes is 20,000 requests). */
+		w->deadline = now_ms() + w->s->timeout_ms;
 		rc = walk_take(w, r);
 		if (!rc)
 			rc = walk_pump(w);
@@ -1022,7 +1390,12 @@ static int walk_run(struct walk *w)
 static int zk_list(struct topo_store *s, const char *path,
 		   struct topo_listing *out)
 {
-	struct walk w = { .s = s, .out = out, .deadline = deadline_of(s) };
+	struct walk w = {
+	    .s = s,
+	    .out = out,
+	    .watch = watching(s),
+	    .deadline = deadline_of(s),
+	};
 	w.todo_tail = &w.todo;
 	memset(out, 0, sizeof(*out));
 	int rc = sess_get(s, w.deadline, &w.ss);
@@ -1032,7 +1405,7 @@ static int zk_list(struct topo_store *s, const char *path,
 		return rc;
 	}
 	w.b = batch_new();
-	rc = w.b ? walk_push(&w, ZR_GET, zk_abs_path(s->root, path)) : -ENOMEM;
+	rc = w.b ? walk_push_node(&w, zk_abs_path(s->root, path)) : -ENOMEM;
 	if (!rc)
 		rc = walk_run(&w);
 	walk_drop(&w);
@@ -1056,7 +1429,18 @@ static int zk_get(struct topo_store *s, const char *path,
 	if (!abs)
 		return -ENOMEM;
 	struct zreq *g;
-	int rc = read_node(s, abs, deadline_of(s), &g);
+	int64_t deadline = deadline_of(s);
+	bool watch = watching(s);
+	int rc = read_node_w(s, abs, deadline, watch, &g);
+	/* Watched, a missing node gets an exists watch, which tells its
+	 * creation; if it was created in between, read it again. */
+	for (int i = 0; rc == -ENOENT && watch && i < 3; i++) {
+		rc = node_exists(s, abs, deadline, true);
+		if (rc == 0)
+			rc = read_node_w(s, abs, deadline, true, &g);
+		else if (rc == -ENOENT)
+			break;
+	}
 	free(abs);
 	if (rc)
 		return rc;
@@ -1082,18 +1466,21 @@ struct wr {
 	const char *abs;
 	const void *value;
 	size_t len;
-	int version;        /* set/delete: expected version, -1 for any */
+	int version; /* set/delete: expected version, -1 for any */
 	int64_t deadline;
 	struct topo_meta *meta; /* may be NULL */
-	bool parents;       /* create: make missing ancestors first */
+	bool parents;		/* create: make missing ancestors first */
+	struct zk_acls *acls;	/* creates: ACLs learnt during the call */
 };
 
 /* Send a create/set/delete of w once: 0 with *out answered, or errno. */
-static int wr_send(const struct wr *w, enum zreq_kind kind, struct zreq **out)
+static int wr_send(const struct wr *w, enum zreq_kind kind,
+		   const struct ACL_vector *acl, struct zreq **out)
 {
 	struct zreq *r = req_new(kind, w->abs);
 	if (!r)
 		return -ENOMEM;
+	r->in_acl = acl;
 	r->in_value = w->len ? w->value : "";
 	r->in_len = (int)w->len;
 	r->in_version = w->version;
@@ -1118,100 +1505,170 @@ static int wr_finish(const struct wr *w, struct zreq *r, const char *what)
 	return rc;
 }
 
-/* Send creates (empty data) of the ancestors of w->abs of the given
- * lengths; counts in *sent those that were sent. */
-static int parents_send(const struct wr *w, zhandle_t *zh, struct zbatch *b,
-			const size_t *lens, size_t n, size_t *sent)
+/* Ask the ACLs of abs[i][0..lens[i]) for i < n, pipelined, and remember
+ * in `acls` those of the nodes that exist (a missing one is left out). */
+static int acls_fetch(struct topo_store *s, const char *const *abs,
+		      const size_t *lens, size_t n, struct zk_acls *acls,
+		      int64_t deadline)
 {
-	for (size_t i = 0; i < n; i++) {
-		char *p = strndup(w->abs, lens[i]);
-		struct zreq *r = p ? req_new(ZR_CREATE, p) : NULL;
+	struct zreq **rs = calloc(n ? n : 1, sizeof(*rs));
+	int rc = rs ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *p = strndup(abs[i], lens[i]);
+		rs[i] = p ? req_new(ZR_ACL, p) : NULL;
 		free(p);
-		if (!r)
-			return -ENOMEM;
-		r->in_value = "";
-		int zrc = req_submit(zh, b, r);
-		if (zrc != ZOK)
-			return zk_errno(zrc, "create parent of", w->abs);
-		(*sent)++;
+		rc = rs[i] ? 0 : -ENOMEM;
 	}
-	return 0;
+	if (rc) {
+		for (size_t i = 0; rs && i < n; i++)
+			req_free(rs[i]);
+		free(rs);
+		return rc;
+	}
+	rc = call_all(s, rs, n, deadline, "get ACL of");
+	if (rc) {
+		free(rs); /* the requests are consumed */
+		return rc;
+	}
+	bool lost = false;
+	for (size_t i = 0; i < n; i++) {
+		struct zreq *r = rs[i];
+		if (rc)
+			;
+		else if (r->rc == ZOK)
+			rc = zk_acls_add(acls, abs[i], lens[i], &r->acl);
+		else if (conn_lost(r->rc))
+			lost = true;
+		else if (r->rc != ZNONODE)
+			rc = zk_errno(r->rc, "get ACL of", r->path);
+		req_free(r);
+	}
+	free(rs);
+	if (!rc && lost && now_ms() + 20 < deadline) {
+		usleep(20000); /* let the session notice, then ask again */
+		return acls_fetch(s, abs, lens, n, acls, deadline);
+	}
+	if (!rc && lost)
+		rc = zk_errno(ZCONNECTIONLOSS, "get ACL of", abs[0]);
+	return rc;
 }
 
-/* Collect `sent` answers: the first failure other than "exists". */
-static int parents_wait(const struct wr *w, struct zbatch *b, size_t sent)
+/* The ACL a new znode at `abs` takes: its parent's, asked once per call
+ * (the pointer is valid until the next zk_acls_add). -ENOENT if the
+ * parent does not exist. */
+static int parent_acl(struct topo_store *s, const char *abs,
+		      struct zk_acls *acls, int64_t deadline,
+		      const struct ACL_vector **out)
 {
-	int rc = 0;
-	for (; sent > 0; sent--) {
-		struct zreq *r = batch_next(b, w->deadline);
-		if (!r) {
-			topo_err("zk: create parents of %s: no answer within %u ms",
-				 w->abs, w->s->timeout_ms);
-			return -EIO;
+	size_t plen = zk_parent_len(abs);
+	if (!zk_acls_find(acls, abs, plen)) {
+		int rc = acls_fetch(s, &abs, &plen, 1, acls, deadline);
+		if (rc)
+			return rc;
+	}
+	*out = zk_acls_find(acls, abs, plen);
+	return *out ? 0 : -ENOENT;
+}
+
+/* Create (empty data) the znodes abs[0..lens[i]), i < n, each the parent
+ * of the next, and the parent of the first existing: one pipelined round
+ * trip for their ACLs, one for the creates (a session applies its
+ * requests in order). A node that is missing takes the ACL of its parent
+ * (for a chain of missing ones: that of the deepest existing ancestor);
+ * one that exists is left as it is. */
+static int make_chain(struct topo_store *s, const char *abs, const size_t *lens,
+		      size_t n, struct zk_acls *acls, int64_t deadline)
+{
+	if (n == 0)
+		return 0;
+	char *top = strndup(abs, lens[0]);
+	if (!top)
+		return -ENOMEM;
+	size_t q[129], nq = 0, plen = zk_parent_len(top);
+	const char *qabs[129];
+	free(top);
+	if (!zk_acls_find(acls, abs, plen))
+		q[nq++] = plen;
+	for (size_t i = 0; i < n && i < 128; i++)
+		if (!zk_acls_find(acls, abs, lens[i]))
+			q[nq++] = lens[i];
+	for (size_t i = 0; i < nq; i++)
+		qabs[i] = abs;
+	int rc = nq ? acls_fetch(s, qabs, q, nq, acls, deadline) : 0;
+	if (!rc && !zk_acls_find(acls, abs, plen))
+		rc = -ENOENT; /* the first one's parent is missing */
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t up = i ? lens[i - 1] : plen;
+		if (!zk_acls_find(acls, abs, lens[i]))
+			rc = zk_acls_add(acls, abs, lens[i],
+					 zk_acls_find(acls, abs, up));
+	}
+	struct zreq **rs = rc ? NULL : calloc(n, sizeof(*rs));
+	if (!rc && !rs)
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *p = strndup(abs, lens[i]);
+		rs[i] = p ? req_new(ZR_CREATE, p) : NULL;
+		free(p);
+		if (!rs[i]) {
+			for (size_t j = 0; j < i; j++)
+				req_free(rs[j]);
+			rc = -ENOMEM;
+			break;
 		}
+		rs[i]->in_value = "";
+		rs[i]->in_acl = zk_acls_find(acls, abs, lens[i]);
+	}
+	if (!rc)
+		rc = call_all(s, rs, n, deadline, "create parent");
+	if (rc) {
+		free(rs); /* the requests are consumed */
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct zreq *r = rs[i];
 		if (!rc && r->rc != ZOK && r->rc != ZNODEEXISTS)
 			rc = zk_errno(r->rc, "create parent", r->path);
 		req_free(r);
 	}
+	free(rs);
 	return rc;
 }
-
-/* Create the missing ancestors of w->abs below the root, in one pipelined
- * round trip (one session's requests are applied in order). Never creates
+/* Create the missing ancestors of w->abs below the root. Never creates
  * the root itself: a missing root gives -ENOENT. */
 static int make_parents(const struct wr *w)
 {
 	size_t lens[128], n = zk_ancestors(w->s->root, w->abs, lens, 128);
 	if (n > 128)
 		return -ENAMETOOLONG;
-	struct zsess *ss;
-	int rc = sess_get(w->s, w->deadline, &ss);
-	if (rc)
-		return rc;
-	struct zbatch *b = batch_new();
-	size_t sent = 0;
-	rc = b ? parents_send(w, ss->zh, b, lens, n, &sent) : -ENOMEM;
-	int rc2 = b ? parents_wait(w, b, sent) : 0;
-	if (b)
-		batch_unref(b);
-	sess_put(w->s, ss);
-	return rc ? rc : rc2;
+	return make_chain(w->s, w->abs, lens, n, w->acls, w->deadline);
 }
 
-/* Create the root and its missing ancestors (empty data), pipelined. */
+/* Create the root and its missing ancestors (empty data). */
 static int create_root(struct topo_store *s, int64_t deadline)
 {
 	size_t lens[129], n = zk_ancestors("", s->root, lens, 128);
 	if (n > 128)
 		return -ENAMETOOLONG;
 	lens[n++] = strlen(s->root);
-	struct wr w = { .s = s, .abs = s->root, .deadline = deadline };
-	struct zsess *ss;
-	int rc = sess_get(s, deadline, &ss);
-	if (rc)
-		return rc;
-	struct zbatch *b = batch_new();
-	size_t sent = 0;
-	rc = b ? parents_send(&w, ss->zh, b, lens, n, &sent) : -ENOMEM;
-	int rc2 = b ? parents_wait(&w, b, sent) : 0;
-	if (b)
-		batch_unref(b);
-	sess_put(s, ss);
-	if (!rc && !rc2)
+	struct zk_acls acls = {0};
+	int rc = make_chain(s, s->root, lens, n, &acls, deadline);
+	zk_acls_free(&acls);
+	if (!rc)
 		topo_info("zk: created root %s", s->root);
-	return rc ? rc : rc2;
+	return rc;
 }
 
 /* Finish a write sent a second time after a connection loss: a second loss
  * right after a successful re-read means the server refuses the request,
  * which it does (by closing the connection) for one over jute.maxbuffer. */
-static int wr_finish_retry(const struct wr *w, struct zreq *r,
-			   const char *what)
+static int wr_finish_retry(const struct wr *w, struct zreq *r, const char *what)
 {
 	if (conn_lost(r->rc) && w->len > 65536) {
-		topo_err("zk: %s %s: the server dropped the connection twice on "
-			 "a %zu-byte value: too large for it",
-			 what, w->abs, w->len);
+		topo_err(
+		    "zk: %s %s: the server dropped the connection twice on "
+		    "a %zu-byte value: too large for it",
+		    what, w->abs, w->len);
 		req_free(r);
 		return -EFBIG;
 	}
@@ -1242,16 +1699,29 @@ static int create_settle(const struct wr *w)
  * connection loss if `settle`, else report it (second attempt). */
 static int do_create(const struct wr *w, bool settle)
 {
+	const struct ACL_vector *acl;
+	int rc = parent_acl(w->s, w->abs, w->acls, w->deadline, &acl);
+	if (rc == -ENOENT && w->parents) {
+		rc = make_parents(w);
+		if (!rc)
+			rc = parent_acl(w->s, w->abs, w->acls, w->deadline,
+					&acl);
+	}
+	if (rc)
+		return rc;
 	struct zreq *r;
-	int rc = wr_send(w, ZR_CREATE, &r);
+	rc = wr_send(w, ZR_CREATE, acl, &r);
 	if (rc)
 		return rc;
 	if (r->rc == ZNONODE && w->parents) {
+		/* the parent was deleted since we asked its ACL */
 		req_free(r);
 		rc = make_parents(w);
-		if (rc)
-			return rc;
-		rc = wr_send(w, ZR_CREATE, &r);
+		if (!rc)
+			rc = parent_acl(w->s, w->abs, w->acls, w->deadline,
+					&acl);
+		if (!rc)
+			rc = wr_send(w, ZR_CREATE, acl, &r);
 		if (rc)
 			return rc;
 	}
@@ -1284,11 +1754,12 @@ static int set_settle(const struct wr *w)
 		return 0;
 	if (!untouched) {
 		topo_warn("zk: set %s: changed by another client while the "
-			  "connection was lost", w->abs);
+			  "connection was lost",
+			  w->abs);
 		return -ESTALE;
 	}
 	struct zreq *r;
-	rc = wr_send(w, ZR_SET, &r);
+	rc = wr_send(w, ZR_SET, NULL, &r);
 	return rc ? rc : wr_finish_retry(w, r, "set");
 }
 
@@ -1296,7 +1767,7 @@ static int set_settle(const struct wr *w)
 static int do_set(const struct wr *w)
 {
 	struct zreq *r;
-	int rc = wr_send(w, ZR_SET, &r);
+	int rc = wr_send(w, ZR_SET, NULL, &r);
 	if (rc)
 		return rc;
 	if (conn_lost(r->rc)) {
@@ -1332,44 +1803,90 @@ static int zk_put(struct topo_store *s, const char *path, const void *value,
 		return -ESTALE; /* no znode has such a data version */
 	if (len > ZK_MAX_VALUE)
 		return -EFBIG;
+	struct zk_acls acls = {0};
 	struct wr w = {
-		.s = s,
-		.abs = zk_abs_path(s->root, path),
-		.value = value,
-		.len = len,
-		.deadline = deadline_of(s),
-		.meta = meta,
+	    .s = s,
+	    .abs = zk_abs_path(s->root, path),
+	    .value = value,
+	    .len = len,
+	    .deadline = deadline_of(s),
+	    .meta = meta,
+	    .acls = &acls,
 	};
 	if (!w.abs)
 		return -ENOMEM;
 	int rc = zk_fits(w.abs, len) ? put_abs(&w, expect) : -EFBIG;
 	free((char *)w.abs);
+	zk_acls_free(&acls);
 	return rc;
 }
 
-/* Delete w's node with version w->version, settling a connection loss. */
-static int do_del(const struct wr *w)
+/* The delete of w's node was cut off by a connection loss; `before` is
+ * what the exists sent just ahead of it found: 1 the node at the expected
+ * version, 0 no node, 2 another version, -1 no answer. An absent node
+ * means our delete landed only if the node was there when it was sent:
+ * the exists says so, or, without its answer, the caller's expected
+ * version (it saw the node). Residual ambiguity: another client deleting
+ * the node between our exists and our delete (or, without the exists'
+ * answer, after the caller saw it) is reported as our success -- the
+ * node is gone either way. */
+static int del_settle(const struct wr *w, int before)
 {
-	struct zreq *r;
-	int rc = wr_send(w, ZR_DELETE, &r);
-	if (rc)
-		return rc;
-	if (!conn_lost(r->rc))
-		return wr_finish(w, r, "delete");
-	req_free(r);
 	topo_debug("zk: delete %s: connection lost, checking", w->abs);
+	if (before == 0)
+		return -ENOENT; /* nothing was there to delete */
+	if (before == 2) {
+		topo_warn("zk: delete %s: changed by another client", w->abs);
+		return -ESTALE;
+	}
 	struct zreq *g;
-	rc = read_node(w->s, w->abs, w->deadline, &g);
-	if (rc == -ENOENT)
+	int rc = read_node(w->s, w->abs, w->deadline, &g);
+	if (rc == -ENOENT && (before == 1 || w->version >= 0))
 		return 0; /* ours landed */
+	if (rc == -ENOENT) {
+		topo_err("zk: delete %s: connection lost; the node is gone, "
+			 "but whether it was there before is unknown",
+			 w->abs);
+		return -EIO;
+	}
 	if (rc)
 		return rc;
 	bool untouched = w->version < 0 || g->stat.version == w->version;
 	req_free(g);
 	if (!untouched)
 		return -ESTALE;
-	rc = wr_send(w, ZR_DELETE, &r);
+	struct zreq *r;
+	rc = wr_send(w, ZR_DELETE, NULL, &r);
 	return rc ? rc : wr_finish(w, r, "delete");
+}
+
+/* Delete w's node with version w->version, settling a connection loss.
+ * An exists of the node goes just ahead of the delete on the same
+ * session (no extra round trip): its answer says whether the node was
+ * there for the delete, should the delete's own answer be lost. */
+static int do_del(const struct wr *w)
+{
+	struct zreq *rs[2] = {req_new(ZR_EXISTS, w->abs),
+			      req_new(ZR_DELETE, w->abs)};
+	if (!rs[0] || !rs[1]) {
+		req_free(rs[0]);
+		req_free(rs[1]);
+		return -ENOMEM;
+	}
+	rs[1]->in_version = w->version;
+	int rc = call_all(w->s, rs, 2, w->deadline, "delete");
+	if (rc)
+		return rc;
+	struct zreq *e = rs[0], *d = rs[1];
+	int before = e->rc == ZNONODE ? 0 : -1;
+	if (e->rc == ZOK)
+		before =
+		    w->version < 0 || e->stat.version == w->version ? 1 : 2;
+	req_free(e);
+	if (!conn_lost(d->rc))
+		return wr_finish(w, d, "delete");
+	req_free(d);
+	return del_settle(w, before);
 }
 
 /* Delete one znode (never its parents) with compare-and-set on `expect`. */
@@ -1380,10 +1897,10 @@ static int zk_del(struct topo_store *s, const char *path, int64_t expect)
 	if (expect > INT32_MAX)
 		return -ESTALE;
 	struct wr w = {
-		.s = s,
-		.abs = zk_abs_path(s->root, path),
-		.version = (int)expect,
-		.deadline = deadline_of(s),
+	    .s = s,
+	    .abs = zk_abs_path(s->root, path),
+	    .version = (int)expect,
+	    .deadline = deadline_of(s),
 	};
 	if (!w.abs)
 		return -ENOMEM;
@@ -1395,17 +1912,20 @@ static int zk_del(struct topo_store *s, const char *path, int64_t expect)
 /* Create an empty znode; -EEXIST if present, -ENOENT without a parent. */
 static int zk_mkdir(struct topo_store *s, const char *path)
 {
+	struct zk_acls acls = {0};
 	struct wr w = {
-		.s = s,
-		.abs = zk_abs_path(s->root, path),
-		.value = "",
-		.version = -1,
-		.deadline = deadline_of(s),
+	    .s = s,
+	    .abs = zk_abs_path(s->root, path),
+	    .value = "",
+	    .version = -1,
+	    .deadline = deadline_of(s),
+	    .acls = &acls,
 	};
 	if (!w.abs)
 		return -ENOMEM;
 	int rc = do_create(&w, true);
 	free((char *)w.abs);
+	zk_acls_free(&acls);
 	return rc;
 }
 
@@ -1416,18 +1936,82 @@ struct mu {
 	struct topo_store *s;
 	const struct topo_op *ops;
 	size_t n;
-	char **abs;     /* znode paths of ops */
+	char **abs;	/* znode paths of ops */
 	zoo_op_t *zops; /* the client's op descriptions */
 	int64_t deadline;
+	struct zk_acls acls; /* parents' ACLs, then those of the creates */
 };
+
+/* Whether op i creates a node. */
+static bool mu_creates(const struct mu *m, size_t i)
+{
+	return m->ops[i].kind == TOPO_OP_PUT &&
+	       m->ops[i].expect == TOPO_EXPECT_ABSENT;
+}
+
+/* Whether an op before `i` creates the node abs[0..len). */
+static bool mu_created_before(const struct mu *m, size_t i, const char *abs,
+			      size_t len)
+{
+	for (size_t j = 0; j < i; j++)
+		if (mu_creates(m, j) && strlen(m->abs[j]) == len &&
+		    memcmp(m->abs[j], abs, len) == 0)
+			return true;
+	return false;
+}
+
+/* The znode paths of the ops. */
+static int mu_paths(struct mu *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (!(m->abs[i] = zk_abs_path(m->s->root, m->ops[i].path)))
+			return -ENOMEM;
+	return 0;
+}
+
+/* The ACL of every node the multi creates: that of its parent, asked in
+ * one pipelined round trip, or that of a node created by an earlier op.
+ * -ENOENT if a parent neither exists nor is created before. */
+static int mu_acls(struct mu *m)
+{
+	size_t nq = 0, *q = calloc(m->n, sizeof(*q));
+	const char **qabs = calloc(m->n, sizeof(*qabs));
+	int rc = q && qabs ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < m->n; i++) {
+		size_t plen = zk_parent_len(m->abs[i]);
+		if (!mu_creates(m, i) ||
+		    mu_created_before(m, i, m->abs[i], plen))
+			continue;
+		bool dup = false; /* asked for an earlier op already */
+		for (size_t j = 0; j < nq && !dup; j++)
+			dup = q[j] == plen &&
+			      memcmp(qabs[j], m->abs[i], plen) == 0;
+		if (!dup) {
+			qabs[nq] = m->abs[i];
+			q[nq++] = plen;
+		}
+	}
+	if (!rc && nq)
+		rc = acls_fetch(m->s, qabs, q, nq, &m->acls, m->deadline);
+	for (size_t i = 0; !rc && i < m->n; i++) {
+		if (!mu_creates(m, i))
+			continue;
+		size_t plen = zk_parent_len(m->abs[i]);
+		const struct ACL_vector *a =
+		    zk_acls_find(&m->acls, m->abs[i], plen);
+		rc = a ? zk_acls_add(&m->acls, m->abs[i], strlen(m->abs[i]), a)
+		       : -ENOENT;
+	}
+	free(q);
+	free(qabs);
+	return rc;
+}
 
 /* Describe op i to the client; adds its request bytes to *total. */
 static int mu_build_one(struct mu *m, size_t i, size_t *total)
 {
 	const struct topo_op *op = &m->ops[i];
-	const char *abs = m->abs[i] = zk_abs_path(m->s->root, op->path);
-	if (!abs)
-		return -ENOMEM;
+	const char *abs = m->abs[i];
 	if (op->expect < TOPO_EXPECT_ABSENT)
 		return -EINVAL;
 	if (op->expect > INT32_MAX)
@@ -1444,10 +2028,13 @@ static int mu_build_one(struct mu *m, size_t i, size_t *total)
 		return -EFBIG;
 	*total += op->len;
 	const char *val = op->len ? op->value : "";
-	if (op->expect == TOPO_EXPECT_ABSENT)
-		zoo_create_op_init(&m->zops[i], abs, val, (int)op->len,
-				   &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
-	else
+	if (op->expect == TOPO_EXPECT_ABSENT) {
+		const struct ACL_vector *acl =
+		    zk_acls_find(&m->acls, abs, strlen(abs));
+		*total += zk_acl_bytes(acl);
+		zoo_create_op_init(&m->zops[i], abs, val, (int)op->len, acl,
+				   ZOO_PERSISTENT, NULL, 0);
+	} else
 		zoo_set_op_init(&m->zops[i], abs, val, (int)op->len, v, NULL);
 	return 0;
 }
@@ -1456,11 +2043,20 @@ static int mu_build_one(struct mu *m, size_t i, size_t *total)
 static int mu_build(struct mu *m)
 {
 	size_t total = ZK_OP_OVERHEAD;
-	for (size_t i = 0; i < m->n; i++) {
-		int rc = mu_build_one(m, i, &total);
-		if (rc)
-			return rc;
-	}
+	int rc = mu_paths(m);
+	for (size_t i = 0; !rc && i < m->n; i++) /* before asking ACLs */
+		if (m->ops[i].expect < TOPO_EXPECT_ABSENT ||
+		    (m->ops[i].kind == TOPO_OP_DELETE &&
+		     m->ops[i].expect == TOPO_EXPECT_ABSENT))
+			rc = -EINVAL;
+	if (!rc)
+		rc = mu_acls(m);
+	if (rc)
+		return rc;
+	for (size_t i = 0; !rc && i < m->n; i++)
+		rc = mu_build_one(m, i, &total);
+	if (rc)
+		return rc;
 	return total > ZK_PACKET_MAX ? -EFBIG : 0;
 }
 
@@ -1560,18 +2156,19 @@ static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 	if (n > ZK_MAX_OPS)
 		return -E2BIG;
 	struct mu m = {
-		.s = s,
-		.ops = ops,
-		.n = n,
-		.abs = calloc(n, sizeof(char *)),
-		.zops = calloc(n, sizeof(zoo_op_t)),
-		.deadline = deadline_of(s),
+	    .s = s,
+	    .ops = ops,
+	    .n = n,
+	    .abs = calloc(n, sizeof(char *)),
+	    .zops = calloc(n, sizeof(zoo_op_t)),
+	    .deadline = deadline_of(s),
 	};
 	int rc = m.abs && m.zops ? mu_run(&m) : -ENOMEM;
 	for (size_t i = 0; m.abs && i < n; i++)
 		free(m.abs[i]);
 	free(m.abs);
 	free(m.zops);
+	zk_acls_free(&m.acls);
 	return rc;
 }
 
@@ -1579,15 +2176,15 @@ static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 static size_t zk_xattrs(const struct topo_meta *m, struct topo_xattr *out)
 {
 	const struct topo_xattr x[] = {
-		{ "user.zk.czxid", m->create_id },
-		{ "user.zk.mzxid", m->modify_id },
-		{ "user.zk.ctime", m->ctime_ns / 1000000 },
-		{ "user.zk.mtime", m->mtime_ns / 1000000 },
-		{ "user.zk.version", m->change_count },
-		{ "user.zk.cversion", m->child_count },
-		{ "user.zk.ephemeralOwner", m->lease },
-		{ "user.zk.dataLength", (int64_t)m->size },
-		{ "user.zk.numChildren", m->num_children },
+	    {"user.zk.czxid", m->create_id},
+	    {"user.zk.mzxid", m->modify_id},
+	    {"user.zk.ctime", m->ctime_ns / 1000000},
+	    {"user.zk.mtime", m->mtime_ns / 1000000},
+	    {"user.zk.version", m->change_count},
+	    {"user.zk.cversion", m->child_count},
+	    {"user.zk.ephemeralOwner", m->lease},
+	    {"user.zk.dataLength", (int64_t)m->size},
+	    {"user.zk.numChildren", m->num_children},
 	};
 	size_t n = sizeof(x) / sizeof(x[0]);
 	memcpy(out, x, sizeof(x)); /* n <= TOPO_XATTR_MAX */
@@ -1595,18 +2192,19 @@ static size_t zk_xattrs(const struct topo_meta *m, struct topo_xattr *out)
 }
 
 const struct topo_backend topo_backend_zk = {
-	.name = "zk2",
-	.caps = TOPO_CAP_REAL_DIRS,
-	.max_value = ZK_MAX_VALUE,
-	.max_ops = ZK_MAX_OPS,
-	.open = zk_open,
-	.close = zk_close,
-	.list = zk_list,
-	.get = zk_get,
-	.put = zk_put,
-	.del = zk_del,
-	.multi = zk_multi,
-	.mkdir = zk_mkdir,
-	.space = NULL, /* ZooKeeper has no quota we could report */
-	.xattrs = zk_xattrs,
+    .name = "zk2",
+    .caps = TOPO_CAP_REAL_DIRS,
+    .max_value = ZK_MAX_VALUE,
+    .max_ops = ZK_MAX_OPS,
+    .open = zk_open,
+    .close = zk_close,
+    .list = zk_list,
+    .get = zk_get,
+    .put = zk_put,
+    .del = zk_del,
+    .multi = zk_multi,
+    .mkdir = zk_mkdir,
+    .space = NULL, /* ZooKeeper has no quota we could report */
+    .watch = zk_watch,
+    .xattrs = zk_xattrs,
 };

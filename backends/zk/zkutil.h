@@ -1,13 +1,15 @@
 /*
  * zkutil.h - the pure parts of the ZooKeeper backend: znode paths, the auth
- * file, the session timeout, request sizes. No I/O on the network, no
- * ZooKeeper client calls, so tests/unit/test_zk_util.c can check them.
+ * file, the session timeout, request sizes, ACL lists. No I/O on the network,
+ * no ZooKeeper client calls, so tests/unit/test_zk_util.c can check them.
  */
 #ifndef TOPOFS_ZKUTIL_H
 #define TOPOFS_ZKUTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <zookeeper/zookeeper.jute.h> /* struct ACL_vector: a type only */
 
 /* jute.maxbuffer's default: the largest request a server reads (0xfffff
  * bytes, not counting the 4-byte length in front). A bigger one makes the
@@ -53,5 +55,42 @@ bool zk_fits(const char *path, size_t len);
  * Fills at most `max` lengths and returns how many there are. */
 size_t zk_ancestors(const char *root, const char *abs, size_t *lens,
 		    size_t max);
+
+/* The length of the parent of an absolute znode path: "/a/b" gives 2
+ * ("/a"), "/a" gives 1 ("/"), "/" gives 0 (no parent). */
+size_t zk_parent_len(const char *abs);
+
+/* Whether the znode path `abs` (as a watch event names it) is the root or
+ * below it; *rel is then its path relative to the root. "/rx" is not below
+ * the root "/r". */
+bool zk_below_root(const char *root, const char *abs, const char **rel);
+
+/* A deep copy of an ACL list into *dst (freed with zk_acl_free); -ENOMEM. */
+int zk_acl_copy(struct ACL_vector *dst, const struct ACL_vector *src);
+
+/* The bytes an ACL list takes in a request (NULL: none). */
+size_t zk_acl_bytes(const struct ACL_vector *v);
+
+/* Free a list made by zk_acl_copy and empty it. */
+void zk_acl_free(struct ACL_vector *v);
+
+/* The ACLs of znodes, by path, learnt during one operation: new znodes take
+ * the ACL of their parent (SPEC 2), asked once per parent per operation. */
+struct zk_acls {
+	size_t n, cap;
+	char **paths;
+	struct ACL_vector *acls;
+};
+
+/* The ACL known for the first `len` bytes of `path`, or NULL. */
+const struct ACL_vector *zk_acls_find(const struct zk_acls *c, const char *path,
+				      size_t len);
+
+/* Remember (a copy of) the ACL of path[0..len); replaces a known one. */
+int zk_acls_add(struct zk_acls *c, const char *path, size_t len,
+		const struct ACL_vector *acl);
+
+/* Forget everything. */
+void zk_acls_free(struct zk_acls *c);
 
 #endif

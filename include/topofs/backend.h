@@ -122,6 +122,8 @@ enum topo_change {
 				 listing is stale */
 	TOPO_CHANGE_ALL,      /* notices may have been lost (etcd compaction,
 				 ZooKeeper session expiry): all is stale */
+	TOPO_CHANGE_DELETED,  /* the node at path was deleted (version: the
+				 etcd revision of the delete, or -1) */
 };
 
 /* Receives change notices on a backend thread. It must not block on the

@@ -10,6 +10,11 @@
   unique root per test, everything cleaned up (addCleanup + atexit), and a
   watchdog that force-unmounts a hung mount so no test hangs forever.
 
+Every Mount is checked when it ends: the test fails if topofs exited
+non-zero after the unmount (or died while mounted), or if its stderr log holds
+an AddressSanitizer / LeakSanitizer / UndefinedBehaviorSanitizer report (the
+topofs-asan build writes those to stderr).
+
 Environment:
   TOPOFS_BIN      the binary (default: the first of <repo>/build/topofs,
                   <repo>/build/fs/topofs that exists)
@@ -58,6 +63,10 @@ def topofs_bin():
 
 
 BACKEND = os.environ.get("TOPOFS_BACKEND", "etcd")
+BACKENDS = ("etcd", "zk")              # every backend the suite knows
+IMPL = {"etcd": "etcd2", "zk": "zk2"}  # --topo_implementation per backend
+if BACKEND not in BACKENDS:
+    raise SystemExit("TOPOFS_BACKEND=%r: expected one of %s" % (BACKEND, BACKENDS))
 FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
 
 # --------------------------------------------------------------------------
@@ -178,6 +187,64 @@ def sha256(b):
 
 
 # --------------------------------------------------------------------------
+# sanitizer reports (topofs-asan: ASan + LSan + UBSan write them to stderr)
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "WARNING: AddressSanitizer", "ERROR: UndefinedBehaviorSanitizer",
+                     "SUMMARY: AddressSanitizer", "SUMMARY: LeakSanitizer",
+                     "SUMMARY: UndefinedBehaviorSanitizer", "runtime error: ",
+                     "AddressSanitizer:DEADLYSIGNAL",
+                     "LeakSanitizer has encountered a fatal error")
+
+
+def sanitizer_report(text):
+    """The sanitizer report in text (from its first marker line, up to 6000
+    characters), or None."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    best = None
+    for mk in SANITIZER_MARKERS:
+        i = text.find(mk)
+        if i >= 0 and (best is None or i < best):
+            best = i
+    if best is None:
+        return None
+    start = text.rfind("\n", 0, best) + 1
+    return text[start:start + 6000]
+
+
+def sanitizer_env(log_prefix=None, env=None):
+    """A copy of env (default os.environ) whose ASAN_OPTIONS/UBSAN_OPTIONS
+    also write reports to files log_prefix.<pid> (for daemonised topofs,
+    whose stderr is /dev/null)."""
+    env = dict(os.environ if env is None else env)
+    if log_prefix:
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            cur = env.get(var, "")
+            env[var] = (cur + ":" if cur else "") + "log_path=" + log_prefix
+    return env
+
+
+def sanitizer_files_report(log_prefix):
+    """Reports that sanitizer_env(log_prefix) runs left behind, or None."""
+    d, base = os.path.split(log_prefix)
+    out = []
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return None
+    for n in names:
+        if n.startswith(base + "."):
+            try:
+                with open(os.path.join(d, n), "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+    text = "\n".join(out)
+    return sanitizer_report(text) or (text[:6000] if text.strip() else None)
+
+
+# --------------------------------------------------------------------------
 # etcd
 
 def b64e(b):
@@ -199,6 +266,31 @@ def prefix_end(prefix):
             return bytes(p)
         p.pop()
     return b"\x00"
+
+
+class Meta(tuple):
+    """One node's metadata in backend-neutral terms (Store.meta(key)):
+    value      bytes
+    version    etcd: the key's version counter; ZooKeeper: the data version
+    mod_id     etcd: mod_revision; ZooKeeper: mzxid
+    create_id  etcd: create_revision; ZooKeeper: czxid
+    ephemeral  etcd: the lease id (0: none); ZooKeeper: ephemeralOwner
+    """
+    __slots__ = ()
+    _fields = ("value", "version", "mod_id", "create_id", "ephemeral")
+
+    def __new__(cls, value, version, mod_id, create_id, ephemeral):
+        return tuple.__new__(cls, (value, version, mod_id, create_id, ephemeral))
+
+    value = property(lambda self: self[0])
+    version = property(lambda self: self[1])
+    mod_id = property(lambda self: self[2])
+    create_id = property(lambda self: self[3])
+    ephemeral = property(lambda self: self[4])
+
+    def __repr__(self):
+        return "Meta(len=%d, version=%d, mod_id=%d, create_id=%d, ephemeral=%d)" % (
+            len(self[0]), self[1], self[2], self[3], self[4])
 
 
 class EtcdError(Exception):
@@ -257,6 +349,16 @@ class EtcdClient:
         kv = kvs[0]
         return (b64d(kv.get("value")), int(kv.get("mod_revision", 0)),
                 int(kv.get("version", 0)), int(kv.get("lease", 0)))
+
+    def meta(self, key):
+        """Meta (backend-neutral) or None."""
+        kvs = self._range(key).get("kvs") or []
+        if not kvs:
+            return None
+        kv = kvs[0]
+        return Meta(b64d(kv.get("value")), int(kv.get("version", 0)),
+                    int(kv.get("mod_revision", 0)), int(kv.get("create_revision", 0)),
+                    int(kv.get("lease", 0)))
 
     def range(self, prefix):
         """{key: (value, mod_revision, version, lease)} for keys under prefix
@@ -325,6 +427,19 @@ class EtcdClient:
     def lease_revoke(self, lease_id):
         self.call("/v3/lease/revoke", {"ID": str(lease_id)})
 
+    def put_ephemeral(self, key, value, ttl=60):
+        """A key that lives as long as a lease (Vitess locks); returns a
+        handle for drop_ephemeral."""
+        lease = self.lease_grant(ttl)
+        self.put(key, value, lease=lease)
+        return lease
+
+    def drop_ephemeral(self, handle):
+        try:
+            self.lease_revoke(handle)
+        except EtcdError:
+            pass
+
     def is_ephemeral(self, key):
         m = self.get_meta(key)
         return bool(m and m[3])
@@ -372,6 +487,9 @@ def tcp_client_sockets(port):
 
 
 class EtcdServer:
+    backend = "etcd"
+    impl = "etcd2"
+
     def __init__(self):
         self.port = free_port()
         self.peer_port = free_port()
@@ -460,7 +578,11 @@ class ZkClient:
 
     def __init__(self, hosts):
         from kazoo.client import KazooClient
-        self.zk = KazooClient(hosts=hosts, timeout=10)
+        # retry connecting for ever (quickly): across a server restart the
+        # client reconnects, with a new session if the old one expired
+        self.zk = KazooClient(hosts=hosts, timeout=10,
+                              connection_retry=dict(max_tries=-1, delay=0.1,
+                                                    backoff=1.5, max_delay=1.0))
         self.zk.start(timeout=15)
         self._counter_path = None
 
@@ -484,8 +606,76 @@ class ZkClient:
             self.zk.create(key, value, makepath=True, ephemeral=ephemeral)
 
     def put_many(self, kvs):
-        for k, v in sorted(kvs.items()):
-            self.put(k, v)
+        """Create/set every znode, parents first (with empty data, like
+        Vitess's zk2), pipelined: one wave of asynchronous calls per depth."""
+        from kazoo.exceptions import NodeExistsError
+        want = {}
+        for k, v in kvs.items():
+            want[k] = v.encode("utf-8") if isinstance(v, str) else v
+            parts = k.strip("/").split("/")
+            for i in range(1, len(parts)):
+                want.setdefault("/" + "/".join(parts[:i]), None)   # parent
+        bydepth = {}
+        for k in want:
+            bydepth.setdefault(k.count("/"), []).append(k)
+        for depth in sorted(bydepth):
+            # multis of up to 500 creates / 512 KiB, all of a depth in flight
+            chunks, cur, size = [], [], 0
+            for k in sorted(bydepth[depth]):
+                n = len(want[k] or b"") + len(k) + 64
+                if cur and (len(cur) >= 500 or size + n > 512 * 1024):
+                    chunks.append(cur)
+                    cur, size = [], 0
+                cur.append(k)
+                size += n
+            if cur:
+                chunks.append(cur)
+            pend = []
+            for chunk in chunks:
+                t = self.zk.transaction()
+                for k in chunk:
+                    t.create(k, want[k] or b"")
+                pend.append((chunk, t.commit_async()))
+            for chunk, a in pend:
+                res = a.get(timeout=60)
+                if not any(isinstance(r, Exception) for r in res):
+                    continue
+                # something existed: one by one
+                for k in chunk:
+                    try:
+                        self.zk.create(k, want[k] or b"")
+                    except NodeExistsError:
+                        if want[k] is not None:
+                            self.zk.set(k, want[k])
+
+    def get_meta(self, key):
+        """(value, mzxid, version, ephemeralOwner) or None (as range())."""
+        m = self.meta(key)
+        return None if m is None else (m.value, m.mod_id, m.version, m.ephemeral)
+
+    def meta(self, key):
+        """Meta (backend-neutral) or None."""
+        from kazoo.exceptions import NoNodeError
+        try:
+            data, st = self.zk.get(key)
+        except NoNodeError:
+            return None
+        return Meta(data or b"", st.version, st.mzxid, st.czxid, st.ephemeralOwner)
+
+    def stat(self, key):
+        """kazoo ZnodeStat or None."""
+        return self.zk.exists(key)
+
+    def put_ephemeral(self, key, value, sequence=False):
+        """An ephemeral znode of this client's session (parents persistent,
+        empty data); returns its path (the handle for drop_ephemeral)."""
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        return self.zk.create(key, value, ephemeral=True, sequence=sequence,
+                              makepath=True)
+
+    def drop_ephemeral(self, handle):
+        self.delete(handle)
 
     def delete(self, key):
         from kazoo.exceptions import NoNodeError
@@ -547,6 +737,9 @@ class ZkClient:
 
 
 class ZkServer:
+    backend = "zk"
+    impl = "zk2"
+
     def __init__(self):
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
@@ -554,37 +747,48 @@ class ZkServer:
         self.proc = None
 
     def start(self, timeout=40):
-        self.dir = make_tempdir("topofs-zk-")
+        if self.dir is None:
+            self.dir = make_tempdir("topofs-zk-")
+            cfg = os.path.join(self.dir, "zoo.cfg")
+            with open(cfg, "w") as f:
+                f.write("tickTime=2000\ninitLimit=10\nsyncLimit=5\n"
+                        "dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                        "admin.enableServer=false\n4lw.commands.whitelist=*\n"
+                        % (os.path.join(self.dir, "data"), self.port))
+            os.makedirs(os.path.join(self.dir, "data"))
         cfg = os.path.join(self.dir, "zoo.cfg")
-        with open(cfg, "w") as f:
-            f.write("tickTime=2000\ninitLimit=10\nsyncLimit=5\n"
-                    "dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-                    "admin.enableServer=false\n4lw.commands.whitelist=*\n"
-                    % (os.path.join(self.dir, "data"), self.port))
-        os.makedirs(os.path.join(self.dir, "data"))
         self.logpath = os.path.join(self.dir, "zk.log")
         cp = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
         cmd = ["java", "-cp", cp, "-Dzookeeper.log.dir=" + self.dir,
                "-Dzookeeper.root.logger=INFO,CONSOLE",
                "-Dzookeeper.4lw.commands.whitelist=*",
                "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
-        log = open(self.logpath, "wb")
+        log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
-        _live_servers.append(self)
+        if self not in _live_servers:
+            _live_servers.append(self)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 break
+            # "ruok" answers before the server serves sessions; "srvr"
+            # names the last zxid only once it does
             try:
                 with socket.create_connection(("127.0.0.1", self.port), 1) as s:
-                    s.sendall(b"ruok")
-                    if s.recv(4) == b"imok":
+                    s.sendall(b"srvr")
+                    reply = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if b"Zxid:" in reply:
                         return self
             except OSError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.1)
         try:
             out = open(self.logpath, "rb").read()[-4000:].decode("utf-8", "replace")
         except Exception:
@@ -594,6 +798,22 @@ class ZkServer:
 
     def client(self):
         return ZkClient(self.address)
+
+    def log(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read()[-4000:].decode("utf-8", "replace")
+        except Exception:
+            return ""
+
+    def pause(self):
+        """Stop the server (by pid) but keep its data: the store becomes
+        unreachable; resume() brings it back on the same port (sessions
+        that have not expired survive)."""
+        stop_pid(self.proc)
+
+    def resume(self, timeout=40):
+        return self.start(timeout)
 
     def stop(self):
         stop_pid(self.proc)
@@ -637,6 +857,11 @@ class Mount:
         self.logpath = os.path.join(self.logdir, "topofs.log")
         self.proc = None
         self.returncode = None
+        self.killed = False          # stopped by force_stop (watchdog, atexit)
+        self.died_while_mounted = False
+        self.expect_exit_status = 0  # a test may set None (any) or another value
+        self.final_log = None        # the whole log, kept when logdir goes
+        self.mount_failed = False    # exited before mounting (MountError)
 
     def start(self, timeout=10):
         log = open(self.logpath, "wb")
@@ -652,6 +877,7 @@ class Mount:
                 return self
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
+                self.mount_failed = True
                 out = self.log()
                 self.cleanup()
                 raise MountError("topofs exited with %s before mounting: %s\n%s"
@@ -663,11 +889,38 @@ class Mount:
                          % (timeout, " ".join(cmd), out))
 
     def log(self):
+        text = self.full_log()
+        return text[-8000:]
+
+    def full_log(self):
+        if self.final_log is not None:
+            return self.final_log
         try:
             with open(self.logpath, "rb") as f:
-                return f.read()[-8000:].decode("utf-8", "replace")
+                return f.read().decode("utf-8", "replace")
         except Exception:
             return ""
+
+    def sanitizer_report(self):
+        return sanitizer_report(self.full_log())
+
+    def problems(self):
+        """Why this mount's end was not clean (a list of strings): a
+        sanitizer report in its log, death while mounted, or an exit status
+        other than expect_exit_status after the unmount."""
+        out = []
+        rep = self.sanitizer_report()
+        if rep:
+            out.append("sanitizer report in the topofs log:\n" + rep)
+        if self.killed or self.mount_failed:
+            return out
+        if self.died_while_mounted:
+            out.append("topofs died while mounted (exit status %s)" % self.returncode)
+        elif (self.expect_exit_status is not None and self.proc is not None
+              and self.returncode != self.expect_exit_status):
+            out.append("topofs exit status after unmount: %s (expected %s)"
+                       % (self.returncode, self.expect_exit_status))
+        return out
 
     def path(self, rel=""):
         return os.path.join(self.mnt, rel) if rel else self.mnt
@@ -678,6 +931,9 @@ class Mount:
         rc = None
         if self.proc is None:
             return None
+        if self.proc.poll() is not None and self.returncode is None:
+            # it ended before anyone unmounted it
+            self.died_while_mounted = True
         if is_mounted(self.mnt):
             r = subprocess.run([FUSERMOUNT, "-u", self.mnt],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -693,6 +949,7 @@ class Mount:
                 rc = self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 stop_pid(self.proc, 5)
+                self.killed = True
                 rc = None
         self.returncode = rc
         self.cleanup()
@@ -703,6 +960,7 @@ class Mount:
         aborts the FUSE connection, so blocked callers get ENOTCONN), then
         drop the dead mount.  Never stats the mountpoint."""
         if self.proc is not None and self.proc.poll() is None:
+            self.killed = True
             self.proc.kill()
             try:
                 self.proc.wait(5)
@@ -725,15 +983,28 @@ class Mount:
                 pass
             if self.mnt in _live_dirs:
                 _live_dirs.remove(self.mnt)
-        if not os.environ.get("TOPOFS_KEEP_LOGS"):
+        if self.proc is not None and self.proc.poll() is not None:
+            if self.returncode is None and not self.killed:
+                self.returncode = self.proc.returncode
+            if self.final_log is None:
+                self.final_log = self.full_log()
+        if not os.environ.get("TOPOFS_KEEP_LOGS") and (
+                self.final_log is not None or self.proc is None):
             remove_tempdir(self.logdir)
 
 
-def run_topofs(args, timeout=20):
-    """Run topofs to completion (for bad invocations / --help)."""
-    return subprocess.run([topofs_bin()] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
+def run_topofs(args, timeout=20, env=None, check_sanitizer=True):
+    """Run topofs to completion (for bad invocations / --help).  Raises
+    AssertionError if its stderr holds a sanitizer report."""
+    r = subprocess.run([topofs_bin()] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                       timeout=timeout, env=env)
+    if check_sanitizer:
+        rep = sanitizer_report(r.stderr)
+        if rep:
+            raise AssertionError("sanitizer report from topofs %s:\n%s"
+                                 % (" ".join(args), rep))
+    return r
 
 
 # --------------------------------------------------------------------------
@@ -771,12 +1042,15 @@ class TopofsTestCase(unittest.TestCase):
     TEST_TIMEOUT = float(os.environ.get("TOPOFS_TEST_TIMEOUT", "180"))
     BACKEND = None      # None: $TOPOFS_BACKEND; a subclass may pin "zk"/"etcd"
 
+    backend = BACKEND   # the backend in use ("etcd" | "zk"), set by setUpClass
+
     @classmethod
     def setUpClass(cls):
         if not os.path.exists(topofs_bin()):
             if os.environ.get("TOPOFS_BIN"):
                 raise RuntimeError("TOPOFS_BIN=%s does not exist" % topofs_bin())
             raise unittest.SkipTest("no topofs binary at %s" % topofs_bin())
+        cls.backend = cls.BACKEND or BACKEND
         cls.server = module_server(cls.BACKEND)
         cls.store = cls.server.client()
         if hasattr(cls.store, "close"):
@@ -835,7 +1109,24 @@ class TopofsTestCase(unittest.TestCase):
         except MountError as e:
             self.fail(str(e))
         self.m = m
+        self.settle_store()
         return m
+
+    def settle_store(self, quiet=0.3, limit=3.0):
+        """ZooKeeper: wait until the zxid stops moving (topofs's session
+        create/close are transactions too and may land just after the
+        mount), so later revision() deltas count only data writes."""
+        if not self.is_zk:
+            return
+        deadline = time.time() + limit
+        last, since = self.store.revision(), time.time()
+        while time.time() < deadline:
+            time.sleep(0.1)
+            cur = self.store.revision()
+            if cur != last:
+                last, since = cur, time.time()
+            elif time.time() - since >= quiet:
+                return
 
     def _test_failed(self):
         res = getattr(getattr(self, "_outcome", None), "result", None)
@@ -844,13 +1135,22 @@ class TopofsTestCase(unittest.TestCase):
         return any(t is self for t, _ in list(res.failures) + list(res.errors))
 
     def _umount(self, m):
-        if self._test_failed():
-            sys.stderr.write("\n--- topofs log for failed %s (%s):\n%s\n"
-                             % (self.id(), " ".join(getattr(m, "cmd", [])), m.log()))
+        """Cleanup of every mount: unmount, then fail the test if topofs did
+        not end cleanly (sanitizer report, died, non-zero exit)."""
         if m.proc is not None and m.proc.poll() is None:
             m.unmount()
         else:
+            if m.proc is not None and m.returncode is None and not m.killed:
+                m.died_while_mounted = True
             m.cleanup()
+        problems = m.problems() if m.proc is not None else []
+        if self._test_failed() or problems:
+            sys.stderr.write("\n--- topofs log for %s %s (%s):\n%s\n"
+                             % ("failed" if self._test_failed() else "unclean",
+                                self.id(), " ".join(getattr(m, "cmd", [])), m.log()))
+        if problems:
+            self.fail("topofs (%s) did not end cleanly:\n%s"
+                      % (" ".join(getattr(m, "cmd", [])), "\n".join(problems)))
 
     def p(self, rel=""):
         return self.m.path(rel)
@@ -859,6 +1159,8 @@ class TopofsTestCase(unittest.TestCase):
         m = m or self.m
         rc = m.unmount()
         self.assertEqual(rc, 0, "topofs did not exit cleanly:\n" + m.log())
+        rep = m.sanitizer_report()
+        self.assertIsNone(rep, "sanitizer report in the topofs log:\n%s" % rep)
 
     def fail_with_log(self, msg):
         logs = "\n".join("--- topofs log (%s):\n%s" % (m.mnt, m.log())
@@ -872,6 +1174,90 @@ class TopofsTestCase(unittest.TestCase):
         for k in before:
             self.assertEqual(sha256(after[k]), sha256(before[k]),
                              "value of %s changed %s" % (k, msg))
+
+    # -- backend-aware helpers (SPEC 2)
+    @property
+    def is_zk(self):
+        return self.backend == "zk"
+
+    @property
+    def is_etcd(self):
+        return self.backend == "etcd"
+
+    def expected_files(self, snap=None):
+        """{relpath: value} the mount shows for snap (default: the store
+        now), by this backend's mapping rule."""
+        return expected_view(self.snapshot() if snap is None else snap,
+                             self.root, self.backend)[0]
+
+    def expected_dirs(self, snap=None):
+        return expected_view(self.snapshot() if snap is None else snap,
+                             self.root, self.backend)[1]
+
+    def node_meta(self, rel):
+        """Meta of the key/znode rel (or full key) via the independent client."""
+        return self.store.meta(self.key(rel))
+
+    def mkdir_keys(self, *rels):
+        """The keys that `mkdir -p rel` leaves in the store on this backend:
+        none on etcd (directories live in memory), the znode and its
+        ancestors below the root on ZooKeeper."""
+        out = set()
+        if self.is_zk:
+            for rel in rels:
+                parts = rel.strip("/").split("/")
+                for i in range(1, len(parts) + 1):
+                    out.add(self.key("/".join(parts[:i])))
+        return out
+
+    def assertOneWrite(self, rel, before, rev=None, created=False, msg=""):
+        """rel was written exactly once since `before` (its Meta then, or
+        None if it did not exist) and `rev` (store.revision() then).
+        etcd: the revision moved by one and is the key's mod_revision, the
+        key's version +1.  ZooKeeper: the data version +1 and czxid
+        unchanged (a new znode: version 0), and the zxid moved by one."""
+        after = self.node_meta(rel)
+        self.assertIsNotNone(after, "%s: %s is not in the store" % (msg, rel))
+        if rev is not None:
+            self.assertEqual(self.store.revision(), rev + 1,
+                             "%s: not exactly one store write" % msg)
+        if before is None or created:
+            if self.is_zk:
+                self.assertEqual(after.version, 0, "%s: new znode %s" % (msg, rel))
+            elif rev is not None:
+                self.assertEqual(after.create_id, rev + 1, "%s: %s" % (msg, rel))
+            return after
+        if self.is_zk:
+            self.assertEqual(after.version, before.version + 1,
+                             "%s: data version of %s not +1" % (msg, rel))
+            self.assertEqual(after.create_id, before.create_id,
+                             "%s: czxid of %s changed (znode re-created?)" % (msg, rel))
+        else:
+            self.assertEqual(after.version, before.version + 1,
+                             "%s: version of %s not +1" % (msg, rel))
+            self.assertEqual(after.create_id, before.create_id,
+                             "%s: create_revision of %s changed" % (msg, rel))
+            if rev is not None:
+                self.assertEqual(after.mod_id, rev + 1,
+                                 "%s: mod_revision of %s" % (msg, rel))
+        return after
+
+    def put_ephemeral(self, rel, value, sequence=False):
+        """An ephemeral node (etcd: a key with a lease; ZooKeeper: an
+        ephemeral znode, sequential if asked) removed at cleanup; returns
+        its relpath."""
+        if self.is_zk:
+            path = self.store.put_ephemeral(self.key(rel), value, sequence=sequence)
+        else:
+            key = self.key(rel)
+            if sequence:
+                key += "%010d" % random.randrange(10 ** 9)
+            path = key
+            handle = self.store.put_ephemeral(key, value)
+            self.addCleanup(self.store.drop_ephemeral, handle)
+            return path[len(self.prefix):]
+        self.addCleanup(self.store.drop_ephemeral, path)
+        return path[len(self.prefix):]
 
     def assertErrno(self, err, func, *args, **kw):
         with self.assertRaises(OSError) as cm:
@@ -893,10 +1279,16 @@ def read_file(path):
         return f.read()
 
 
-def walk_files(top):
-    """relpath -> lstat for every non-directory under top; dirs set."""
+def _raise(err):
+    raise err
+
+
+def walk_files(top, strict=True):
+    """relpath -> lstat for every non-directory under top; dirs set.
+    strict: a directory that cannot be listed raises its OSError (os.walk
+    would silently skip it, hiding an EIO from the mount)."""
     files, dirs = {}, set()
-    for dp, dn, fn in os.walk(top):
+    for dp, dn, fn in os.walk(top, onerror=_raise if strict else None):
         rel = os.path.relpath(dp, top)
         for d in dn:
             dirs.add(os.path.normpath(os.path.join(rel, d)))
@@ -920,6 +1312,64 @@ def expected_files(kvs, root):
     for r, v in rels.items():
         out[(r + "/.topofs-data") if r in prefixes else r] = v
     return out
+
+
+def expected_view(nodes, root, backend=None):
+    """What a mount of root shows for nodes ({full key or znode path:
+    value}), by the backend's rule (SPEC 2): (files {relpath: value},
+    dirs {relpath}).
+    etcd: every key is a file, every proper prefix a directory; a key that
+    is also a prefix is a directory with its value in .topofs-data.
+    zk: nodes holds every znode (parents too, as Store.range() gives them);
+    a znode with children is a directory whose data, if not empty, is its
+    .topofs-data; a znode without children is a file (even with empty data).
+    The root itself is not in nodes."""
+    backend = backend or BACKEND
+    rels = {k[len(root) + 1:]: v for k, v in nodes.items()
+            if k.startswith(root + "/")}
+    prefixes = set()
+    for r in rels:
+        parts = r.split("/")
+        for i in range(1, len(parts)):
+            prefixes.add("/".join(parts[:i]))
+    files = {}
+    for r, v in rels.items():
+        if r in prefixes:
+            if backend != "zk" or v:
+                files[r + "/.topofs-data"] = v
+        else:
+            files[r] = v
+    return files, prefixes
+
+
+def zk_name_ok(name):
+    """False if ZooKeeper refuses name as a path segment (its PathUtils:
+    control characters, U+007F-U+009F, UTF-16 surrogates - so every
+    character outside the BMP - and U+E000-U+F8FF, U+FFF0-U+FFFF)."""
+    if name in ("", ".", ".."):
+        return False
+    for ch in name:
+        c = ord(ch)
+        if c <= 0x1F or 0x7F <= c <= 0x9F or 0xD800 <= c <= 0xF8FF \
+                or 0xFFF0 <= c <= 0xFFFF or c > 0xFFFF:
+            return False
+    return True
+
+
+def backends(*names):
+    """Decorator: run this test only on the given backends (skipped, with
+    the reason, elsewhere).  For behaviour that exists on one backend only
+    (etcd revisions, leases); where both have a rule, branch on
+    self.backend instead and check each rule."""
+    def deco(func):
+        def wrapper(self, *a, **kw):
+            if self.backend not in names:
+                self.skipTest("%s only" % "/".join(names))
+            return func(self, *a, **kw)
+        wrapper.__name__ = func.__name__
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+    return deco
 
 
 def main():

@@ -25,7 +25,8 @@ def pids_of_mount(mnt):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"topofs" and os.fsencode(mnt) in argv:
+        if argv and os.path.basename(argv[0]).startswith(b"topofs") \
+                and os.fsencode(mnt) in argv:     # topofs or topofs-asan
             out.append(int(d))
     return out
 
@@ -87,6 +88,8 @@ class InvocationTest(h.TopofsTestCase):
         errf.seek(0)
         err = errf.read().decode("utf-8", "replace")
         errf.close()
+        rep = h.sanitizer_report(err)
+        self.assertIsNone(rep, "%s: sanitizer report:\n%s" % (what, rep))
         mounted = h.is_mounted(self.mnt)
         self.assertFalse(mounted, "%s: the mountpoint got mounted" % what)
         self.assertNotEqual(rc, 0, "%s: exit status 0; stderr=%r" % (what, err))
@@ -99,7 +102,7 @@ class InvocationTest(h.TopofsTestCase):
 
     def walk_equals_store(self, mnt):
         files, _ = h.walk_files(mnt)
-        want = h.expected_files(self.snapshot(), self.root)
+        want = self.expected_files()
         self.assertEqual(sorted(files), sorted(want))
         for rel, v in want.items():
             self.assertEqual(read_file(os.path.join(mnt, rel)), v, rel)
@@ -131,7 +134,7 @@ class InvocationTest(h.TopofsTestCase):
 
     def test_unreachable_server(self):
         port = h.free_port()
-        args = ["--topo_implementation=etcd2",
+        args = ["--topo_implementation=" + self.server.impl,
                 "--topo_global_server_address=127.0.0.1:%d" % port,
                 "--topo_global_root=" + self.root, self.mnt]
         t0 = time.time()
@@ -139,7 +142,10 @@ class InvocationTest(h.TopofsTestCase):
         self.assertLess(time.time() - t0, 30)
         self.check_fails(args, "unreachable server (daemon)")
 
+    @h.backends("etcd")
     def test_root_is_a_key(self):
+        # (on ZooKeeper any znode can have children: a leaf root is an
+        # empty directory, see test_zk.py)
         args = self.server.topofs_args(self.key("a")) + [self.mnt]
         self.check_fails(["-f"] + args, "root is a key")
         self.check_fails(args, "root is a key (daemon)")
@@ -157,24 +163,25 @@ class InvocationTest(h.TopofsTestCase):
         self.walk_equals_store(self.m.mnt)
 
     def test_dash_o_root(self):
-        self.mount(args=["--topo_implementation=etcd2",
+        self.mount(args=["--topo_implementation=" + self.server.impl,
                          "--topo_global_server_address=" + self.server.address,
                          "-o", "topo_global_root=" + self.root])
         self.walk_equals_store(self.m.mnt)
 
     def test_dash_o_everything(self):
-        self.mount(args=["-o", "topo_implementation=etcd2,topo_global_server_address=%s,"
-                         "topo_global_root=%s" % (self.server.address, self.root)])
+        self.mount(args=["-o", "topo_implementation=%s,topo_global_server_address=%s,"
+                         "topo_global_root=%s" % (self.server.impl, self.server.address,
+                                                  self.root)])
         self.walk_equals_store(self.m.mnt)
 
     def test_dash_spelling(self):
-        self.mount(args=["--topo-implementation=etcd2",
+        self.mount(args=["--topo-implementation=" + self.server.impl,
                          "--topo-global-server-address=" + self.server.address,
                          "--topo-global-root=" + self.root])
         self.walk_equals_store(self.m.mnt)
 
     def test_separate_value_spelling(self):
-        self.mount(args=["--topo_implementation", "etcd2",
+        self.mount(args=["--topo_implementation", self.server.impl,
                          "--topo_global_server_address", self.server.address,
                          "--topo_global_root", self.root])
         self.walk_equals_store(self.m.mnt)
@@ -185,7 +192,7 @@ class InvocationTest(h.TopofsTestCase):
 
     def test_several_addresses_first_dead(self):
         dead = "127.0.0.1:%d" % h.free_port()
-        self.mount(args=["--topo_implementation=etcd2",
+        self.mount(args=["--topo_implementation=" + self.server.impl,
                          "--topo_global_server_address=%s,%s" % (dead, self.server.address),
                          "--topo_global_root=" + self.root])
         self.walk_equals_store(self.m.mnt)
@@ -200,7 +207,10 @@ class InvocationTest(h.TopofsTestCase):
         self.assertEqual(self.store.get(self.key("new")), b"n")
 
     def test_daemon_mode(self):
-        r = h.run_topofs(self.server.topofs_args(self.root) + [self.mnt], timeout=30)
+        # a daemon's stderr is /dev/null: sanitizer reports go to files
+        san = os.path.join(self.errdir, "sanitizer")
+        r = h.run_topofs(self.server.topofs_args(self.root) + [self.mnt], timeout=30,
+                         env=h.sanitizer_env(san))
         self.assertEqual(r.returncode, 0, r.stderr)
         deadline = time.time() + 10
         while not os.path.ismount(self.mnt) and time.time() < deadline:
@@ -215,6 +225,8 @@ class InvocationTest(h.TopofsTestCase):
             time.sleep(0.1)
         for p in pids:
             self.assertFalse(running(p), "daemon %d still running after unmount" % p)
+        rep = h.sanitizer_files_report(san)
+        self.assertIsNone(rep, "sanitizer report from the daemon:\n%s" % rep)
 
 if __name__ == "__main__":
     h.main()

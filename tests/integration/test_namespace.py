@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Namespace operations: mkdir (memory only), rmdir, ENOTEMPTY, unlink,
-rename (one transaction), rename over an existing file, directory rename."""
+"""Namespace operations: mkdir (etcd: memory only; ZooKeeper: creates the
+znode at once), rmdir, ENOTEMPTY, unlink, rename (one transaction: etcd txn,
+ZooKeeper multi), rename over an existing file, directory rename."""
 
 import errno
 import os
@@ -23,13 +24,27 @@ class NamespaceTest(h.TopofsTestCase):
         self.mount()
 
     def test_mkdir_writes_no_key(self):
+        # etcd: no marker keys, the directory lives in memory;
+        # ZooKeeper: mkdir creates the znode (empty data) at once
         before = self.snapshot()
         rev = self.store.revision()
         os.mkdir(self.p("newdir"))
         os.mkdir(self.p("dir/newsub"))
         os.makedirs(self.p("p/q/r"))
-        self.assertEqual(self.store.revision(), rev, "mkdir wrote to the store")
-        self.assertUnchanged(before)
+        made = self.mkdir_keys("newdir", "dir/newsub", "p/q/r")
+        if self.is_zk:
+            self.assertEqual(self.store.revision(), rev + 5, "one create per mkdir")
+            for k in made:
+                m = self.store.meta(k)
+                self.assertIsNotNone(m, "mkdir did not create the znode %s" % k)
+                self.assertEqual((m.value, m.version, m.ephemeral), (b"", 0, 0), k)
+            self.assertUnchanged(dict(before, **{k: b"" for k in made}))
+            rev += 5
+            before = self.snapshot()
+        else:
+            self.assertEqual(made, set())
+            self.assertEqual(self.store.revision(), rev, "mkdir wrote to the store")
+            self.assertUnchanged(before)
         self.assertIn("newdir", os.listdir(self.p()))
         self.assertIn("newsub", os.listdir(self.p("dir")))
         self.assertTrue(os.path.isdir(self.p("p/q/r")))
@@ -50,24 +65,48 @@ class NamespaceTest(h.TopofsTestCase):
         os.rmdir(self.p("e"))
         self.assertFalse(os.path.exists(self.p("e")))
         self.assertNotIn("e", os.listdir(self.p()))
-        self.assertEqual(self.store.revision(), rev)
+        if self.is_zk:
+            # the znode mkdir made is deleted, in one write
+            self.assertEqual(self.store.revision(), rev + 1)
+            del before[self.key("e")]
+        else:
+            self.assertEqual(self.store.revision(), rev)
         self.assertUnchanged(before)
         self.assertErrno(errno.ENOENT, os.rmdir, self.p("e"))
 
     def test_rmdir_after_last_file_removed(self):
         os.unlink(self.p("keep/k"))
         self.assertIsNone(self.store.get(self.key("keep/k")))
+        if self.is_zk:
+            # the parent znode stays (topofs deletes only what the user
+            # deletes), still a directory in this mount, so `rm -r` works
+            self.assertEqual(self.store.get(self.key("keep")), b"")
+            self.assertTrue(os.path.isdir(self.p("keep")),
+                            "a directory whose last file was removed is no "
+                            "longer a directory")
+            os.rmdir(self.p("keep"))
+            self.assertIsNone(self.store.get(self.key("keep")))
         # the directory may vanish with its last key (etcd has no empty dirs);
         # if it is still listed, rmdir must work
         if os.path.exists(self.p("keep")):
             os.rmdir(self.p("keep"))
         self.assertFalse(os.path.exists(self.p("keep")))
 
+    def test_rm_r(self):
+        before = self.snapshot()
+        r = subprocess.run(["rm", "-r", self.p("dir")], stderr=subprocess.PIPE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(self.p("dir")))
+        self.assertUnchanged({k: v for k, v in before.items()
+                              if k != self.key("dir") and not k.startswith(self.key("dir/"))})
+
     def test_rmdir_nonempty_enotempty(self):
         before = self.snapshot()
         self.assertErrno(errno.ENOTEMPTY, os.rmdir, self.p("dir"))
         self.assertErrno(errno.ENOTEMPTY, os.rmdir, self.p("dir/sub"))
+        self.assertUnchanged(before)
         os.makedirs(self.p("m/n"))
+        before = self.snapshot()      # ZooKeeper: with the znodes m, m/n
         self.assertErrno(errno.ENOTEMPTY, os.rmdir, self.p("m"))
         self.assertErrno(errno.ENOTDIR, os.rmdir, self.p("a"))
         self.assertUnchanged(before)
@@ -104,8 +143,10 @@ class NamespaceTest(h.TopofsTestCase):
         self.assertEqual(self.store.revision(), rev + 1, "rename was not one transaction")
         self.assertIsNone(self.store.get(self.key("a")))
         self.assertEqual(self.store.get(self.key("dir/a2")), b"alpha")
-        # both changes carry the same revision
-        self.assertEqual(self.store.get_meta(self.key("dir/a2"))[1], rev + 1)
+        # both changes carry the same revision / zxid (one txn / multi)
+        m = self.node_meta("dir/a2")
+        self.assertEqual(m.mod_id, rev + 1)
+        self.assertEqual(m.create_id, rev + 1)
         expect = dict(before)
         expect[self.key("dir/a2")] = expect.pop(self.key("a"))
         self.assertUnchanged(expect)
@@ -144,8 +185,8 @@ class NamespaceTest(h.TopofsTestCase):
         expect = {}
         for k, v in before.items():
             rel = k[len(self.prefix):]
-            if rel.startswith("dir/"):
-                rel = "moved/" + rel[4:]
+            if rel == "dir" or rel.startswith("dir/"):   # znode "dir": zk
+                rel = "moved" + rel[3:]
             expect[self.key(rel)] = v
         self.assertUnchanged(expect)
         self.assertFalse(os.path.exists(self.p("dir")))
@@ -163,8 +204,8 @@ class NamespaceTest(h.TopofsTestCase):
         moved = {}
         for k, v in before.items():
             rel = k[len(self.prefix):]
-            if rel.startswith("big/"):
-                rel = "big2/" + rel[4:]
+            if rel == "big" or rel.startswith("big/"):
+                rel = "big2" + rel[3:]
             moved[self.key(rel)] = v
         try:
             os.rename(self.p("big"), self.p("big2"))
@@ -180,12 +221,25 @@ class NamespaceTest(h.TopofsTestCase):
         self.assertEqual(len(os.listdir(self.p("big2"))), 300)
 
     def test_rename_memory_only_dir(self):
+        # etcd: a directory only in memory; ZooKeeper: empty znodes, moved
+        # in one multi
         os.makedirs(self.p("md/inner"))
         before = self.snapshot()
+        rev = self.store.revision()
         os.rename(self.p("md"), self.p("md2"))
         self.assertTrue(os.path.isdir(self.p("md2/inner")))
         self.assertFalse(os.path.exists(self.p("md")))
-        self.assertUnchanged(before)
+        if self.is_zk:
+            self.assertEqual(self.store.revision(), rev + 1)
+            expect = {k: v for k, v in before.items() if k not in self.mkdir_keys("md/inner")}
+            expect.update({k: b"" for k in self.mkdir_keys("md2/inner")})
+            self.assertUnchanged(expect)
+            time.sleep(1.2)
+            self.assertTrue(os.path.isdir(self.p("md2/inner")),
+                            "a moved mkdir'd directory stopped being a directory")
+        else:
+            self.assertEqual(self.store.revision(), rev)
+            self.assertUnchanged(before)
 
     def test_mv_between_dirs_with_shell(self):
         before = self.snapshot()

@@ -36,13 +36,15 @@ class OptionsTest(h.TopofsTestCase):
         self.assertUnchanged(before)
 
     def test_noephemeral_hides_leased_keys(self):
-        lease = self.store.lease_grant(60)
-        self.addCleanup(self.store.lease_revoke, lease)
-        self.store.put(self.key("d/locks/77"), b"{}", lease=lease)
+        # etcd: a key with a lease; ZooKeeper: an ephemeral znode
+        rel = self.put_ephemeral("d/locks/77", b"{}")
         self.mount(["-o", "noephemeral"])
-        self.assertFalse(os.path.exists(self.p("d/locks/77")))
+        self.assertFalse(os.path.exists(self.p(rel)))
         self.assertNotIn("77", os.listdir(self.p("d/locks"))
                          if os.path.isdir(self.p("d/locks")) else [])
+        self.assertEqual(read_file(self.p("d/b")), b"bravo\n")
+        files, _ = h.walk_files(self.p())
+        self.assertNotIn(rel, files)
         # a directory holding only hidden keys is at most empty
         if os.path.isdir(self.p("d/locks")):
             self.assertEqual(os.listdir(self.p("d/locks")), [])
@@ -55,18 +57,41 @@ class OptionsTest(h.TopofsTestCase):
         self.assertEqual((st.st_uid, st.st_gid), (4321, 8765))
 
     def test_xattrs(self):
-        lease = self.store.lease_grant(60)
-        self.addCleanup(self.store.lease_revoke, lease)
-        self.store.put(self.key("d/locks/78"), b"{}", lease=lease)
+        rel = self.put_ephemeral("d/locks/78", b"{}")
+        self.store.put(self.key("a"), b"alpha v2\n")       # version 1 on zk
         self.mount()
         names = os.listxattr(self.p("a"))
         self.assertIn("user.topo.version", names)
         self.assertIn("user.topo.ephemeral", names)
-        modrev = self.store.get_meta(self.key("a"))[1]
+        m = self.node_meta("a")
+        # etcd: mod_revision; ZooKeeper: the data version
+        want = m.version if self.is_zk else m.mod_id
         self.assertEqual(os.getxattr(self.p("a"), "user.topo.version").strip(),
-                         str(modrev).encode())
+                         str(want).encode())
         self.assertEqual(os.getxattr(self.p("a"), "user.topo.ephemeral").strip(), b"0")
-        self.assertEqual(os.getxattr(self.p("d/locks/78"), "user.topo.ephemeral").strip(), b"1")
+        self.assertEqual(os.getxattr(self.p(rel), "user.topo.ephemeral").strip(), b"1")
+        # backend-specific attributes, checked against the independent client
+        if self.is_zk:
+            zst = self.store.stat(self.key("a"))
+            for attr, val in (("czxid", zst.czxid), ("mzxid", zst.mzxid),
+                              ("version", zst.version), ("mtime", zst.mtime),
+                              ("dataLength", zst.dataLength),
+                              ("numChildren", zst.numChildren)):
+                self.assertIn("user.zk." + attr, names)
+                self.assertEqual(os.getxattr(self.p("a"), "user.zk." + attr).strip(),
+                                 str(val).encode(), attr)
+            owner = self.store.stat(self.key(rel)).ephemeralOwner
+            self.assertEqual(os.getxattr(self.p(rel), "user.zk.ephemeralOwner").strip(),
+                             str(owner).encode())
+        else:
+            for attr, val in (("create_revision", m.create_id),
+                              ("mod_revision", m.mod_id), ("version", m.version)):
+                self.assertIn("user.etcd." + attr, names)
+                self.assertEqual(os.getxattr(self.p("a"), "user.etcd." + attr).strip(),
+                                 str(val).encode(), attr)
+            lease = self.node_meta(rel).ephemeral
+            self.assertEqual(os.getxattr(self.p(rel), "user.etcd.lease").strip(),
+                             str(lease).encode())
         before = self.snapshot()
         with self.assertRaises(OSError):
             os.setxattr(self.p("a"), "user.topo.version", b"1")

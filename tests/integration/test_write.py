@@ -26,7 +26,12 @@ class WriteTest(h.TopofsTestCase):
 
     # helpers
     def meta(self, rel):
+        """(value, mod_revision|mzxid, version, lease|ephemeralOwner)"""
         return self.store.get_meta(self.key(rel))
+
+    def node(self, rel):
+        """backend-neutral h.Meta"""
+        return self.store.meta(self.key(rel))
 
     def others(self, snap, *rels):
         keys = {self.key(r) for r in rels}
@@ -41,11 +46,12 @@ class WriteTest(h.TopofsTestCase):
     def test_overwrite_is_one_store_write(self):
         before = self.snapshot()
         rev = self.store.revision()
-        _, _, ver, _ = self.meta("a")
+        m0 = self.node("a")
         write_file(self.p("a"), b"new content \x00 here")
         self.assertEqual(self.store.get(self.key("a")), b"new content \x00 here")
-        self.assertEqual(self.store.revision(), rev + 1, "not exactly one store write")
-        self.assertEqual(self.meta("a")[2], ver + 1, "key version not +1")
+        # etcd: revision +1 = the key's mod_revision, version +1;
+        # ZooKeeper: data version +1, czxid unchanged (set, not re-create)
+        self.assertOneWrite("a", m0, rev)
         self.assertOthersUnchanged(before, "a")
         # read-your-writes, exact size
         self.assertEqual(read_file(self.p("a")), b"new content \x00 here")
@@ -53,12 +59,13 @@ class WriteTest(h.TopofsTestCase):
 
     def test_many_writes_one_commit(self):
         rev = self.store.revision()
+        m0 = self.node("a")
         with open(self.p("a"), "wb", buffering=0) as f:
             for i in range(50):
                 f.write(b"line %d\n" % i)
         want = b"".join(b"line %d\n" % i for i in range(50))
         self.assertEqual(self.store.get(self.key("a")), want)
-        self.assertEqual(self.store.revision(), rev + 1)
+        self.assertOneWrite("a", m0, rev)
 
     def test_identical_content_writes_nothing(self):
         rev = self.store.revision()
@@ -69,10 +76,11 @@ class WriteTest(h.TopofsTestCase):
 
     def test_append(self):
         rev = self.store.revision()
+        m0 = self.node("a")
         with open(self.p("a"), "ab") as f:
             f.write(b"more\n")
         self.assertEqual(self.store.get(self.key("a")), b"alpha\nmore\n")
-        self.assertEqual(self.store.revision(), rev + 1)
+        self.assertOneWrite("a", m0, rev)
         fd = os.open(self.p("dir/b"), os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, b"X")
@@ -99,6 +107,7 @@ class WriteTest(h.TopofsTestCase):
 
     def test_ftruncate_open_fd(self):
         rev = self.store.revision()
+        m0 = self.node("dir/sub/c")
         fd = os.open(self.p("dir/sub/c"), os.O_RDWR)
         try:
             os.ftruncate(fd, 4)
@@ -107,7 +116,7 @@ class WriteTest(h.TopofsTestCase):
         finally:
             os.close(fd)
         self.assertEqual(self.store.get(self.key("dir/sub/c")), b"char!")
-        self.assertEqual(self.store.revision(), rev + 1)
+        self.assertOneWrite("dir/sub/c", m0, rev)
 
     def test_o_trunc_then_write(self):
         fd = os.open(self.p("a"), os.O_WRONLY | os.O_TRUNC)
@@ -138,12 +147,13 @@ class WriteTest(h.TopofsTestCase):
 
     def test_fsync_commits(self):
         rev = self.store.revision()
+        m0 = self.node("a")
         fd = os.open(self.p("a"), os.O_WRONLY | os.O_TRUNC)
         try:
             os.write(fd, b"synced")
             os.fsync(fd)
             self.assertEqual(self.store.get(self.key("a")), b"synced")
-            self.assertEqual(self.store.revision(), rev + 1)
+            self.assertOneWrite("a", m0, rev)
         finally:
             os.close(fd)
         self.assertEqual(self.store.revision(), rev + 1, "close after fsync wrote again")
@@ -153,14 +163,16 @@ class WriteTest(h.TopofsTestCase):
         rev = self.store.revision()
         write_file(self.p("dir/new"), b"fresh")
         self.assertEqual(self.store.get(self.key("dir/new")), b"fresh")
-        self.assertEqual(self.store.revision(), rev + 1)
+        self.assertOneWrite("dir/new", None, rev)
+        self.assertFalse(self.node("dir/new").ephemeral)
         self.assertEqual(self.keyset(), set(before) | {self.key("dir/new")})
         self.assertIn("new", os.listdir(self.p("dir")))
-        # a new file deep in a new path
+        # a new file deep in a new path (on ZooKeeper mkdir made n1, n1/n2)
         os.makedirs(self.p("n1/n2"))
         write_file(self.p("n1/n2/f"), b"deep")
         self.assertEqual(self.store.get(self.key("n1/n2/f")), b"deep")
-        self.assertEqual(self.keyset(), set(before) | {self.key("dir/new"), self.key("n1/n2/f")})
+        self.assertEqual(self.keyset(), set(before) | {self.key("dir/new"), self.key("n1/n2/f")}
+                         | self.mkdir_keys("n1/n2"))
 
     def test_touch_new_file_is_empty_key(self):
         before = self.keyset()
@@ -293,6 +305,18 @@ class WriteTest(h.TopofsTestCase):
     def test_names_with_spaces_and_utf8(self):
         names = ["with space", "tab\there", "\u00fcn\u00efc\u00f8d\u00e9-\u540d\u524d",
                  "emoji-\U0001F600", "quote'\"", "semi;colon"]
+        if self.is_zk:
+            # ZooKeeper refuses control characters and characters outside
+            # the BMP in paths: EINVAL, nothing written
+            bad = [n for n in names if not h.zk_name_ok(n)]
+            self.assertEqual(bad, ["tab\there", "emoji-\U0001F600"])
+            names = [n for n in names if n not in bad]
+            before = self.snapshot()
+            for n in bad:
+                self.assertErrno(errno.EINVAL, write_file, self.p("dir/" + n), b"x")
+                self.assertErrno(errno.EINVAL, os.mkdir, self.p("dir/" + n + "-d"))
+                self.assertFalse(os.path.exists(self.p("dir/" + n)))
+            self.assertUnchanged(before)
         before = self.keyset()
         for n in names:
             write_file(self.p("dir/" + n), n.encode("utf-8"))
@@ -302,6 +326,7 @@ class WriteTest(h.TopofsTestCase):
         os.makedirs(self.p("sp ace/\u540d"))
         write_file(self.p("sp ace/\u540d/f g"), b"1")
         self.assertEqual(self.store.get(self.key("sp ace/\u540d/f g")), b"1")
+        self.assertEqual(read_file(self.p("sp ace/\u540d/f g")), b"1")
 
     def test_topofs_data_write_updates_node(self):
         self.load({"node": b"own", "node/child": b"kid"})
@@ -309,34 +334,49 @@ class WriteTest(h.TopofsTestCase):
         self.assertEqual(read_file(self.p("node/.topofs-data")), b"own")
         before = self.snapshot()
         rev = self.store.revision()
+        m0 = self.node("node")
         write_file(self.p("node/.topofs-data"), b"own v2")
         self.assertEqual(self.store.get(self.key("node")), b"own v2")
-        self.assertEqual(self.store.revision(), rev + 1)
+        self.assertOneWrite("node", m0, rev)
         self.assertIsNone(self.store.get(self.key("node/.topofs-data")),
                           "a key named .topofs-data was written")
         self.assertOthersUnchanged(before, "node")
 
     def test_topofs_data_create_on_plain_dir(self):
         # writing .topofs-data in a plain directory gives the prefix a value
+        # (etcd: creates the key "dir"; ZooKeeper: sets the data of the
+        # znode "dir", which was there with empty data)
         before = self.keyset()
+        rev = self.store.revision()
+        m0 = self.node("dir")
+        if self.is_zk:
+            self.assertEqual(m0.value, b"")
+        else:
+            self.assertIsNone(m0)
         write_file(self.p("dir/.topofs-data"), b"dirvalue")
         self.assertEqual(self.store.get(self.key("dir")), b"dirvalue")
+        self.assertOneWrite("dir", m0, rev)
         self.assertEqual(self.keyset(), before | {self.key("dir")})
+        self.assertIn(".topofs-data", os.listdir(self.p("dir")))
+        self.assertEqual(read_file(self.p("dir/.topofs-data")), b"dirvalue")
 
     def test_leased_key_readonly(self):
-        lease = self.store.lease_grant(60)
-        self.addCleanup(self.store.lease_revoke, lease)
-        self.store.put(self.key("dir/locks/123"), b'{"lock": 1}', lease=lease)
+        # etcd: a key with a lease; ZooKeeper: an ephemeral znode
+        rel = self.put_ephemeral("dir/locks/123", b'{"lock": 1}')
+        owner = self.node(rel).ephemeral
+        self.assertNotEqual(owner, 0)
         time.sleep(1.2)
-        st = os.stat(self.p("dir/locks/123"))
+        st = os.stat(self.p(rel))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o444)
-        self.assertEqual(read_file(self.p("dir/locks/123")), b'{"lock": 1}')
+        self.assertEqual(read_file(self.p(rel)), b'{"lock": 1}')
         before = self.snapshot()
-        self.assertErrno(errno.EACCES, open, self.p("dir/locks/123"), "wb")
-        self.assertErrno(errno.EACCES, os.open, self.p("dir/locks/123"), os.O_WRONLY)
-        self.assertErrno(errno.EACCES, os.truncate, self.p("dir/locks/123"), 0)
+        rev = self.store.revision()
+        self.assertErrno(errno.EACCES, open, self.p(rel), "wb")
+        self.assertErrno(errno.EACCES, os.open, self.p(rel), os.O_WRONLY)
+        self.assertErrno(errno.EACCES, os.truncate, self.p(rel), 0)
         self.assertUnchanged(before)
-        self.assertEqual(self.store.get_meta(self.key("dir/locks/123"))[3], lease)
+        self.assertEqual(self.store.revision(), rev)
+        self.assertEqual(self.node(rel).ephemeral, owner, "lease/owner changed")
 
     def test_chmod_chown_utime_noop(self):
         before = self.snapshot()
@@ -363,7 +403,10 @@ class WriteTest(h.TopofsTestCase):
         os.stat(self.p("dir/sub"))
         after = self.snapshot()
         diff = {k for k in set(after) | set(before) if after.get(k) != before.get(k)}
-        self.assertEqual(diff, {self.key("m/n/f")})
+        # ZooKeeper: mkdir creates the znodes m and m/n at once (empty data)
+        self.assertEqual(diff, {self.key("m/n/f")} | self.mkdir_keys("m/n"))
+        for k in self.mkdir_keys("m/n"):
+            self.assertEqual(after[k], b"", k)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ static void test_scratch(void)
 {
 	struct scratch_patterns sp;
 	CHECK_INT(scratch_patterns_parse(&sp, scratch_default_list), 0);
-	CHECK_INT(sp.count, 6);
+	CHECK_INT(sp.count, 7);
 	const char *yes[] = {
 	    "a/.Keyspace.swp", ".x.swx",     "d/Shard~",   "4913",
 	    "d/.#Tablet",      "#Keyspace#", "d/sedAb12Cd"};

@@ -88,9 +88,36 @@ static void test_limits(void)
 	CHECK(!zk_fits("/x", ZK_PACKET_MAX));
 }
 
+/* Parents, and which watch events name a node below the root. */
+static void test_event_paths(void)
+{
+	const char *rel = NULL;
+	CHECK_INT(zk_parent_len("/a/b"), 2);
+	CHECK_INT(zk_parent_len("/a"), 1);
+	CHECK_INT(zk_parent_len("/"), 0);
+	CHECK_INT(zk_parent_len("/vitess/global/ks"), 14);
+
+	CHECK(zk_below_root("/r", "/r", &rel));
+	CHECK_STR(rel, "");
+	CHECK(zk_below_root("/r", "/r/a/b", &rel));
+	CHECK_STR(rel, "a/b");
+	CHECK(!zk_below_root("/r", "/rx", &rel));
+	CHECK(!zk_below_root("/r", "/rx/a", &rel));
+	CHECK(!zk_below_root("/r", "/", &rel));
+	CHECK(!zk_below_root("/r/s", "/r", &rel));
+	CHECK(!zk_below_root("/r", NULL, &rel));
+	CHECK(!zk_below_root("/r", "r/a", &rel));
+	/* the root "/" normalises to "" */
+	CHECK(zk_below_root("", "/", &rel));
+	CHECK_STR(rel, "");
+	CHECK(zk_below_root("", "/zookeeper/quota", &rel));
+	CHECK_STR(rel, "zookeeper/quota");
+}
+
 int main(void)
 {
 	test_paths();
+	test_event_paths();
 	test_ancestors();
 	test_auth();
 	test_limits();
