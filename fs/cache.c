@@ -47,10 +47,10 @@ struct cnode {
 	struct topo_meta meta;
 	uint64_t fetched_ms; /* directories: when last listed (0: never) */
 	bool has_data;
-	bool local_dir; /* made by mkdir through this mount (etcd: in memory
-			   only) */
-	bool real_dir;	/* a directory in the store (ZooKeeper) */
-	bool stale;	/* a notice said it changed: get() it again */
+	bool local_dir;	    /* made by mkdir through this mount (etcd: in memory
+			       only) */
+	bool real_dir;	    /* a directory in the store (ZooKeeper) */
+	bool stale;	    /* a notice said it changed: get() it again */
 	unsigned stale_seq; /* counts notices: a get() that raced one is not
 			       taken for the newest */
 };
@@ -268,8 +268,7 @@ static void node_set_value(struct cnode *n, unsigned char *value,
 	n->value = value;
 	n->meta = *meta;
 	n->has_data = true;
-	if (meta->real_dir)
-		n->real_dir = true;
+	n->real_dir = meta->real_dir;
 }
 
 static void node_clear_value(struct cnode *n)
@@ -515,6 +514,22 @@ static void want_stale(const struct cnode *n, const char *p,
 	(*count)++;
 }
 
+/* A store with real directories: a node whose last child went is a file
+ * again (Vitess's rule), unless it was made by mkdir here. */
+static void lost_child(struct cnode *parent)
+{
+	if (parent && !parent->nkids && !parent->local_dir)
+		parent->real_dir = false;
+}
+
+/* Drop the children of n that the store says it no longer has. */
+static void drop_kids(struct cnode *n)
+{
+	for (size_t i = 0; i < n->nkids; i++)
+		node_free(n->kids[i]);
+	n->nkids = 0;
+}
+
 /* Take a get() answer for a stale node, unless a newer notice came. */
 static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		      struct topo_entry *e)
@@ -523,16 +538,21 @@ static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 	if (!n || n->stale_seq != ref->seq || (rc && rc != -ENOENT))
 		return;
 	n->stale = false;
+	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (!rc) {
 		node_set_value(n, e->value, &e->meta);
 		e->value = NULL;
+		if (real_dirs && !e->meta.real_dir && !n->local_dir)
+			drop_kids(n); /* the store has none left */
 		return;
 	}
 	node_clear_value(n);
 	struct cnode *parent = *ref->path ? walk_parent(c, ref->path) : NULL;
-	if (parent && node_is_empty(n)) {
+	if (parent && (node_is_empty(n) || real_dirs)) {
 		kid_remove(parent, n);
 		node_free(n);
+		if (real_dirs)
+			lost_child(parent);
 		prune_empty(c, ref->path);
 	}
 }
@@ -919,9 +939,12 @@ static void forget_node(struct cache *c, const char *path, struct cnode *n)
 	n->local_dir = false;
 	n->real_dir = false;
 	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
-	if (parent && !n->nkids) {
+	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
+	if (parent && (!n->nkids || real_dirs)) {
 		kid_remove(parent, n);
 		node_free(n);
+		if (real_dirs)
+			lost_child(parent);
 		prune_empty(c, path);
 	}
 }
@@ -964,8 +987,8 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   version > 0 && n->meta.version == version) {
 		changed = false; /* our own write, already recorded */
 	} else if (what == TOPO_CHANGE_DELETED) {
-		if (n && (version <= 0 || !n->has_data ||
-			  n->meta.version < version))
+		if (n &&
+		    (version <= 0 || !n->has_data || n->meta.version < version))
 			forget_node(c, path, n);
 		else
 			changed = false; /* gone already, or newer */
@@ -975,6 +998,11 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		struct cnode *d = deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));
 		d->fetched_ms = 0;
+		if (what == TOPO_CHANGE_CHILDREN && n) {
+			n->stale = true; /* a file may have become a
+					    directory, or back */
+			n->stale_seq++;
+		}
 	}
 	pthread_mutex_unlock(&c->mu);
 	return changed;

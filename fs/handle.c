@@ -34,7 +34,37 @@ void handle_seen(struct handle_list *l, const char *path, int64_t version)
 	memmove(&l->seen[1], &l->seen[0], i * sizeof(l->seen[0]));
 	l->seen[0].path = copy;
 	l->seen[0].version = version;
+	l->seen[0].moved = false;
 	pthread_mutex_unlock(&l->lock);
+}
+
+void handle_seen_moved(struct handle_list *l, const char *path, int64_t version)
+{
+	int64_t seen;
+	if (handle_seen_version(l, path, &seen))
+		version = seen;
+	handle_seen(l, path, version); /* now the newest entry */
+	pthread_mutex_lock(&l->lock);
+	if (l->seen[0].path && strcmp(l->seen[0].path, path) == 0)
+		l->seen[0].moved = true;
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool handle_take_moved(struct handle_list *l, const char *path,
+		       int64_t *version)
+{
+	bool found = false;
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < SEEN_MAX && l->seen[i].path && !found; i++) {
+		if (strcmp(l->seen[i].path, path) == 0) {
+			found = l->seen[i].moved;
+			*version = l->seen[i].version;
+			l->seen[i].moved = false;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
 }
 
 bool handle_seen_version(struct handle_list *l, const char *path,

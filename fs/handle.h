@@ -53,8 +53,9 @@ struct handle_list {
 	struct {
 		char *path;
 		int64_t version;
-	} seen[SEEN_MAX]; /* the version each recently opened file had,
-			     newest first */
+		bool moved; /* renamed to a scratch name since (a save) */
+	} seen[SEEN_MAX];   /* the version each recently opened file had,
+			       newest first */
 };
 
 void handle_list_init(struct handle_list *l);
@@ -98,6 +99,17 @@ void handle_seen(struct handle_list *l, const char *path, int64_t version);
  * it read the original: that version is what the rename compares with. */
 bool handle_seen_version(struct handle_list *l, const char *path,
 			 int64_t *version);
+
+/* An editor moved `path` to a scratch name (its backup) to write a new file
+ * in its place: remember the version it had read (or `version`). */
+void handle_seen_moved(struct handle_list *l, const char *path,
+		       int64_t version);
+
+/* If `path` was moved away that way, the version the editor had read, and
+ * forget the move: the new file's commit compares with it, so a change made
+ * by another client since the editor read the file is not overwritten. */
+bool handle_take_moved(struct handle_list *l, const char *path,
+		       int64_t *version);
 
 /* Call fn(arg, name) for each not-yet-committed new file directly in dir. */
 void handle_list_new_in(struct handle_list *l, const char *dir,

@@ -84,9 +84,10 @@ static void stat_common(struct topofs *t, struct stat *st, uint64_t ino)
 
 static void set_time(struct stat *st, int64_t mtime_ns, int64_t version)
 {
-	/* etcd keeps no time: its mod_revision, as seconds, is a time that is
-	 * stable across mounts and changes exactly when the value does. */
-	struct timespec ts = {.tv_sec = version > 0 ? version : 0};
+	/* etcd keeps no time: twice its mod_revision, as seconds, is a time
+	 * that is stable across mounts and changes exactly when the value
+	 * does, by at least 2 s (vim on Linux ignores smaller changes). */
+	struct timespec ts = {.tv_sec = version > 0 ? 2 * version : 0};
 	if (mtime_ns > 0) {
 		/* ZooKeeper's mtime has milliseconds; the data version in the
 		 * sub-millisecond digits makes two writes within one
@@ -444,9 +445,13 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		return t->opts->noephemeral ? -ENOENT : -EACCES;
 	}
 	size_t len = meta.size;
-	handle_seen(&t->handles, tp->p, meta.version);
-	struct handle *h = handle_new(&t->handles, tp->p, tp->is_data, buf, len,
-				      meta.version, &meta);
+	int64_t base = meta.version;
+	/* an editor writing the file it moved to its backup: compare with
+	 * what it read, not with what is there now */
+	if (!(writable && handle_take_moved(&t->handles, tp->p, &base)))
+		handle_seen(&t->handles, tp->p, meta.version);
+	struct handle *h =
+	    handle_new(&t->handles, tp->p, tp->is_data, buf, len, base, &meta);
 	if (!h)
 		return -ENOMEM;
 	h->writable = writable;
@@ -664,6 +669,8 @@ static int rename_store_to_scratch(struct topofs *t, const struct tpath *from,
 	int rc = cache_value(t->cache, from->p, &buf, &meta);
 	if (!rc)
 		rc = scratch_write(&t->scratch, to->p, buf, meta.size);
+	if (!rc)
+		handle_seen_moved(&t->handles, from->p, meta.version);
 	free(buf);
 	return rc;
 }
@@ -969,15 +976,17 @@ static int op_removexattr(const char *path, const char *name)
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct topofs *t = fs();
-	/* With the store's watch, every change reaches the kernel as an
-	 * invalidation: entries and attributes may be kept long. Without it,
-	 * only as long as the cache trusts a listing. New names must show at
-	 * once: no negative caching. */
-	double ttl = t->watched ? 3600.0 : t->opts->cache_ttl_ms / 1000.0;
+	/* With the store's watch, every change of a node reaches the kernel
+	 * as an invalidation: attributes may be kept long. But a name can
+	 * change type (a file gains children and becomes a directory), which
+	 * only a new lookup tells the kernel, and the high-level API can only
+	 * invalidate inodes, not names: names are kept for the cache lifetime
+	 * (1 s). New names must show at once: no negative caching. */
+	double ttl = t->opts->cache_ttl_ms / 1000.0;
 	cfg->use_ino = 1;
 	cfg->readdir_ino = 1;
 	cfg->entry_timeout = ttl;
-	cfg->attr_timeout = ttl;
+	cfg->attr_timeout = t->watched ? 3600.0 : ttl;
 	cfg->negative_timeout = 0;
 	cfg->hard_remove = 1; /* never rename an open file to .fuse_hidden* */
 	/* Keep file pages cached across opens unless mtime or size changed;

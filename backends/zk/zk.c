@@ -64,7 +64,8 @@
  *   pair however often the path is read (the server, one per path and
  *   kind), so repeated listings do not grow memory, and a session event
  *   reaches it once. A fired watch becomes one notice: NodeCreated,
- *   NodeDataChanged, NodeDeleted on N -> TOPO_CHANGE_NODE N;
+ *   NodeDataChanged, NodeCreated on N -> TOPO_CHANGE_NODE N; NodeDeleted on
+ *   N -> TOPO_CHANGE_DELETED N;
  *   NodeChildrenChanged on N -> TOPO_CHANGE_CHILDREN N. The watch is then
  *   gone until the next read of N, which the filesystem makes because of
  *   the notice. Notices come on the completion thread in the server's
@@ -640,8 +641,9 @@ static void on_node_event(struct zsess *ss, int type, const char *path)
 		return; /* not ours (we only watch below the root) */
 	if (type == ZOO_CHILD_EVENT)
 		notify(ss->store, TOPO_CHANGE_CHILDREN, rel);
-	else if (type == ZOO_CREATED_EVENT || type == ZOO_DELETED_EVENT ||
-		 type == ZOO_CHANGED_EVENT)
+	else if (type == ZOO_DELETED_EVENT)
+		notify(ss->store, TOPO_CHANGE_DELETED, rel);
+	else if (type == ZOO_CREATED_EVENT || type == ZOO_CHANGED_EVENT)
 		notify(ss->store, TOPO_CHANGE_NODE, rel);
 	/* ZOO_NOTWATCHING_EVENT: a removed watch; we remove none */
 }

@@ -379,6 +379,11 @@ class EditorTest(h.TopofsTestCase):
 
     @need("nano", "tmux")
     def test_nano_conflict_same_second_reported(self):
+        if self.store.backend == "zk":
+            self.skipTest("known limitation: nano compares whole seconds and "
+                          "a znode's mtime is ZooKeeper's own clock, so two "
+                          "changes within one second look alike to nano "
+                          "(README, Editing a record)")
         self._nano_conflict(True)
 
     @need("emacs", "tmux")

@@ -134,8 +134,8 @@ class ReadTest(h.TopofsTestCase):
                                    msg="zk st_mtime should be the znode's mtime")
         else:
             modrev = self.store.get_meta(self.key("a"))[1]
-            self.assertEqual(int(st1.st_mtime), modrev,
-                             "etcd mtime should be mod_revision seconds")
+            self.assertEqual(int(st1.st_mtime), 2 * modrev,
+                             "etcd mtime should be 2 x mod_revision seconds")
         self.store.put(self.key("a"), b"changed elsewhere")
         deadline = time.time() + 3
         while time.time() < deadline:
