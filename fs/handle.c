@@ -6,6 +6,7 @@
 #include "handle.h"
 #include "topofs.h"
 #include "topofs/log.h"
+#include "view_json.h"
 
 void handle_list_init(struct handle_list *l)
 {
@@ -182,6 +183,7 @@ int handle_write(struct handle *h, const char *in, size_t size, off_t off,
 		if (at + size > h->len)
 			h->len = at + size;
 		h->dirty = true;
+		h->written = true;
 		rc = (int)size;
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -202,6 +204,7 @@ int handle_truncate(struct handle *h, off_t size, size_t max)
 	if (!rc) {
 		h->len = (size_t)size;
 		h->dirty = true;
+		h->written = true;
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
@@ -242,8 +245,26 @@ static int commit_locked(struct topofs *t, struct handle *h)
 		h->dirty = false; /* same bytes: nothing to write */
 		return 0;
 	}
+	unsigned char *wire = NULL;
+	size_t wirelen = 0;
+	if (h->view) {
+		char err[256];
+		int erc =
+		    view_json_encode(h->view, (const char *)h->buf, h->len,
+				     &wire, &wirelen, err, sizeof(err));
+		if (erc) {
+			topo_err("%s: not written: %s", h->path, err);
+			return erc;
+		}
+		if (wirelen > t->be->max_value) {
+			free(wire);
+			return -EFBIG;
+		}
+	}
+	const unsigned char *data = h->view ? wire : h->buf;
+	size_t len = h->view ? wirelen : h->len;
 	struct topo_meta meta = {0};
-	int rc = t->be->put(t->st, h->path, h->buf, h->len, h->base, &meta);
+	int rc = t->be->put(t->st, h->path, data, len, h->base, &meta);
 	if (rc == -ESTALE || rc == -EEXIST || (rc == -ENOENT && h->base >= 0)) {
 		topo_err("%s: not written: changed by another client since it "
 			 "was opened (%s)",
@@ -252,16 +273,27 @@ static int commit_locked(struct topofs *t, struct handle *h)
 			 : rc == -ENOENT ? "deleted meanwhile"
 					 : "new version");
 		cache_invalidate(t->cache, h->path);
+		free(wire);
 		return -EIO;
 	}
 	if (rc) {
 		topo_err("%s: not written: %s", h->path, strerror(-rc));
+		free(wire);
 		return rc;
 	}
-	meta.size = h->len;
-	cache_note_put(t->cache, h->path, h->buf, h->len, &meta);
+	meta.size = len;
+	cache_note_put(t->cache, h->path, data, len, &meta);
+	free(wire);
 	handle_seen(&t->handles, h->path, meta.version);
 	return rebase(h, &meta);
+}
+
+bool handle_flush_commits(struct handle *h)
+{
+	pthread_mutex_lock(&h->lock);
+	bool now = h->written || !h->dirty || h->too_big;
+	pthread_mutex_unlock(&h->lock);
+	return now;
 }
 
 int handle_commit(struct topofs *t, struct handle *h)

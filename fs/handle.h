@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
 #include "topofs/backend.h"
 
 struct topofs;
@@ -29,6 +30,8 @@ struct handle {
 	bool writable; /* opened for writing */
 	bool append;   /* O_APPEND: every write goes to the end */
 	bool scratch;  /* an editor scratch file: commit stays in memory */
+	const struct proto_message *view; /* the buffer is this record as
+					     JSON (-o view=json), or NULL */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	unsigned char *buf;   /* the content being edited */
@@ -38,6 +41,8 @@ struct handle {
 	int64_t base;	       /* version seen, or TOPO_EXPECT_ABSENT */
 	struct topo_meta meta; /* metadata of that version */
 	bool dirty;	       /* edited since open or the last commit */
+	bool written;	       /* write() or ftruncate() since open: not just
+				  O_TRUNC or O_CREAT */
 	bool too_big; /* a write went past the store's limit: the buffer is
 		       * partial and is never committed */
 
@@ -80,6 +85,13 @@ int handle_write(struct handle *h, const char *in, size_t size, off_t off,
 
 /* Set the length. 0, -EFBIG past max, -ENOMEM. */
 int handle_truncate(struct handle *h, off_t size, size_t max);
+
+/* Whether a flush (close of one descriptor) should commit now. A shell's
+ * `> file` opens with O_TRUNC, then closes a duplicate descriptor before
+ * writing: committing then would store an empty value for a moment. So a
+ * handle only truncated or created, with nothing written yet, commits at
+ * release (the last close) instead. */
+bool handle_flush_commits(struct handle *h);
 
 /* Write the buffer to the store if it changed (see above). 0, -EIO on a
  * conflict (logged), or the backend's error. */

@@ -161,6 +161,7 @@ int main(int argc, char **argv)
 	    .opts = &o,
 	    .uid = getuid(),
 	    .gid = getgid(),
+	    .json_view = strcmp(o.view, "json") == 0,
 	};
 	if (probe_store(t.be, &o) != 0)
 		goto out;

@@ -24,6 +24,7 @@
 
 #include "topofs.h"
 #include "topofs/log.h"
+#include "view_json.h"
 
 #define SCRATCH_MAX (64u << 20) /* scratch files are small editor files */
 
@@ -125,6 +126,27 @@ static void stat_dir(struct topofs *t, struct stat *st, const char *path,
 	set_time(st, cs->has_data ? cs->meta.mtime_ns : 0, cs->newest);
 }
 
+/* The size a reader sees: the stored size, or under -o view=json the
+ * length of a record's JSON. */
+static size_t shown_size(struct topofs *t, const char *path, bool is_data,
+			 const struct topo_meta *meta)
+{
+	if (!view_type(t, path, is_data))
+		return meta->size;
+	unsigned char *raw, *shown = NULL;
+	struct topo_meta m;
+	const struct proto_message *type;
+	size_t n = meta->size;
+	if (cache_value(t->cache, path, &raw, &m) == 0) {
+		if (view_out(t, path, is_data, raw, m.size, &shown, &n,
+			     &type) != 0)
+			n = m.size;
+		free(raw);
+		free(shown);
+	}
+	return n;
+}
+
 /* Stat what the cache knows of tp (including files being written). */
 static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 {
@@ -147,7 +169,7 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 		stat_dir(t, st, tp->p, &cs);
 		return 0;
 	}
-	size_t size = cs.meta.size;
+	size_t size = shown_size(t, tp->p, tp->is_data, &cs.meta);
 	handle_pending(&t->handles, tp->p, false, &size);
 	stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
 	return 0;
@@ -267,7 +289,8 @@ static int entry_stat(struct topofs *t, const char *dir,
 	if (e->cs.is_dir && !is_data)
 		stat_dir(t, st, tp.p, &e->cs);
 	else
-		stat_file(t, st, tp.p, is_data, &e->cs.meta, e->cs.meta.size);
+		stat_file(t, st, tp.p, is_data, &e->cs.meta,
+			  shown_size(t, tp.p, is_data, &e->cs.meta));
 	return 0;
 }
 
@@ -401,7 +424,10 @@ static int op_rmdir(const char *path)
 
 static size_t max_value(struct topofs *t, const struct handle *h)
 {
-	return h->scratch ? SCRATCH_MAX : t->be->max_value;
+	if (h->scratch)
+		return SCRATCH_MAX;
+	/* JSON text is longer than the record it encodes */
+	return h->view ? 4 * t->be->max_value : t->be->max_value;
 }
 
 static int open_scratch(struct topofs *t, const struct tpath *tp,
@@ -445,6 +471,16 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		return t->opts->noephemeral ? -ENOENT : -EACCES;
 	}
 	size_t len = meta.size;
+	const struct proto_message *view = NULL;
+	if (view_type(t, tp->p, tp->is_data)) {
+		unsigned char *shown;
+		int rc2 = view_out(t, tp->p, tp->is_data, buf, len, &shown,
+				   &len, &view);
+		free(buf);
+		if (rc2)
+			return rc2;
+		buf = shown;
+	}
 	int64_t base = meta.version;
 	/* an editor writing the file it moved to its backup: compare with
 	 * what it read, not with what is there now */
@@ -456,6 +492,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		return -ENOMEM;
 	h->writable = writable;
 	h->append = fi->flags & O_APPEND;
+	h->view = view;
 	if (writable && (fi->flags & O_TRUNC) && h->len) {
 		h->len = 0; /* atomic O_TRUNC: only the buffer is cut */
 		h->dirty = true;
@@ -509,6 +546,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return -ENOMEM;
 	h->writable = true;
 	h->append = fi->flags & O_APPEND;
+	h->view = view_type(t, tp.p, tp.is_data);
 	h->dirty = true; /* a new file is written even when left empty */
 	fi->fh = (uintptr_t)h;
 	return 0;
@@ -566,19 +604,26 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	return h->writable ? handle_commit(fs(), h) : 0;
+	if (!h->writable || !handle_flush_commits(h))
+		return 0;
+	return handle_commit(fs(), h);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	(void)path;
 	(void)datasync;
-	return op_flush(path, fi);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	return h->writable ? handle_commit(fs(), h) : 0;
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h->writable && !handle_flush_commits(h))
+		handle_commit(fs(), h); /* `: > file`, `touch new`: see
+					   handle_flush_commits (logged) */
 	handle_free(&fs()->handles, h);
 	return 0;
 }
@@ -629,6 +674,19 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 	int rc = scratch_read(&t->scratch, from->p, &buf, &len);
 	if (rc)
 		return rc;
+	const struct proto_message *type = view_type(t, to->p, to->is_data);
+	if (type) { /* the editor wrote JSON */
+		unsigned char *wire;
+		char err[256];
+		rc = view_json_encode(type, (const char *)buf, len, &wire, &len,
+				      err, sizeof(err));
+		free(buf);
+		if (rc) {
+			topo_err("%s: not written: %s", to->p, err);
+			return rc;
+		}
+		buf = wire;
+	}
 	rc = cache_stat(t->cache, to->p, &cs);
 	bool exists = !rc && cs.has_data;
 	int64_t expect = exists ? cs.meta.version : TOPO_EXPECT_ABSENT;
@@ -666,9 +724,16 @@ static int rename_store_to_scratch(struct topofs *t, const struct tpath *from,
 {
 	unsigned char *buf;
 	struct topo_meta meta;
+	unsigned char *shown = NULL;
+	size_t len = 0;
+	const struct proto_message *type;
 	int rc = cache_value(t->cache, from->p, &buf, &meta);
+	if (!rc) /* the backup holds what the editor read */
+		rc = view_out(t, from->p, from->is_data, buf, meta.size, &shown,
+			      &len, &type);
 	if (!rc)
-		rc = scratch_write(&t->scratch, to->p, buf, meta.size);
+		rc = scratch_write(&t->scratch, to->p, shown, len);
+	free(shown);
 	if (!rc)
 		handle_seen_moved(&t->handles, from->p, meta.version);
 	free(buf);

@@ -84,7 +84,8 @@ const char opts_usage[] =
     "\n"
     "topofs options (-o NAME=VALUE):\n"
     "  -o timeout=SECONDS    bound on every store operation (default 10)\n"
-    "  -o view=raw           values as stored (the only view so far)\n"
+    "  -o view=raw|json      values as stored (default), or Vitess records\n"
+    "                        (Keyspace, Shard, Tablet, ...) as JSON\n"
     "  -o scratch=PATTERNS   editor scratch names kept in memory only\n"
     "                        (default .*.sw?,.*.swpx,*~,4913,.#*,#*#,sed??????"
     ")\n"
@@ -241,9 +242,9 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 			 o->cache_ttl);
 		return -EINVAL;
 	}
-	if (strcmp(o->view, "raw") != 0) {
-		snprintf(err, errlen, "unknown view '%s' (supported: raw)",
-			 o->view);
+	if (strcmp(o->view, "raw") != 0 && strcmp(o->view, "json") != 0) {
+		snprintf(err, errlen,
+			 "unknown view '%s' (supported: raw, json)", o->view);
 		return -EINVAL;
 	}
 	struct scratch_patterns sp;

@@ -13,6 +13,7 @@
 #include "options.h"
 #include "path.h"
 #include "scratch.h"
+#include "view.h"
 #include "topofs/backend.h"
 
 struct topofs {
@@ -28,6 +29,7 @@ struct topofs {
 	struct fuse *fuse;
 	struct notifier *notifier; /* kernel invalidations, NULL if none */
 	bool watched;		   /* the store's watch keeps the cache fresh */
+	bool json_view;		   /* -o view=json */
 };
 
 /* The FUSE operations (ops.c). */

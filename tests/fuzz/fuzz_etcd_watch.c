@@ -8,7 +8,7 @@
  * deliver the same notices in the same order, end with the same verdict,
  * the same last revision and the same `created`. Pieces are exact-size
  * buffers, so ASan catches a read past what was received. Other
- * properties: notices are TOPO_CHANGE_NODE with a readable path; the
+ * properties: notices are TOPO_CHANGE_NODE or _DELETED with a readable path; the
  * verdict sticks once not OK; nothing leaks.
  */
 #include <errno.h>
@@ -49,7 +49,7 @@ static void on_change(void *arg, enum topo_change what, const char *path,
 {
 	struct record *r = arg;
 
-	FUZZ_CHECK(what == TOPO_CHANGE_NODE);
+	FUZZ_CHECK(what == TOPO_CHANGE_NODE || what == TOPO_CHANGE_DELETED);
 	FUZZ_CHECK(path != NULL);
 	r->calls++;
 	rec_add(r, &what, sizeof(what));

@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(strcmp(o.root, "/") == 0 || path_store_ok(o.root + 1));
 		FUZZ_CHECK(o.timeout_ms >= 1000 && o.timeout_ms <= 3600000);
 		FUZZ_CHECK(o.cache_ttl_ms >= 1 && o.cache_ttl_ms <= 3600000);
-		FUZZ_CHECK(o.view && strcmp(o.view, "raw") == 0);
+		FUZZ_CHECK(o.view && (strcmp(o.view, "raw") == 0 ||
+				   strcmp(o.view, "json") == 0));
 		FUZZ_CHECK(o.mountpoint != NULL);
 		FUZZ_CHECK(fa.argc >= 1 && strcmp(fa.argv[0], "topofs") == 0);
 	}

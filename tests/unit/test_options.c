@@ -145,7 +145,7 @@ static void test_refusals(void)
 	    "bad --topo_global_root '/a//b': must be an absolute path "
 	    "without empty, '.' or '..' parts");
 	refused((const char *[]){"topofs", "-o", "view=xml", "/m", NULL},
-		"unknown view 'xml' (supported: raw)");
+		"unknown view 'xml' (supported: raw, json)");
 	refused((const char *[]){"topofs", "-o", "scratch=a/b", "/m", NULL},
 		"bad scratch 'a/b': comma-separated name patterns without "
 		"'/'");

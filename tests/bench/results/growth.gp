@@ -1,9 +1,9 @@
 set terminal pngcairo size 1400,640 font "sans,10"
 set output "growth.png"
 set datafile missing 'NaN'
-set multiplot layout 1,2 title 'topofs against references, 10483 keys'
+set multiplot layout 1,2 title 'topofs against references, 10483 keys and 104803 keys'
 set logscale xy
-set xrange [6551.88:16772.8]
+set xrange [6551.88:167685]
 set xlabel 'keys in the topology'
 set ylabel 'seconds (median of runs)'
 set key outside right top vertical font ',8' spacing 0.9
