@@ -291,7 +291,8 @@ static int commit_locked(struct topofs *t, struct handle *h)
 bool handle_flush_commits(struct handle *h)
 {
 	pthread_mutex_lock(&h->lock);
-	bool now = h->written || !h->dirty || h->too_big;
+	bool now = h->written || !h->dirty || h->too_big ||
+		   h->base == TOPO_EXPECT_ABSENT; /* touch: create now */
 	pthread_mutex_unlock(&h->lock);
 	return now;
 }

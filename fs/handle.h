@@ -89,8 +89,9 @@ int handle_truncate(struct handle *h, off_t size, size_t max);
 /* Whether a flush (close of one descriptor) should commit now. A shell's
  * `> file` opens with O_TRUNC, then closes a duplicate descriptor before
  * writing: committing then would store an empty value for a moment. So a
- * handle only truncated or created, with nothing written yet, commits at
- * release (the last close) instead. */
+ * handle of an existing file only truncated, with nothing written yet,
+ * commits at release (the last close) instead. A new file is created at
+ * its first flush (touch). */
 bool handle_flush_commits(struct handle *h);
 
 /* Write the buffer to the store if it changed (see above). 0, -EIO on a

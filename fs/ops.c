@@ -416,6 +416,8 @@ static int op_rmdir(const char *path)
 			cache_invalidate(t->cache, tp.p); /* new children */
 		if (rc && rc != -ENOENT)
 			return store_error(t, tp.p, rc, "removed");
+		rc = cache_rmdir(t->cache, tp.p);
+		return rc == -ENOENT ? 0 : rc; /* a notice may have said so */
 	}
 	return cache_rmdir(t->cache, tp.p);
 }

@@ -43,6 +43,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 import harness  # noqa: E402
 from harness import (EtcdServer, ZkServer, Mount, MountError, gen_topology,  # noqa: E402
                      make_tempdir, remove_tempdir, is_mounted, force_unmount,

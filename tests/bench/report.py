@@ -340,6 +340,9 @@ def write(out, results, profile, failures, meta):
             if a is None or b is None or not a:
                 continue
             pk = (b / a) / kf
+            if is_lb(small, key):
+                w("| %s | %s | %s | ? | ? |" % (label, fsl(small, key), fsl(big, key)))
+                continue
             w("| %s | %s | %s | %s%s | %.2f%s |" % (label, fsl(small, key), fsl(big, key),
                                                    ">" if is_lb(big, key) else "",
                                                    fr(b / a), pk,
@@ -405,7 +408,8 @@ def write(out, results, profile, failures, meta):
                            "data_bytes": topo.data_bytes,
                            "value_bytes": topo.value_bytes,
                            "tar_entries": topo.tar_entries,
-                           "measurements": res["m"], "failed": res.get("failed", [])}
+                           "measurements": res["m"], "failed": res.get("failed", []),
+                           "notes": res.get("notes", []), "lower_bounds": res.get("lower", [])}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(raw, f, indent=1, sort_keys=True)
 
@@ -477,7 +481,10 @@ def plot(out, results, labels):
                                "zk.seqcreate") else "dt 1"
         plots.append("'%s' using 1:%d with linespoints lw 2 %s pt %d lc rgb '%s' title '%s'"
                      % (dat, col, dash, (i % 13) + 1, COLORS[i % len(COLORS)], title))
-    g.append("set title 'time (solid: topofs, dashed: references)'")
+    lbs = sorted({k for l in labels for k in results[l].get("lower", [])})
+    g.append('set title "time (solid: topofs, dashed: references)%s"'
+             % ("\\n(%s stopped at --cmd-timeout: lower bounds)" % " ".join(lbs)
+                if lbs else ""))
     g.append("plot " + ", \\\n     ".join(plots))
     base = len(PLOT_SERIES) + 2
     g.append("set title 'memory'")
