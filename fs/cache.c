@@ -978,6 +978,8 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 {
 	char dir[4096];
 	bool changed = true;
+	topo_debug("notice %d '%s' version %lld", (int)what, path,
+		   (long long)version);
 	pthread_mutex_lock(&c->mu);
 	touch(c, what == TOPO_CHANGE_ALL ? "" : path, version);
 	struct cnode *n = walk(c->root, path, false);

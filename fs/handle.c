@@ -16,6 +16,8 @@ void handle_list_init(struct handle_list *l)
 
 void handle_list_destroy(struct handle_list *l)
 {
+	while (l->head) /* files still open at unmount: edits are dropped */
+		handle_free(l, l->head);
 	for (size_t i = 0; i < SEEN_MAX; i++)
 		free(l->seen[i].path);
 	pthread_mutex_destroy(&l->lock);
@@ -278,13 +280,14 @@ static int commit_locked(struct topofs *t, struct handle *h)
 	}
 	if (rc) {
 		topo_err("%s: not written: %s", h->path, strerror(-rc));
+		if (rc != -EFBIG) /* it may have landed: read it again */
+			cache_invalidate(t->cache, h->path);
 		free(wire);
 		return rc;
 	}
 	meta.size = len;
 	cache_note_put(t->cache, h->path, data, len, &meta);
 	free(wire);
-	handle_seen(&t->handles, h->path, meta.version);
 	return rebase(h, &meta);
 }
 
@@ -300,8 +303,13 @@ bool handle_flush_commits(struct handle *h)
 int handle_commit(struct topofs *t, struct handle *h)
 {
 	pthread_mutex_lock(&h->lock);
+	int64_t before = h->base;
 	int rc = commit_locked(t, h);
+	int64_t after = h->base;
 	pthread_mutex_unlock(&h->lock);
+	/* after unlocking: the list lock is taken before a handle's lock */
+	if (!rc && after != before)
+		handle_seen(&t->handles, h->path, after);
 	return rc;
 }
 

@@ -169,8 +169,9 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 		stat_dir(t, st, tp->p, &cs);
 		return 0;
 	}
+	/* what a reader gets: the stored value, not another process's
+	 * uncommitted buffer (that one has its own size via fstat) */
 	size_t size = shown_size(t, tp->p, tp->is_data, &cs.meta);
-	handle_pending(&t->handles, tp->p, false, &size);
 	stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
 	return 0;
 }
@@ -198,10 +199,7 @@ static int op_getattr(const char *path, struct stat *st,
 {
 	struct topofs *t = fs();
 	struct tpath tp;
-	int rc = resolve(t, path, &tp);
-	if (rc)
-		return rc;
-	if (fi && fi->fh) {
+	if (fi && fi->fh) { /* path may be NULL here: use the open file */
 		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 		pthread_mutex_lock(&h->lock);
 		stat_file(t, st, h->path, h->is_data, &h->meta, h->len);
@@ -210,6 +208,9 @@ static int op_getattr(const char *path, struct stat *st,
 			st->st_mode = S_IFREG | 0644;
 		return 0;
 	}
+	int rc = resolve(t, path, &tp);
+	if (rc)
+		return rc;
 	return tp.scratch ? stat_scratch(t, &tp, st) : stat_store(t, &tp, st);
 }
 
@@ -422,7 +423,15 @@ static int op_rmdir(const char *path)
 	return cache_rmdir(t->cache, tp.p);
 }
 
-/* ---- open files ---- */
+/* ---- open files ----
+ *
+ * ops_open_snapshot: every open file is its own snapshot (the value at open,
+ * then its own edits), committed at close with compare-and-set. The
+ * kernel's page cache is one per inode and would mix them: a reader would
+ * see another process's uncommitted edits, or the empty file a writer's
+ * O_TRUNC left in the kernel, and a read-modify-write could start from a
+ * stale page and lose an update. So files are opened with direct I/O: every
+ * read is served from the handle's own buffer. */
 
 static size_t max_value(struct topofs *t, const struct handle *h)
 {
@@ -454,6 +463,7 @@ static int open_scratch(struct topofs *t, const struct tpath *tp,
 	h->scratch = true;
 	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	h->append = fi->flags & O_APPEND;
+	fi->direct_io = 1; /* see ops_open_snapshot */
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -500,6 +510,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		h->dirty = true;
 	}
 	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
+	fi->direct_io = 1; /* see ops_open_snapshot */
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -550,6 +561,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	h->append = fi->flags & O_APPEND;
 	h->view = view_type(t, tp.p, tp.is_data);
 	h->dirty = true; /* a new file is written even when left empty */
+	fi->direct_io = 1; /* see ops_open_snapshot */
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -789,11 +801,18 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 		rc = -ENOMEM;
 	else if (2 * n > t->be->max_ops)
 		rc = -EXDEV; /* too big for one transaction: mv copies */
-	else if (n && !(rc = move_ops(&sub, from->p, to->p, ops, paths)))
-		rc = multi_error(t, from->p, t->be->multi(t->st, ops, 2 * n));
+	else
+		rc = n ? move_ops(&sub, from->p, to->p, ops, paths) : 0;
 	if (!rc) {
+		/* Move the directories made here first: the store's notices of
+		 * the deletes may reach the cache before this thread does. */
 		cache_move_local(t->cache, from->p, to->p);
+		if (n)
+			rc = multi_error(t, from->p,
+					 t->be->multi(t->st, ops, 2 * n));
 		cache_invalidate(t->cache, to->p);
+		if (rc)
+			cache_invalidate(t->cache, from->p);
 	}
 	for (size_t i = 0; paths && i < n; i++)
 		free(paths[i]);

@@ -31,6 +31,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+
+# read by CMakeLists.txt. etcd is left out for now: a write in flight when a
+# member dies fails with EIO (topofs never retries a write that may have
+# reached a server), and requests during an etcd leader election are not
+# retried yet ("leader changed", code 14) -- known, open in issue 6.
+BACKENDS = ("zk",)
 import cluster as c  # noqa: E402
 
 PRE_KILL = 1.5      # seconds of writes before the kill
