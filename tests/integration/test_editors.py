@@ -349,7 +349,9 @@ class EditorTest(h.TopofsTestCase):
         t.wait_for(r"with:")
         t.type("HELLO WORLD")
         t.keys("Enter")
-        scr = t.wait_for(r"really edit the buffer|HELLO WORLD")
+        # the echo area, not the minibuffer input (which also holds
+        # "HELLO WORLD" while it is typed)
+        scr = t.wait_for(r"really edit the buffer|Replaced \d+ occurrence")
         if "really edit the buffer" in scr:
             t.type("n")
             t.wait_for(r"changed on disk|supersession|File reverted")
