@@ -530,12 +530,23 @@ static void drop_kids(struct cnode *n)
 	n->nkids = 0;
 }
 
-/* Take a get() answer for a stale node, unless a newer notice came. */
+/* Whether meta m describes an older state of node n than the cached one:
+ * modify_id (etcd mod_revision, ZooKeeper mzxid) only grows. */
+static bool older_than_cached(const struct cnode *n, const struct topo_meta *m)
+{
+	return n->has_data && m->modify_id > 0 &&
+	       n->meta.modify_id > m->modify_id;
+}
+
+/* Take a get() answer for a stale node, unless a newer notice or one of our
+ * own writes came meanwhile (both bump stale_seq), or it is older than
+ * what the cache holds. */
 static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		      struct topo_entry *e)
 {
 	struct cnode *n = walk(c->root, ref->path, false);
-	if (!n || n->stale_seq != ref->seq || (rc && rc != -ENOENT))
+	if (!n || n->stale_seq != ref->seq || (rc && rc != -ENOENT) ||
+	    (!rc && older_than_cached(n, &e->meta)))
 		return;
 	n->stale = false;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
@@ -779,7 +790,11 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 	pthread_mutex_lock(&c->mu);
 	touch(c, path, meta->version);
 	struct cnode *n = walk(c->root, path, true);
-	if (n && (copy || !len)) {
+	if (n)
+		n->stale_seq++; /* a get() in flight may predate this write */
+	if (n && older_than_cached(n, meta)) {
+		; /* a listing or notice already showed a later write */
+	} else if (n && (copy || !len)) {
 		node_set_value(n, copy, meta);
 		n->meta.size = len;
 		copy = NULL;
@@ -800,6 +815,7 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 	struct cnode *n = walk(c->root, path, false);
 	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
 	if (n) {
+		n->stale_seq++; /* a get() in flight may predate this delete */
 		node_clear_value(n);
 		if (parent && node_is_empty(n)) {
 			kid_remove(parent, n);

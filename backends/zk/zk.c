@@ -2184,9 +2184,9 @@ static size_t zk_xattrs(const struct topo_meta *m, struct topo_xattr *out)
 	    {"user.zk.mtime", m->mtime_ns / 1000000},
 	    {"user.zk.version", m->change_count},
 	    {"user.zk.cversion", m->child_count},
-	    {"user.zk.ephemeralOwner", m->lease},
-	    {"user.zk.dataLength", (int64_t)m->size},
-	    {"user.zk.numChildren", m->num_children},
+	    {"user.zk.ephemeral_owner", m->lease},
+	    {"user.zk.data_length", (int64_t)m->size},
+	    {"user.zk.num_children", m->num_children},
 	};
 	size_t n = sizeof(x) / sizeof(x[0]);
 	memcpy(out, x, sizeof(x)); /* n <= TOPO_XATTR_MAX */

@@ -75,14 +75,21 @@ class OptionsTest(h.TopofsTestCase):
             zst = self.store.stat(self.key("a"))
             for attr, val in (("czxid", zst.czxid), ("mzxid", zst.mzxid),
                               ("version", zst.version), ("mtime", zst.mtime),
-                              ("dataLength", zst.dataLength),
-                              ("numChildren", zst.numChildren)):
+                              ("ctime", zst.ctime), ("cversion", zst.cversion),
+                              ("data_length", zst.dataLength),
+                              ("num_children", zst.numChildren)):
                 self.assertIn("user.zk." + attr, names)
                 self.assertEqual(os.getxattr(self.p("a"), "user.zk." + attr).strip(),
                                  str(val).encode(), attr)
             owner = self.store.stat(self.key(rel)).ephemeralOwner
-            self.assertEqual(os.getxattr(self.p(rel), "user.zk.ephemeralOwner").strip(),
+            self.assertEqual(os.getxattr(self.p(rel), "user.zk.ephemeral_owner").strip(),
                              str(owner).encode())
+            # exactly SPEC 3's set, nothing else under user.zk.
+            self.assertEqual(sorted(n for n in names if n.startswith("user.zk.")),
+                             sorted("user.zk." + a for a in (
+                                 "czxid", "mzxid", "ctime", "mtime", "version",
+                                 "cversion", "ephemeral_owner", "data_length",
+                                 "num_children")))
         else:
             for attr, val in (("create_revision", m.create_id),
                               ("mod_revision", m.mod_id), ("version", m.version)):

@@ -275,7 +275,7 @@ class ZkTest(h.TopofsTestCase):
             self.assertEqual(st.st_size, 0, rel)
             self.assertEqual(read_file(self.p(rel)), b"", rel)
             self.assertErrno(errno.ENOTDIR, os.listdir, self.p(rel))
-            self.assertEqual(os.getxattr(self.p(rel), "user.zk.dataLength").strip(), b"0")
+            self.assertEqual(os.getxattr(self.p(rel), "user.zk.data_length").strip(), b"0")
         self.assertEqual(sorted(os.listdir(self.p("d"))), ["empty", "full"])
         # it stays a file when written, and the write is one set
         m0 = self.store.meta(self.key("d/empty"))
