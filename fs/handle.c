@@ -12,6 +12,7 @@ void handle_list_init(struct handle_list *l)
 {
 	pthread_mutex_init(&l->lock, NULL);
 	l->head = NULL;
+	memset(l->seen, 0, sizeof(l->seen));
 }
 
 void handle_list_destroy(struct handle_list *l)
@@ -60,8 +61,12 @@ bool handle_take_moved(struct handle_list *l, const char *path,
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < SEEN_MAX && l->seen[i].path && !found; i++) {
 		if (strcmp(l->seen[i].path, path) == 0) {
+			/* Only a moved entry gives the version: any other is
+			 * some other open's newest, not what this open's bytes
+			 * come from (a lost update, once). */
 			found = l->seen[i].moved;
-			*version = l->seen[i].version;
+			if (found)
+				*version = l->seen[i].version;
 			l->seen[i].moved = false;
 			break;
 		}
