@@ -21,6 +21,17 @@
  *   until a change notice marks it stale: no time limit. Without one, a
  *   listing is trusted for ttl_ms.
  *
+ *   ZooKeeper's watches are one-shot: once a directory's child watch has
+ *   fired (TOPO_CHANGE_CHILDREN, mostly for our own creates, already
+ *   recorded), no notice comes for it until its children are read again.
+ *   Re-listing the subtree at every such notice made a restore of n files
+ *   cost O(n^2). Instead the directory is marked `kids_unwatched`: its
+ *   listing is trusted for ttl_ms from when it was last confirmed, then
+ *   one names-only read (backend children(), which sets the watch again)
+ *   confirms it, or a difference re-lists it. cache_recheck does that
+ *   check ttl_ms after the notice even when nobody asks, so that other
+ *   clients' changes reach the kernel too.
+ *
  * Shape
  *   Nodes hold their children in an array sorted by name (binary search;
  *   listings arrive sorted, so building is mostly appending). A node is a
@@ -47,12 +58,14 @@ struct cnode {
 	struct topo_meta meta;
 	uint64_t fetched_ms; /* directories: when last listed (0: never) */
 	bool has_data;
-	bool local_dir;	    /* made by mkdir through this mount (etcd: in memory
-			       only) */
-	bool real_dir;	    /* a directory in the store (ZooKeeper) */
-	bool stale;	    /* a notice said it changed: get() it again */
-	unsigned stale_seq; /* counts notices: a get() that raced one is not
-			       taken for the newest */
+	bool local_dir; /* made by mkdir through this mount (etcd: in memory
+			   only) */
+	bool real_dir;	/* a directory in the store (ZooKeeper) */
+	bool stale;	/* a notice said it changed: get() it again */
+	bool kids_unwatched; /* its child watch fired: see Freshness */
+	unsigned kids_seq;   /* counts child notices (see check_kids) */
+	unsigned stale_seq;  /* counts notices: a get() that raced one is not
+				taken for the newest */
 };
 
 struct cache {
@@ -424,8 +437,8 @@ static void apply_listing(struct cache *c, const char *dir,
 
 static bool is_fresh(const struct cache *c, const struct cnode *n)
 {
-	return n->fetched_ms &&
-	       (c->watched || now_ms() - n->fetched_ms < c->ttl_ms);
+	return n->fetched_ms && ((c->watched && !n->kids_unwatched) ||
+				 now_ms() - n->fetched_ms < c->ttl_ms);
 }
 
 /* The directory whose listing decides about `path` (the parent of path, or
@@ -491,6 +504,81 @@ static int refresh(struct cache *c, const char *dir)
 		c->failed_rc = rc;
 	}
 	pthread_mutex_unlock(&c->refresh_mu);
+	return rc;
+}
+
+/* Whether the child watch of directory n fired and a names-only read can
+ * confirm its listing (see Freshness). */
+static bool can_check_kids(const struct cache *c, const struct cnode *n)
+{
+	return n->kids_unwatched && n->fetched_ms && c->be->children;
+}
+
+/* Whether the store's names[0..count) of n's children are the cache's. */
+static bool same_kids(const struct cnode *n, const char *names, size_t count)
+{
+	size_t shown = 0;
+	for (size_t i = 0; i < count; i++, names += strlen(names) + 1) {
+		size_t len = strlen(names);
+		bool found;
+		if (!path_segment_ok(names, len))
+			continue; /* never shown */
+		kid_index(n, names, len, &found);
+		if (!found)
+			return false;
+		shown++;
+	}
+	return shown == n->nkids;
+}
+
+/* Confirm the children of `dir` with one names-only read, which also sets
+ * its child watch again: 0 when they are the cache's (its listing is fresh
+ * again) or when nothing is known, 1 when they differ (it is marked for
+ * re-listing), or the store's error. Unless `force`, only while its
+ * listing is not trusted any more. */
+static int check_kids(struct cache *c, const char *dir, bool force)
+{
+	pthread_mutex_lock(&c->refresh_mu); /* one store listing at a time */
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, dir, false);
+	bool check = n && can_check_kids(c, n) && (force || !is_fresh(c, n));
+	unsigned seq = n ? n->kids_seq : 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!check) {
+		pthread_mutex_unlock(&c->refresh_mu);
+		return 0; /* another thread did it meanwhile */
+	}
+	char *names = NULL;
+	size_t count = 0;
+	uint64_t asked = now_ms();
+	int rc = c->be->children(c->st, dir, &names, &count);
+	pthread_mutex_unlock(&c->refresh_mu);
+	pthread_mutex_lock(&c->mu);
+	n = walk(c->root, dir, false);
+	if (n && n->kids_seq == seq && (rc == 0 || rc == -ENOENT)) {
+		if (rc == 0 && same_kids(n, names, count)) {
+			n->kids_unwatched = false;
+			n->fetched_ms = asked;
+		} else {
+			n->fetched_ms = 0;
+			rc = 1;
+		}
+	} else if (rc == -ENOENT) {
+		rc = 0; /* gone, and a notice says so */
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(names);
+	return rc;
+}
+
+int cache_recheck(struct cache *c, const char *path)
+{
+	int rc = check_kids(c, path, true);
+	if (rc > 0) {
+		int lrc = refresh(c, path);
+		if (lrc)
+			rc = lrc;
+	}
 	return rc;
 }
 
@@ -617,8 +705,11 @@ static int lock_fresh(struct cache *c, const char *path, bool self)
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
 		if (!is_fresh(c, d)) {
+			bool check = can_check_kids(c, d);
 			pthread_mutex_unlock(&c->mu);
-			int rc = refresh(c, dir);
+			int rc = check ? check_kids(c, dir, false) : 0;
+			if (rc >= 0)
+				rc = refresh(c, dir); /* none if now fresh */
 			if (rc)
 				return rc;
 			pthread_mutex_lock(&c->mu);
@@ -1012,6 +1103,10 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 			changed = false; /* gone already, or newer */
 	} else if (what == TOPO_CHANGE_NODE && mark_node_stale(c, path)) {
 		; /* one get() at the next access */
+	} else if (what == TOPO_CHANGE_CHILDREN && n && node_is_dir(c, n) &&
+		   n->fetched_ms) {
+		n->kids_unwatched = true; /* see Freshness */
+		n->kids_seq++;
 	} else {
 		struct cnode *d = deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));

@@ -90,6 +90,12 @@ void cache_watch_started(struct cache *c);
 bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   int64_t version);
 
+/* After a TOPO_CHANGE_CHILDREN notice for directory `path`: confirm its
+ * children with the store (setting its child watch again) and re-list it
+ * if they differ. 1 when it was re-listed, 0 when nothing changed or there
+ * was nothing to check, or the store's error. */
+int cache_recheck(struct cache *c, const char *path);
+
 /* Call fn(arg, path) for every node the cache holds (with the cache
  * locked: fn must not call back into the cache). */
 void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),

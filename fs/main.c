@@ -55,12 +55,20 @@ static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 	return rc;
 }
 
+/* notifier_fn: drop the kernel's caches of one FUSE path (-ENOENT: the
+ * kernel holds nothing for it: fine). */
+static void invalidate_path(void *fuse, const char *path)
+{
+	fuse_invalidate_path(fuse, path);
+}
+
 /* Start the store's change notices, if it has them. */
 static void start_watch(struct topofs *t)
 {
 	if (!t->be->watch)
 		return;
-	t->notifier = notifier_start(t->fuse);
+	t->notifier = notifier_start(invalidate_path, t->fuse, 0);
+	t->rechecker = notifier_start(topofs_recheck, t, t->opts->cache_ttl_ms);
 	int rc = t->be->watch(t->st, topofs_on_change, t);
 	if (rc) {
 		topo_warn("no change notices from the store (%s): other "
@@ -113,8 +121,11 @@ static int serve(struct topofs *t, struct fuse_args *args,
 	rc = run_loop(f, o);
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_close:
+	notifier_stop(t->rechecker, false); /* its work reads the store */
 	t->be->close(t->st); /* stops the watch: no notice after this */
-	notifier_stop(t->notifier);
+	notifier_stop(t->notifier, true);
+	notifier_free(t->rechecker);
+	notifier_free(t->notifier);
 	cache_free(t->cache);
 out_unmount:
 	fuse_unmount(f);

@@ -1,27 +1,53 @@
-/* notify.c - see notify.h. A mutex-guarded FIFO and one thread. */
+/* notify.c - see notify.h. A mutex-guarded FIFO and one thread. Every item
+ * waits the same delay, so the FIFO is also in order of due time. */
 #include <errno.h>
-#include <fuse.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "notify.h"
 
 struct note {
 	struct note *next;
-	char path[]; /* FUSE path */
+	uint64_t due_ms;
+	char path[];
 };
 
 struct notifier {
-	struct fuse *fuse;
+	notifier_fn fn;
+	void *arg;
+	unsigned delay_ms;
 	pthread_t thread;
 
 	pthread_mutex_t lock; /* guards the fields below */
-	pthread_cond_t wake;
+	pthread_cond_t wake;  /* on CLOCK_MONOTONIC */
 	struct note *head, *tail;
 	bool stopping;
+	bool drain; /* at stop: do what is queued (else drop it) */
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for the head to be due (or for stop). Called with lock held. */
+static void wait_due(struct notifier *n)
+{
+	while (n->head && !n->stopping) {
+		uint64_t due = n->head->due_ms;
+		if (now_ms() >= due)
+			return;
+		struct timespec ts = {.tv_sec = (time_t)(due / 1000),
+				      .tv_nsec = (long)(due % 1000) * 1000000};
+		pthread_cond_timedwait(&n->wake, &n->lock, &ts);
+	}
+}
 
 static void *notifier_main(void *arg)
 {
@@ -30,15 +56,15 @@ static void *notifier_main(void *arg)
 	for (;;) {
 		while (!n->head && !n->stopping)
 			pthread_cond_wait(&n->wake, &n->lock);
+		wait_due(n);
 		struct note *note = n->head;
-		if (!note)
-			break; /* stopping, queue drained */
+		if (!note || (n->stopping && !n->drain))
+			break; /* stopping: drained, or what is left dropped */
 		n->head = note->next;
 		if (!n->head)
 			n->tail = NULL;
 		pthread_mutex_unlock(&n->lock);
-		/* -ENOENT: the kernel holds nothing for that path: fine */
-		fuse_invalidate_path(n->fuse, note->path);
+		n->fn(n->arg, note->path);
 		free(note);
 		pthread_mutex_lock(&n->lock);
 	}
@@ -46,14 +72,20 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-struct notifier *notifier_start(struct fuse *f)
+struct notifier *notifier_start(notifier_fn fn, void *arg, unsigned delay_ms)
 {
 	struct notifier *n = calloc(1, sizeof(*n));
 	if (!n)
 		return NULL;
-	n->fuse = f;
+	n->fn = fn;
+	n->arg = arg;
+	n->delay_ms = delay_ms;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&n->lock, NULL);
-	pthread_cond_init(&n->wake, NULL);
 	if (pthread_create(&n->thread, NULL, notifier_main, n) != 0) {
 		pthread_cond_destroy(&n->wake);
 		pthread_mutex_destroy(&n->lock);
@@ -72,8 +104,14 @@ void notifier_push(struct notifier *n, const char *path)
 	if (!note)
 		return;
 	note->next = NULL;
+	note->due_ms = now_ms() + n->delay_ms;
 	memcpy(note->path, path, len);
 	pthread_mutex_lock(&n->lock);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->lock);
+		free(note);
+		return;
+	}
 	if (n->tail)
 		n->tail->next = note;
 	else
@@ -83,15 +121,30 @@ void notifier_push(struct notifier *n, const char *path)
 	pthread_mutex_unlock(&n->lock);
 }
 
-void notifier_stop(struct notifier *n)
+void notifier_stop(struct notifier *n, bool drain)
 {
 	if (!n)
 		return;
 	pthread_mutex_lock(&n->lock);
+	bool join = !n->stopping;
 	n->stopping = true;
+	n->drain = drain;
 	pthread_cond_signal(&n->wake);
 	pthread_mutex_unlock(&n->lock);
-	pthread_join(n->thread, NULL);
+	if (join)
+		pthread_join(n->thread, NULL);
+}
+
+void notifier_free(struct notifier *n)
+{
+	if (!n)
+		return;
+	notifier_stop(n, false);
+	while (n->head) {
+		struct note *note = n->head;
+		n->head = note->next;
+		free(note);
+	}
 	pthread_cond_destroy(&n->wake);
 	pthread_mutex_destroy(&n->lock);
 	free(n);

@@ -1,24 +1,35 @@
 /*
- * notify.h - telling the kernel what changed in the store.
+ * notify.h - work queued by change notices, done on a thread of ours.
  *
- * Change notices arrive on a backend's thread. Invalidating the kernel's
- * cache writes to /dev/fuse and may wait on the kernel; so notices only
- * queue FUSE paths here, and one thread of ours hands them to
- * fuse_invalidate_path(). No backend thread ever waits for the kernel.
+ * Change notices arrive on a backend's thread, which must never wait for
+ * the kernel or the store. So notices only queue paths here, and one
+ * thread per queue hands each to the queue's function once it is due:
+ * fuse_invalidate_path() for the kernel's caches (due at once), or a
+ * re-check of a directory in the store (due after a delay).
  */
 #ifndef TOPOFS_NOTIFY_H
 #define TOPOFS_NOTIFY_H
 
-struct fuse;
+#include <stdbool.h>
+
+/* The work for one path; runs on the queue's thread. */
+typedef void (*notifier_fn)(void *arg, const char *path);
+
 struct notifier;
 
-/* Start the thread. NULL on failure (then nothing is invalidated). */
-struct notifier *notifier_start(struct fuse *f);
+/* Start a queue whose items are due delay_ms after they are pushed.
+ * NULL on failure (then nothing queued is ever done). */
+struct notifier *notifier_start(notifier_fn fn, void *arg, unsigned delay_ms);
 
-/* Queue the invalidation of FUSE path `path` ("/a/b"); drops it on ENOMEM. */
+/* Queue `path`; drops it on ENOMEM. NULL n is ok. */
 void notifier_push(struct notifier *n, const char *path);
 
-/* Finish what is queued, stop the thread and free everything. NULL is ok. */
-void notifier_stop(struct notifier *n);
+/* Stop the thread, first doing what is queued (without waiting for the
+ * delays) if `drain`, else dropping it; pushes from now on are dropped.
+ * NULL is ok. */
+void notifier_stop(struct notifier *n, bool drain);
+
+/* Free a stopped queue. NULL is ok. */
+void notifier_free(struct notifier *n);
 
 #endif

@@ -510,7 +510,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		h->dirty = true;
 	}
 	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
-	fi->direct_io = 1; /* see ops_open_snapshot */
+	fi->direct_io = 1;	 /* see ops_open_snapshot */
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -560,7 +560,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	h->writable = true;
 	h->append = fi->flags & O_APPEND;
 	h->view = view_type(t, tp.p, tp.is_data);
-	h->dirty = true; /* a new file is written even when left empty */
+	h->dirty = true;   /* a new file is written even when left empty */
 	fi->direct_io = 1; /* see ops_open_snapshot */
 	fi->fh = (uintptr_t)h;
 	return 0;
@@ -1103,6 +1103,8 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 {
 	struct topofs *t = arg;
 	cache_changed(t->cache, what, path, version);
+	if (what == TOPO_CHANGE_CHILDREN)
+		notifier_push(t->rechecker, path);
 	if (what == TOPO_CHANGE_ALL) {
 		cache_for_each_path(t->cache, invalidate_one, t);
 		return;
@@ -1114,6 +1116,13 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 			 (int)path_parent_len(path), path);
 		invalidate_node(t, parent); /* its nlink and mtime */
 	}
+}
+
+void topofs_recheck(void *arg, const char *path)
+{
+	struct topofs *t = arg;
+	if (cache_recheck(t->cache, path) > 0)
+		invalidate_node(t, path);
 }
 
 const struct fuse_operations topofs_ops = {

@@ -27,9 +27,11 @@ struct topofs {
 	uid_t uid;
 	gid_t gid;
 	struct fuse *fuse;
-	struct notifier *notifier; /* kernel invalidations, NULL if none */
-	bool watched;		   /* the store's watch keeps the cache fresh */
-	bool json_view;		   /* -o view=json */
+	struct notifier *notifier;  /* kernel invalidations, NULL if none */
+	struct notifier *rechecker; /* directories whose child watch fired,
+				       re-checked after cache_ttl */
+	bool watched;	/* the store's watch keeps the cache fresh */
+	bool json_view; /* -o view=json */
 };
 
 /* The FUSE operations (ops.c). */
@@ -39,5 +41,9 @@ extern const struct fuse_operations topofs_ops;
  * mark the cache stale and queue the kernel's invalidations. */
 void topofs_on_change(void *arg, enum topo_change what, const char *path,
 		      int64_t version);
+
+/* A notifier_fn (arg is the struct topofs): re-check the children of
+ * store path `path` (cache_recheck) and tell the kernel if they changed. */
+void topofs_recheck(void *arg, const char *path);
 
 #endif

@@ -1460,6 +1460,31 @@ static int zk_get(struct topo_store *s, const char *path,
 	return 0;
 }
 
+/* children: see backend.h. */
+static int zk_children(struct topo_store *s, const char *path, char **names,
+		       size_t *count)
+{
+	*names = NULL;
+	*count = 0;
+	char *abs = zk_abs_path(s->root, path);
+	struct zreq *r = abs ? req_new(ZR_CHILDREN, abs) : NULL;
+	free(abs);
+	if (!r)
+		return -ENOMEM;
+	r->watch = watching(s);
+	int rc = zk_call(s, r, deadline_of(s), "list children of");
+	if (rc)
+		return rc; /* r consumed */
+	rc = zk_errno(r->rc, "list children of", r->path);
+	if (rc == 0) {
+		*names = r->names;
+		*count = (size_t)r->nnames;
+		r->names = NULL;
+	}
+	req_free(r);
+	return rc;
+}
+
 /* ---- writes -------------------------------------------------------------- */
 
 /* One write's inputs. */
@@ -1679,6 +1704,30 @@ static int wr_finish_retry(const struct wr *w, struct zreq *r, const char *what)
 
 static int do_create(const struct wr *w, bool settle);
 
+/* After our own create of abs, leave the watches a listing would have left
+ * on it (data and children: see Watches), so that other clients' changes
+ * to it are told although no listing reads it. Fire and forget: the
+ * answers free themselves with their batch. */
+static void watch_created(struct topo_store *s, const char *abs)
+{
+	struct zsess *ss;
+	if (!watching(s) || sess_get(s, deadline_of(s), &ss))
+		return;
+	struct zbatch *b = batch_new();
+	const enum zreq_kind kinds[] = {ZR_EXISTS, ZR_CHILDREN};
+	for (size_t i = 0; b && i < 2; i++) {
+		struct zreq *r = req_new(kinds[i], abs);
+		if (!r)
+			break;
+		r->watch = true;
+		if (req_submit(ss, b, r) != ZOK)
+			break; /* r consumed */
+	}
+	if (b)
+		batch_unref(b);
+	sess_put(s, ss);
+}
+
 /* A create was cut off by a connection loss: did it land? It did if the
  * node holds our value; it did not if the node is absent: send it again. */
 static int create_settle(const struct wr *w)
@@ -1731,8 +1780,11 @@ static int do_create(const struct wr *w, bool settle)
 		req_free(r);
 		return create_settle(w);
 	}
-	return settle ? wr_finish(w, r, "create")
-		      : wr_finish_retry(w, r, "create");
+	rc = settle ? wr_finish(w, r, "create")
+		    : wr_finish_retry(w, r, "create");
+	if (rc == 0)
+		watch_created(w->s, w->abs);
+	return rc;
 }
 
 /* A set was cut off by a connection loss: it landed if the node holds our
@@ -2195,6 +2247,7 @@ static size_t zk_xattrs(const struct topo_meta *m, struct topo_xattr *out)
 
 const struct topo_backend topo_backend_zk = {
     .name = "zk2",
+    .children = zk_children,
     .caps = TOPO_CAP_REAL_DIRS,
     .max_value = ZK_MAX_VALUE,
     .max_ops = ZK_MAX_OPS,

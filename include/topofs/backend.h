@@ -211,6 +211,15 @@ struct topo_backend {
 	 * -o cache_ttl only. Returns 0 or a negative errno. */
 	int (*watch)(struct topo_store *s, topo_change_fn fn, void *arg);
 
+	/* The names of the direct children of `path`, in any order: *count
+	 * NUL-terminated names back to back in one malloc'd buffer *names
+	 * (NULL when there are none; the caller frees it). Once watch() is
+	 * called, it also sets the child watch of `path` again. For stores
+	 * whose notices include TOPO_CHANGE_CHILDREN (ZooKeeper), else NULL.
+	 * 0, -ENOENT or the store's errno. */
+	int (*children)(struct topo_store *s, const char *path, char **names,
+			size_t *count);
+
 	/* The store's own metadata of a node as extended attributes
 	 * ("user.etcd.*", "user.zk.*"): fills out[0..TOPO_XATTR_MAX) and
 	 * returns the count. Pure: no store request. */

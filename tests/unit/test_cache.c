@@ -68,8 +68,8 @@ static int fake_list(struct topo_store *s, const char *path,
 		struct topo_meta m = {.version = fk.version[i],
 				      .size = strlen(fk.value[i]),
 				      .has_data = true};
-		unsigned char *v = m.size ? (unsigned char *)strdup(fk.value[i])
-					  : NULL;
+		unsigned char *v =
+		    m.size ? (unsigned char *)strdup(fk.value[i]) : NULL;
 		topo_listing_add(out, fk.path[i], strlen(fk.path[i]), &m, v);
 	}
 	topo_listing_sort(out);
@@ -77,8 +77,47 @@ static int fake_list(struct topo_store *s, const char *path,
 }
 
 static const struct topo_backend fake_backend = {
-	.name = "fake",
-	.list = fake_list,
+    .name = "fake",
+    .list = fake_list,
+};
+
+static int children_calls;
+
+/* The direct children of path, as a names-only read (ZooKeeper's). */
+static int fake_children(struct topo_store *s, const char *path, char **names,
+			 size_t *count)
+{
+	(void)s;
+	children_calls++;
+	size_t total = 0, plen = strlen(path);
+	char *buf = malloc(4096), *p = buf;
+	*count = 0;
+	for (size_t i = 0; buf && i < fk.n; i++) {
+		const char *k = fk.path[i];
+		if (!path_within(k, path) || !strcmp(k, path))
+			continue;
+		const char *rest = k + (plen ? plen + 1 : 0);
+		size_t len = strcspn(rest, "/");
+		bool dup = false; /* d/x/1 and d/x/2 name x once */
+		for (const char *q = buf; q < p && !dup; q += strlen(q) + 1)
+			dup = strlen(q) == len && !strncmp(q, rest, len);
+		if (dup || total + len + 1 > 4096)
+			continue;
+		memcpy(p, rest, len);
+		p[len] = '\0';
+		p += len + 1;
+		total += len + 1;
+		(*count)++;
+	}
+	*names = buf;
+	return buf ? 0 : -ENOMEM;
+}
+
+/* A store whose notices say TOPO_CHANGE_CHILDREN (ZooKeeper-like). */
+static const struct topo_backend fake_zk_backend = {
+    .name = "fakezk",
+    .list = fake_list,
+    .children = fake_children,
 };
 
 struct names {
@@ -234,12 +273,64 @@ static void test_subtree(void)
 	cache_free(c);
 }
 
+/* A child notice (a one-shot watch fired) costs no re-listing: the listing
+ * is trusted for the ttl, then one names-only read confirms it; a
+ * difference re-lists. */
+static void test_child_notices(void)
+{
+	fake_clear();
+	children_calls = 0;
+	fake_put("d/x", "1");
+	fake_put("d/big/1", "1");
+	struct cache *c = cache_new(&fake_zk_backend, NULL, 50);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "big/ x ");
+	CHECK_INT(fk.lists, 1);
+	/* our own create, then its notice */
+	fake_put("d/mine", "m");
+	struct topo_meta m = {.version = fk.rev,
+			      .modify_id = fk.rev,
+			      .size = 1,
+			      .has_data = true};
+	cache_note_put(c, "d/mine", "m", 1, &m);
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine x "); /* within the ttl */
+	CHECK_INT(fk.lists, 1);
+	CHECK_INT(children_calls, 0);
+	usleep(80 * 1000);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine x "); /* confirmed by names */
+	CHECK_INT(fk.lists, 1);
+	CHECK_INT(children_calls, 1);
+	usleep(80 * 1000);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine x "); /* watched again */
+	CHECK_INT(children_calls, 1);
+	/* someone else's create: the names differ, so it is re-listed */
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	fake_put("d/theirs", "t");
+	CHECK_INT(cache_recheck(c, "d"), 1);
+	CHECK_INT(children_calls, 2);
+	CHECK_INT(fk.lists, 2);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine theirs x ");
+	/* a recheck with nothing to check does nothing */
+	CHECK_INT(cache_recheck(c, "d"), 0);
+	CHECK_INT(children_calls, 2);
+	/* a deletion elsewhere, found by the recheck before the ttl */
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	fake_del("d/x");
+	CHECK_INT(cache_recheck(c, "d"), 1);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine theirs ");
+	CHECK_INT(fk.lists, 3);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
 	test_freshness();
 	test_own_writes();
 	test_subtree();
+	test_child_notices();
 	fake_clear();
 	return check_report();
 }
