@@ -335,11 +335,6 @@ class ConcurrencyTest(h.TopofsTestCase):
         return out
 
     def test_rmw_same_file(self):
-        if h.BACKEND == "etcd":
-            self.skipTest("KNOWN BUG, open in issue 6: on etcd, concurrent "
-                          "read-modify-write through one mount lost an update "
-                          "intermittently (two closes both succeeded writing "
-                          "the same value); not yet understood")
         self.load({"counter": b"0"})
         self.mount()
         start = time.time() + 0.5
@@ -394,11 +389,6 @@ class ConcurrencyTest(h.TopofsTestCase):
             self.assertEqual(meta.create_id, before[i].create_id)
 
     def test_stress(self):
-        if h.BACKEND == "etcd":
-            self.skipTest("KNOWN BUG, open in issue 6: on etcd, concurrent "
-                          "read-modify-write through one mount lost an update "
-                          "intermittently (two closes both succeeded writing "
-                          "the same value); not yet understood")
         dirs = ["d0", "d1", "d2", "d3"]
         wfiles = {k: ["%s/w%d_%d" % (dirs[j % 4], k, j) for j in range(6)]
                   for k in range(2)}
