@@ -62,6 +62,8 @@ struct cnode {
 			   only) */
 	bool real_dir;	/* a directory in the store (ZooKeeper) */
 	bool stale;	/* a notice said it changed: get() it again */
+	int64_t derived_for; /* modify_id derived_size was computed for */
+	size_t derived_size; /* e.g. the length of the value's JSON view */
 	bool kids_unwatched; /* its child watch fired: see Freshness */
 	unsigned kids_seq;   /* counts child notices (see check_kids) */
 	unsigned stale_seq;  /* counts notices: a get() that raced one is not
@@ -865,6 +867,32 @@ int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+/* ---- sizes derived from values ---- */
+
+bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
+			size_t *size)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	bool known = n && modify_id > 0 && n->derived_for == modify_id;
+	if (known)
+		*size = n->derived_size;
+	pthread_mutex_unlock(&c->mu);
+	return known;
+}
+
+void cache_set_derived_size(struct cache *c, const char *path,
+			    int64_t modify_id, size_t size)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	if (n && n->has_data && n->meta.modify_id == modify_id) {
+		n->derived_for = modify_id;
+		n->derived_size = size;
+	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- our own writes ---- */

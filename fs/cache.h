@@ -61,6 +61,15 @@ int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
 		  bool *local_dirs);
 
+/* A size derived from a node's value (the length of its JSON view),
+ * remembered with the node for the value with that modify_id: true and
+ * *size if known. The set is ignored unless the node still holds that
+ * value. */
+bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
+			size_t *size);
+void cache_set_derived_size(struct cache *c, const char *path,
+			    int64_t modify_id, size_t size);
+
 /* Record our own successful store write of `path`. */
 void cache_note_put(struct cache *c, const char *path, const void *value,
 		    size_t len, const struct topo_meta *meta);

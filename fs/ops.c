@@ -137,10 +137,14 @@ static size_t shown_size(struct topofs *t, const char *path, bool is_data,
 	struct topo_meta m;
 	const struct proto_message *type;
 	size_t n = meta->size;
+	if (cache_derived_size(t->cache, path, meta->modify_id, &n))
+		return n; /* decoding on every stat made `ls -l` slow */
 	if (cache_value(t->cache, path, &raw, &m) == 0) {
 		if (view_out(t, path, is_data, raw, m.size, &shown, &n,
 			     &type) != 0)
 			n = m.size;
+		else
+			cache_set_derived_size(t->cache, path, m.modify_id, n);
 		free(raw);
 		free(shown);
 	}

@@ -324,6 +324,28 @@ static void test_child_notices(void)
 	cache_free(c);
 }
 
+/* A derived size is kept for exactly the value it was computed from. */
+static void test_derived_size(void)
+{
+	fake_clear();
+	struct cache *c = cache_new(&fake_backend, NULL, 60000);
+	struct topo_meta m = {
+	    .version = 7, .modify_id = 7, .size = 2, .has_data = true};
+	cache_note_put(c, "Keyspace", "ab", 2, &m);
+	size_t n = 0;
+	CHECK(!cache_derived_size(c, "Keyspace", 7, &n));
+	cache_set_derived_size(c, "Keyspace", 6, 40); /* not its value */
+	CHECK(!cache_derived_size(c, "Keyspace", 6, &n));
+	cache_set_derived_size(c, "Keyspace", 7, 41);
+	CHECK(cache_derived_size(c, "Keyspace", 7, &n));
+	CHECK_INT(n, 41);
+	m.version = m.modify_id = 9;
+	cache_note_put(c, "Keyspace", "abc", 3, &m);
+	CHECK(!cache_derived_size(c, "Keyspace", 9, &n));
+	CHECK(!cache_derived_size(c, "nope", 7, &n));
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -331,6 +353,7 @@ int main(void)
 	test_own_writes();
 	test_subtree();
 	test_child_notices();
+	test_derived_size();
 	fake_clear();
 	return check_report();
 }
