@@ -64,6 +64,8 @@ struct cnode {
 	bool stale;	/* a notice said it changed: get() it again */
 	int64_t derived_for; /* modify_id derived_size was computed for */
 	size_t derived_size; /* e.g. the length of the value's JSON view */
+	bool pending;	     /* created by -o writeback, maybe not in the
+				store yet: kept across listings */
 	bool kids_unwatched; /* its child watch fired: see Freshness */
 	unsigned kids_seq;   /* counts child notices (see check_kids) */
 	unsigned stale_seq;  /* counts notices: a get() that raced one is not
@@ -84,6 +86,7 @@ struct cache {
 	bool watched;	     /* change notices keep listings fresh */
 	const char *listing; /* the directory being listed, or NULL */
 	int64_t conflict;    /* newest change to it meanwhile (0: none) */
+	bool pending_ever;   /* some node was ever pending (-o writeback) */
 	char **logged;	     /* invalid keys already logged, to log each once */
 	size_t nlogged;
 };
@@ -383,6 +386,29 @@ static void carry_local_dirs(const struct cache *c, struct cnode *old,
 	}
 }
 
+/* Copy into `new` the nodes of `old` that -o writeback created and the
+ * store may not have yet (a listing that lacks them must not hide them). */
+static void carry_pending(struct cnode *old, struct cnode *new)
+{
+	for (size_t i = 0; i < old->nkids; i++) {
+		struct cnode *o = old->kids[i];
+		size_t len = strlen(o->name);
+		struct cnode *n = kid_find(new, o->name, len);
+		if (!n && o->pending && (n = kid_get(new, o->name, len))) {
+			n->value = o->value; /* move: old is freed after */
+			o->value = NULL;
+			n->meta = o->meta;
+			n->has_data = o->has_data;
+			n->local_dir = o->local_dir;
+			n->real_dir = o->real_dir;
+			n->fetched_ms = o->fetched_ms;
+			n->pending = true;
+		}
+		if (n && o->nkids)
+			carry_pending(o, n);
+	}
+}
+
 /* Remove now-empty implicit ancestors of `path` (etcd has no empty dirs). */
 static void prune_empty(struct cache *c, const char *path)
 {
@@ -418,6 +444,8 @@ static void apply_listing(struct cache *c, const char *dir,
 	struct cnode *old = *dir ? walk(c->root, dir, false) : c->root;
 	if (old)
 		carry_local_dirs(c, old, fresh);
+	if (old && c->pending_ever)
+		carry_pending(old, fresh);
 	mark_fetched(c, fresh, now_ms());
 	if (!*dir) {
 		c->root = fresh;
@@ -525,12 +553,15 @@ static bool same_kids(const struct cnode *n, const char *names, size_t count)
 		bool found;
 		if (!path_segment_ok(names, len))
 			continue; /* never shown */
-		kid_index(n, names, len, &found);
+		size_t at = kid_index(n, names, len, &found);
 		if (!found)
 			return false;
-		shown++;
+		shown += !n->kids[at]->pending;
 	}
-	return shown == n->nkids;
+	size_t stored = 0; /* pending kids may or may not be there yet */
+	for (size_t i = 0; i < n->nkids; i++)
+		stored += !n->kids[i]->pending;
+	return shown == stored;
 }
 
 /* Confirm the children of `dir` with one names-only read, which also sets
@@ -630,14 +661,15 @@ static bool older_than_cached(const struct cnode *n, const struct topo_meta *m)
 
 /* Take a get() answer for a stale node, unless a newer notice or one of our
  * own writes came meanwhile (both bump stale_seq), or it is older than
- * what the cache holds. */
-static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
+ * what the cache holds. False when the node is left stale (ask again). */
+static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		      struct topo_entry *e)
 {
 	struct cnode *n = walk(c->root, ref->path, false);
-	if (!n || n->stale_seq != ref->seq || (rc && rc != -ENOENT) ||
-	    (!rc && older_than_cached(n, &e->meta)))
-		return;
+	if (!n || (rc && rc != -ENOENT))
+		return true; /* nothing to correct, or the caller reports rc */
+	if (n->stale_seq != ref->seq || (!rc && older_than_cached(n, &e->meta)))
+		return !n->stale; /* still stale: ask again */
 	n->stale = false;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (!rc) {
@@ -645,7 +677,7 @@ static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		e->value = NULL;
 		if (real_dirs && !e->meta.real_dir && !n->local_dir)
 			drop_kids(n); /* the store has none left */
-		return;
+		return true;
 	}
 	node_clear_value(n);
 	struct cnode *parent = *ref->path ? walk_parent(c, ref->path) : NULL;
@@ -656,11 +688,14 @@ static void apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 			lost_child(parent);
 		prune_empty(c, ref->path);
 	}
+	return true;
 }
 
 /* Re-read the stale node at `path` (and its children with kids=true) with
  * one get() each. Called and returns with mu held; drops it meanwhile.
- * -EAGAIN: too many, the directory was marked for re-listing instead. */
+ * -EAGAIN: too many (the directory was marked for re-listing instead), or
+ * a notice or write raced an answer and the node is still stale: the
+ * caller asks again rather than answer with what it knows is old. */
 static int resolve_stale(struct cache *c, const char *path, bool kids)
 {
 	struct cnode *n = walk(c->root, path, false);
@@ -670,6 +705,7 @@ static int resolve_stale(struct cache *c, const char *path, bool kids)
 	if (!refs)
 		return -ENOMEM;
 	size_t count = 0;
+	bool raced = false;
 	want_stale(n, path, refs, &count);
 	for (size_t i = 0; kids && i < n->nkids; i++) {
 		char p[4096];
@@ -686,7 +722,8 @@ static int resolve_stale(struct cache *c, const char *path, bool kids)
 			struct topo_entry e = {0};
 			int grc = c->be->get(c->st, refs[i].path, &e);
 			pthread_mutex_lock(&c->mu);
-			apply_get(c, &refs[i], grc, &e);
+			if (!apply_get(c, &refs[i], grc, &e))
+				raced = true;
 			pthread_mutex_unlock(&c->mu);
 			topo_entry_free(&e);
 			if (grc && grc != -ENOENT)
@@ -695,7 +732,7 @@ static int resolve_stale(struct cache *c, const char *path, bool kids)
 		pthread_mutex_lock(&c->mu);
 	}
 	free(refs);
-	return rc;
+	return rc == 0 && raced ? -EAGAIN : rc;
 }
 
 /* Make the cache's answer about `path` current (with self, also the list of
@@ -1043,6 +1080,28 @@ void cache_move_local(struct cache *c, const char *from, const char *to)
 			prune_empty(c, from);
 		}
 	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_mark_stale(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	if (n) {
+		n->stale = true;
+		n->stale_seq++;
+		n->pending = false;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_set_pending(struct cache *c, const char *path, bool pending)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	if (n)
+		n->pending = pending;
+	c->pending_ever |= pending;
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -110,6 +110,15 @@ int cache_recheck(struct cache *c, const char *path);
 void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),
 			 void *arg);
 
+/* The node at `path` changed in the store in a way the cache does not know
+ * exactly (its metadata): the next access re-reads it with one get(). */
+void cache_mark_stale(struct cache *c, const char *path);
+
+/* Mark the node at `path` as created by -o writeback and maybe not in the
+ * store yet (kept across listings), or no longer. cache_mark_stale also
+ * ends it. */
+void cache_set_pending(struct cache *c, const char *path, bool pending);
+
 /* Forget what is known at and below `path`: the next access re-lists it. */
 void cache_invalidate(struct cache *c, const char *path);
 

@@ -236,6 +236,41 @@ static int rebase(struct handle *h, const struct topo_meta *meta)
 	return 0;
 }
 
+/* -o writeback: queue the create of h's new file and show it at once (its
+ * metadata is provisional until the queue is applied). */
+static int queue_create(struct topofs *t, struct handle *h,
+			const unsigned char *data, size_t len)
+{
+	struct topo_meta meta = {.size = len, .has_data = true};
+	cache_note_put(t->cache, h->path, data, len, &meta);
+	cache_set_pending(t->cache, h->path, true);
+	int rc = writeback_create(t->wb, h->path, data, len, false);
+	if (rc) {
+		cache_set_pending(t->cache, h->path, false);
+		cache_invalidate(t->cache, h->path);
+		return rc;
+	}
+	h->queued = true;
+	return rebase(h, &meta);
+}
+
+/* Before any other store write: the queue first (the store sees writes in
+ * the order they were made), and a handle whose create was queued learns
+ * the version the store gave it. 0, or the cache's error. */
+static int settle_queued(struct topofs *t, struct handle *h)
+{
+	writeback_wait(t->wb);
+	if (!h->queued)
+		return 0;
+	struct cache_stat cs;
+	int rc = cache_stat(t->cache, h->path, &cs);
+	if (rc == 0) {
+		h->base = cs.meta.version;
+		h->queued = false;
+	}
+	return rc;
+}
+
 static int commit_locked(struct topofs *t, struct handle *h)
 {
 	if (h->too_big)
@@ -271,6 +306,15 @@ static int commit_locked(struct topofs *t, struct handle *h)
 	const unsigned char *data = h->view ? wire : h->buf;
 	size_t len = h->view ? wirelen : h->len;
 	struct topo_meta meta = {0};
+	if (t->wb && h->base == TOPO_EXPECT_ABSENT) {
+		int rc = queue_create(t, h, data, len);
+		free(wire);
+		return rc;
+	}
+	if (t->wb && (settle_queued(t, h) != 0)) {
+		free(wire);
+		return -EIO;
+	}
 	int rc = t->be->put(t->st, h->path, data, len, h->base, &meta);
 	if (rc == -ESTALE || rc == -EEXIST || (rc == -ENOENT && h->base >= 0)) {
 		topo_err("%s: not written: changed by another client since it "

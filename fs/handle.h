@@ -45,6 +45,8 @@ struct handle {
 				  O_TRUNC or O_CREAT */
 	bool too_big; /* a write went past the store's limit: the buffer is
 		       * partial and is never committed */
+	bool queued;  /* its create is queued (-o writeback): `base` is not
+		       * a store version until the queue is applied */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };

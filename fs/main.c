@@ -118,9 +118,23 @@ static int serve(struct topofs *t, struct fuse_args *args,
 	if (!t->cache || fuse_set_signal_handlers(fuse_get_session(f)) != 0)
 		goto out_close;
 	start_watch(t);
+	if (o->writeback && !(t->wb = writeback_start(t->be, t->st, t->cache,
+						      topofs_written, t)))
+		goto out_close;
 	rc = run_loop(f, o);
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_close:
+	if (t->wb) {
+		/* unmounted: apply what is queued before exiting */
+		size_t failed = writeback_stop(t->wb);
+		t->wb = NULL;
+		if (failed) {
+			topo_err("-o writeback: %zu creates failed (logged "
+				 "above); exit status 1",
+				 failed);
+			rc = 1;
+		}
+	}
 	notifier_stop(t->rechecker, false); /* its work reads the store */
 	t->be->close(t->st); /* stops the watch: no notice after this */
 	notifier_stop(t->notifier, true);

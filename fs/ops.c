@@ -376,6 +376,14 @@ static int op_mkdir(const char *path, mode_t mode)
 	if (cache_stat(t->cache, tp.p, &cs) == 0 ||
 	    handle_pending(&t->handles, tp.p, true, &pending))
 		return -EEXIST;
+	if ((t->be->caps & TOPO_CAP_REAL_DIRS) && t->wb) {
+		if ((rc = cache_mkdir(t->cache, tp.p, true)))
+			return rc;
+		cache_set_pending(t->cache, tp.p, true);
+		if ((rc = writeback_create(t->wb, tp.p, "", 0, true)))
+			cache_invalidate(t->cache, tp.p);
+		return rc;
+	}
 	if (t->be->caps & TOPO_CAP_REAL_DIRS) {
 		rc = t->be->mkdir(t->st, tp.p);
 		if (rc)
@@ -397,6 +405,7 @@ static int op_rmdir(const char *path)
 	struct topofs *t = fs();
 	struct tpath tp;
 	struct cache_stat cs;
+	writeback_wait(t->wb); /* the store sees writes in order */
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
@@ -479,6 +488,8 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	unsigned char *buf;
 	struct topo_meta meta;
 	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	if (writable)
+		writeback_wait(t->wb); /* a queued create's real version */
 	int rc = cache_value(t->cache, tp->p, &buf, &meta);
 	if (rc)
 		return rc;
@@ -632,7 +643,20 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)path;
 	(void)datasync;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	return h->writable ? handle_commit(fs(), h) : 0;
+	int rc = h->writable ? handle_commit(fs(), h) : 0;
+	int wrc = writeback_sync(fs()->wb);
+	return rc ? rc : wrc;
+}
+
+/* fsync of a directory (`sync DIR`): with -o writeback, the queued creates
+ * are applied and their failures reported. */
+static int op_fsyncdir(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)datasync;
+	(void)fi;
+	return writeback_sync(fs()->wb);
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -653,6 +677,7 @@ static int op_unlink(const char *path)
 	struct topofs *t = fs();
 	struct tpath tp;
 	struct cache_stat cs;
+	writeback_wait(t->wb); /* the store sees writes in order */
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
@@ -877,6 +902,7 @@ static int op_rename(const char *from_path, const char *to_path,
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE: not one store operation */
 	bool noreplace = flags & RENAME_NOREPLACE;
+	writeback_wait(t->wb); /* the store sees writes in order */
 	int rc = resolve(t, from_path, &from);
 	if (!rc)
 		rc = resolve(t, to_path, &to);
@@ -1122,6 +1148,11 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 	}
 }
 
+void topofs_written(void *arg, const char *path)
+{
+	invalidate_node(arg, path);
+}
+
 void topofs_recheck(void *arg, const char *path)
 {
 	struct topofs *t = arg;
@@ -1143,6 +1174,7 @@ const struct fuse_operations topofs_ops = {
     .truncate = op_truncate,
     .flush = op_flush,
     .fsync = op_fsync,
+    .fsyncdir = op_fsyncdir,
     .release = op_release,
     .unlink = op_unlink,
     .rename = op_rename,

@@ -48,6 +48,7 @@ static const struct fuse_opt opt_spec[] = {
     STR("scratch=%s", scratch),
     FLAG("noephemeral", noephemeral),
     FLAG("create_root", create_root),
+    FLAG("writeback", writeback),
     FLAG("-f", foreground),
     FLAG("-s", single_thread),
     FLAG("ro", read_only),
@@ -91,6 +92,8 @@ const char opts_usage[] =
     ")\n"
     "  -o noephemeral        hide leased keys / ephemeral znodes\n"
     "  -o create_root        accept a missing root (ZooKeeper: create it)\n"
+    "  -o writeback          creates (restores) applied later in batches;\n"
+    "                        failures reported by fsync and the exit status\n"
     "  -o ro                 read-only mount\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
     "user)\n"

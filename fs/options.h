@@ -21,7 +21,7 @@ struct topofs_opts {
 	char *tls_cert, *tls_key, *tls_ca, *zk_auth_file;
 	char *source; /* first positional when two are given */
 	char *mountpoint;
-	int noephemeral, create_root, read_only;
+	int noephemeral, create_root, read_only, writeback;
 	int foreground, single_thread, debug;
 	int show_help, show_version;
 

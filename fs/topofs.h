@@ -14,6 +14,7 @@
 #include "path.h"
 #include "scratch.h"
 #include "view.h"
+#include "writeback.h"
 #include "topofs/backend.h"
 
 struct topofs {
@@ -28,6 +29,7 @@ struct topofs {
 	gid_t gid;
 	struct fuse *fuse;
 	struct notifier *notifier;  /* kernel invalidations, NULL if none */
+	struct writeback *wb;	    /* -o writeback, else NULL */
 	struct notifier *rechecker; /* directories whose child watch fired,
 				       re-checked after cache_ttl */
 	bool watched;	/* the store's watch keeps the cache fresh */
@@ -41,6 +43,10 @@ extern const struct fuse_operations topofs_ops;
  * mark the cache stale and queue the kernel's invalidations. */
 void topofs_on_change(void *arg, enum topo_change what, const char *path,
 		      int64_t version);
+
+/* A writeback_applied_fn (arg is the struct topofs): the store now holds
+ * `path` as written: drop what the kernel was told of it before. */
+void topofs_written(void *arg, const char *path);
 
 /* A notifier_fn (arg is the struct topofs): re-check the children of
  * store path `path` (cache_recheck) and tell the kernel if they changed. */

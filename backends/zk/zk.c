@@ -2218,6 +2218,9 @@ static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 	    .deadline = deadline_of(s),
 	};
 	int rc = m.abs && m.zops ? mu_run(&m) : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (mu_creates(&m, i))
+			watch_created(s, m.abs[i]); /* as after a create */
 	for (size_t i = 0; m.abs && i < n; i++)
 		free(m.abs[i]);
 	free(m.abs);
