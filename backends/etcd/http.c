@@ -10,10 +10,13 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "json.h"
 #include "topofs/log.h"
 
 #define POOL_MAX 32		/* idle handles kept; more are closed */
 #define CONNECT_TIMEOUT_MS 2000 /* per endpoint, within the request's time */
+#define BACKOFF_MIN_MS 50	/* first pause after a "try again" answer */
+#define BACKOFF_MAX_MS 1000	/* longest pause */
 
 struct endpoint {
 	char *name; /* "host:port" as given, for messages */
@@ -302,13 +305,12 @@ static long long now_ms(void)
 }
 
 /* One attempt against endpoint ep within ms milliseconds. Returns curl's
- * code; *sent says whether the request may have reached the server. */
+ * code. */
 static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
 			const char *body, size_t len, long ms,
-			struct etcd_reply *reply, bool *sent, char *detail)
+			struct etcd_reply *reply, char *detail)
 {
 	char url[512];
-	long reqsize = 0;
 	CURLcode rc;
 
 	snprintf(url, sizeof(url), "%s%s", ep->base, api);
@@ -326,79 +328,132 @@ static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);
-	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
-	*sent = reqsize > 0;
 	return rc;
 }
 
-/* Whether a failed attempt certainly never reached the server. */
-static bool never_sent(CURLcode rc, bool sent)
-{
-	return rc == CURLE_COULDNT_CONNECT ||
-	       rc == CURLE_COULDNT_RESOLVE_HOST ||
-	       (rc == CURLE_OPERATION_TIMEDOUT && !sent);
-}
-
-/* Remember the endpoint that answered; log a switch once. */
+/* Remember the endpoint that answered (the one the next request tries
+ * first); log a switch once. */
 static void set_current(struct etcd_http *h, size_t from, size_t to)
 {
 	if (from != to &&
 	    atomic_compare_exchange_strong(&h->current, &from, to))
-		topo_warn("etcd: %s unreachable, now using %s",
+		topo_warn("etcd: %s unavailable, now using %s",
 			  h->eps[from].name, h->eps[to].name);
 }
 
-/* POST with failover; see http.h. */
-int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
-		   size_t len, bool idempotent, const char *what,
-		   struct etcd_reply *reply, char *why, size_t whylen)
+/* The time for one attempt when `left` ms remain and `untried` endpoints
+ * have not failed in a row: a share each, so that a member that hangs
+ * leaves time for the others. Never 0 (no timeout at all to curl). */
+static long attempt_ms(long long left, size_t untried)
 {
-	long long deadline = now_ms() + h->timeout_ms;
-	size_t start = atomic_load(&h->current), idx = start;
-	char detail[CURL_ERROR_SIZE];
-	CURLcode rc = CURLE_OPERATION_TIMEDOUT;
-	CURL *c = borrow(h);
+	long long ms = untried > 1 ? left / (long long)untried : left;
 
-	memset(reply, 0, sizeof(*reply));
-	detail[0] = '\0';
-	if (!c) {
-		snprintf(why, whylen, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < h->neps; i++) {
-		long long left = deadline - now_ms();
-		bool sent;
+	return ms < 1 ? 1 : (long)ms;
+}
 
-		if (left <= 0)
-			break;
-		/* A read may go elsewhere after a timeout: leave each of the
-		 * remaining endpoints its share of the time. */
-		if (idempotent)
-			left /= (long long)(h->neps - i);
-		if (left < 1)
-			left = 1; /* 0 would mean no timeout at all */
-		idx = (start + i) % h->neps;
-		rc = attempt(c, &h->eps[idx], api, body, len, (long)left, reply,
-			     &sent, detail);
-		if (rc == CURLE_OK) {
-			give_back(h, c);
-			set_current(h, start, idx);
-			return 0;
-		}
-		topo_debug("etcd: %s: %s: %s", what ? what : "probe",
-			   h->eps[idx].name,
-			   detail[0] ? detail : curl_easy_strerror(rc));
-		if (!never_sent(rc, sent) && !idempotent)
-			break;
-	}
-	give_back(h, c);
-	etcd_reply_free(reply);
+/* Sleep before attempt number `n` after a "try again" answer (50 ms,
+ * doubling up to 1 s), but not past the deadline. */
+static void back_off(unsigned n, long long deadline)
+{
+	long long ms = BACKOFF_MIN_MS << (n < 5 ? n : 5), left;
+	struct timespec ts;
+
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	left = deadline - now_ms();
+	if (ms > left)
+		ms = left;
+	if (ms <= 0)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
+
+/* The deadline of a request made now; see http.h. */
+long long etcd_http_deadline(const struct etcd_http *h)
+{
+	return now_ms() + h->timeout_ms;
+}
+
+/* Report that the last attempt, on endpoint idx, failed with rc: the
+ * cause in why, one log line (see http.h). Returns -EIO. */
+static int unreachable(const struct etcd_http *h, size_t idx, CURLcode rc,
+		       const char *detail, const char *what, char *why,
+		       size_t whylen)
+{
 	snprintf(why, whylen, "%s: %s", h->eps[idx].name,
 		 curl_easy_strerror(rc));
 	topo_log(what ? LOG_ERR : LOG_DEBUG, "etcd: %s: cannot reach %s: %s",
 		 what ? what : "probe", h->eps[idx].name,
 		 detail[0] ? detail : curl_easy_strerror(rc));
 	return -EIO;
+}
+
+/* POST with failover and retries; see http.h. */
+int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
+		   size_t len, long long deadline, bool *uncertain,
+		   const char *what, struct etcd_reply *reply, char *why,
+		   size_t whylen)
+{
+	size_t start = atomic_load(&h->current), idx = start, failed = 0;
+	char detail[CURL_ERROR_SIZE];
+	CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+	CURL *c = borrow(h);
+	unsigned tries = 0, pauses = 0;
+
+	memset(reply, 0, sizeof(*reply));
+	detail[0] = '\0';
+	if (uncertain)
+		*uncertain = false;
+	if (!c) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Every endpoint failing in a row without an answer: the store is
+	 * down, fail now. An answer "try again" (an election): back off and
+	 * go on until the deadline. */
+	while (failed < h->neps) {
+		long long left = deadline - now_ms();
+
+		if (left <= 0)
+			break;
+		idx = (start + tries++) % h->neps;
+		rc = attempt(c, &h->eps[idx], api, body, len,
+			     attempt_ms(left, h->neps - failed), reply, detail);
+		if (rc == CURLE_OK &&
+		    !etcd_reply_retryable(reply->status, reply->body,
+					  reply->len)) {
+			give_back(h, c);
+			set_current(h, start, idx);
+			return 0;
+		}
+		/* A write that failed in any way may have been applied:
+		 * even a refused connection, as curl silently re-sends a
+		 * request whose reused connection died on a fresh one, and
+		 * reports only how that one failed. */
+		if (uncertain)
+			*uncertain = true;
+		if (rc != CURLE_OK) {
+			topo_debug("etcd: %s: %s: %s", what ? what : "probe",
+				   h->eps[idx].name,
+				   detail[0] ? detail : curl_easy_strerror(rc));
+			failed++;
+			continue;
+		}
+		topo_debug("etcd: %s: %s answers HTTP %ld: %.*s; trying again",
+			   what ? what : "probe", h->eps[idx].name,
+			   reply->status,
+			   (int)(reply->len < 200 ? reply->len : 200),
+			   reply->body ? reply->body : "");
+		failed = 0;
+		back_off(pauses++, deadline);
+	}
+	give_back(h, c);
+	if (rc == CURLE_OK)
+		return 0; /* "try again" to the end: the caller maps it */
+	etcd_reply_free(reply);
+	return unreachable(h, idx, rc, detail, what, why, whylen);
 }
 
 /* The number of endpoints. */

@@ -1,6 +1,7 @@
 /*
  * http.h - the transport to etcd's v3 JSON gateway: POSTs over libcurl, with
- * a pool of reusable connections and failover between the endpoints.
+ * a pool of reusable connections, failover between the endpoints and
+ * retries through a leader election.
  * Safe to use from many threads at once.
  */
 #ifndef TOPOFS_ETCD_HTTP_H
@@ -33,15 +34,31 @@ int etcd_http_open(const struct topo_conf *conf, struct etcd_http **out,
 /* Close every pooled connection and free h. NULL is allowed. */
 void etcd_http_close(struct etcd_http *h);
 
-/* POST body to api (e.g. "/v3/kv/range") on the current endpoint, failing
- * over to the others when it cannot connect. A request that may have
- * reached the server is tried again elsewhere only if `idempotent`. 0 and
- * *reply (any HTTP status), or -EIO / -ENOMEM with the cause in why (whylen
- * bytes, may be 0) and one log line naming `what` (only at LOG_DEBUG if
- * `what` is NULL: the caller reports `why` itself). */
+/* The deadline (CLOCK_MONOTONIC milliseconds) of an operation started now:
+ * now plus the operation timeout (-o timeout). */
+long long etcd_http_deadline(const struct etcd_http *h);
+
+/* POST body to api (e.g. "/v3/kv/range"), starting on the endpoint that
+ * answered last, until `deadline` (etcd_http_deadline()):
+ *  - a failed attempt (no connection, connection lost, timeout) moves on
+ *    to the next endpoint at once; every endpoint failing in a row without
+ *    answering ends the call (the store is down);
+ *  - an answer that asks to try again (etcd_reply_retryable(): no leader,
+ *    leader changed, timed out, too many requests) is tried again on the
+ *    next endpoint after a pause (50 ms, doubling up to 1 s);
+ *  - any other answer ends the call.
+ * Reads and writes are both sent again. For a write, pass `uncertain`: it
+ * is set when an attempt failed after which the request may have been
+ * applied (then the answer of a later attempt may describe a store that
+ * already holds the write: the caller settles that, see settle.c); NULL
+ * for a read. 0 and *reply (any HTTP status: the last "try again" answer
+ * if the deadline came first), or -EIO / -ENOMEM with the cause in why
+ * (whylen bytes, may be 0) and one log line naming `what` (only at
+ * LOG_DEBUG if `what` is NULL: the caller reports `why` itself). */
 int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
-		   size_t len, bool idempotent, const char *what,
-		   struct etcd_reply *reply, char *why, size_t whylen);
+		   size_t len, long long deadline, bool *uncertain,
+		   const char *what, struct etcd_reply *reply, char *why,
+		   size_t whylen);
 
 /* How many endpoints there are; the one that answered last; the
  * "host:port" of endpoint i, for messages. */

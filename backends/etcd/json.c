@@ -61,6 +61,92 @@ int etcd_errno(long code, const char *message, const char *what)
 	return -EIO;
 }
 
+/* Messages of errors that mean "not now": a leader election (no leader,
+ * leader changed, a proposal dropped for want of a leader, a request timed
+ * out waiting for one), an overloaded, stopping or unhealthy member, a
+ * learner that serves no requests yet. etcd 3.4 sends some of them with
+ * codes other than 14 (FailedPrecondition "not leader", Unknown "raft
+ * proposal dropped", ResourceExhausted "too many requests"). */
+static const char *const retry_messages[] = {
+    "no leader",
+    "not leader",
+    "leader changed",
+    "raft proposal dropped",
+    "request timed out",
+    "too many requests",
+    "server stopped",
+    "unhealthy cluster",
+    "not supported for learner",
+};
+
+/* Whether an etcd error means "try again"; see json.h. */
+bool etcd_error_retryable(long code, const char *message)
+{
+	const char *m = message ? message : "";
+
+	/* Final whatever the message says: invalid argument (too large, too
+	 * many operations), permission denied, out of range (compacted),
+	 * unauthenticated. */
+	if (code == 3 || code == 7 || code == 11 || code == 16)
+		return false;
+	/* 14 Unavailable is etcd's code for every "not now" error; 4
+	 * DeadlineExceeded is gRPC's own timeout. */
+	if (code == 14 || code == 4)
+		return true;
+	for (size_t i = 0;
+	     i < sizeof(retry_messages) / sizeof(retry_messages[0]); i++)
+		if (strstr(m, retry_messages[i]))
+			return true;
+	return false;
+}
+
+/* Whether an HTTP status without an etcd error object means "try again":
+ * too many requests, or a proxy that found no server behind it. */
+static bool retryable_status(long status)
+{
+	return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/* Read an error object ({"error", "code", "message"}): false if the body
+ * is none; else *code (-1 if not given) and *msg (NULL if not given,
+ * borrowed from *doc, which the caller releases). */
+static bool error_object(const char *json, size_t len, json_t **doc, long *code,
+			 const char **msg)
+{
+	json_t *c, *m;
+
+	*doc = json_loadb(json, len, 0, NULL);
+	if (!*doc || !json_is_object(*doc))
+		return false;
+	c = json_object_get(*doc, "code");
+	m = json_object_get(*doc, "message");
+	if (!json_is_string(m))
+		m = json_object_get(*doc, "error");
+	if (!json_is_integer(c) && !json_is_string(m))
+		return false;
+	*code = json_is_integer(c) ? (long)json_integer_value(c) : -1;
+	*msg = json_is_string(m) ? json_string_value(m) : NULL;
+	return true;
+}
+
+/* Whether an HTTP answer asks to try again; see json.h. */
+bool etcd_reply_retryable(long status, const char *json, size_t len)
+{
+	const char *msg;
+	json_t *doc;
+	long code;
+	bool retry;
+
+	if (status == 200)
+		return false;
+	if (error_object(json, len, &doc, &code, &msg))
+		retry = etcd_error_retryable(code, msg);
+	else
+		retry = retryable_status(status);
+	json_decref(doc);
+	return retry;
+}
+
 /* Load an answer that must be a JSON object. 0 or -EIO. */
 static int load_object(const char *json, size_t len, const char *what,
 		       json_t **out)
@@ -84,35 +170,23 @@ static int load_object(const char *json, size_t len, const char *what,
 int etcd_parse_reply_error(long status, const char *json, size_t len,
 			   const char *what)
 {
-	json_t *root, *code, *msg;
+	const char *msg;
+	json_t *doc;
+	long code;
 	int err;
 
 	if (status == 200)
 		return 0;
-	root = json_loadb(json, len, 0, NULL);
-	if (!root || !json_is_object(root)) {
-		json_decref(root);
+	if (!error_object(json, len, &doc, &code, &msg)) {
+		json_decref(doc);
 		topo_log(level(what, LOG_ERR),
-			 "etcd: %s: HTTP status %ld: %.*s", NAME(what),
-			 status, len ? (int)(len < 100 ? len : 100) : 7,
+			 "etcd: %s: HTTP status %ld: %.*s", NAME(what), status,
+			 len ? (int)(len < 100 ? len : 100) : 7,
 			 len ? json : "(empty)");
 		return -EIO;
 	}
-	code = json_object_get(root, "code");
-	msg = json_object_get(root, "message");
-	if (!json_is_string(msg))
-		msg = json_object_get(root, "error");
-	if (!json_is_integer(code) && !json_is_string(msg)) {
-		json_decref(root);
-		topo_log(level(what, LOG_ERR),
-			 "etcd: %s: HTTP status %ld: %.*s", NAME(what),
-			 status, (int)(len < 100 ? len : 100), json);
-		return -EIO;
-	}
-	err = etcd_errno(
-	    json_is_integer(code) ? (long)json_integer_value(code) : -1,
-	    json_is_string(msg) ? json_string_value(msg) : NULL, what);
-	json_decref(root);
+	err = etcd_errno(code, msg, what);
+	json_decref(doc);
 	return err;
 }
 
@@ -436,6 +510,72 @@ int etcd_parse_txn(const char *json, size_t len, const char *what,
 	}
 	*count = n;
 out:
+	json_decref(doc);
+	return err;
+}
+
+/* One RangeResponse of a read-only txn into *step and *value (the value
+ * of its single key, owned). 0, -EIO or -ENOMEM. */
+static int parse_read(json_t *op, const char *what, struct etcd_txn_step *step,
+		      unsigned char **value)
+{
+	json_t *r, *kvs;
+	unsigned char *k;
+	size_t klen;
+	int err;
+
+	memset(step, 0, sizeof(*step));
+	step->kind = ETCD_RESP_RANGE;
+	if (!json_is_object(op))
+		return bad_answer(what, "a txn response is not an object");
+	if ((err = get_typed(op, "response_range", JSON_OBJECT, &r, what)) ||
+	    (err = r ? get_typed(r, "kvs", JSON_ARRAY, &kvs, what)
+		     : bad_answer(what, "a txn response is not a range")))
+		return err;
+	if (!kvs || json_array_size(kvs) == 0)
+		return 0;
+	if (json_array_size(kvs) > 1)
+		return bad_answer(what, "several keys in a one-key range");
+	err = parse_kv(json_array_get(kvs, 0), what, &k, &klen, &step->meta,
+		       value);
+	if (err)
+		return err;
+	free(k);
+	step->found = true;
+	return 0;
+}
+
+/* Parse a txn of ranges with values; see json.h. */
+int etcd_parse_txn_values(const char *json, size_t len, const char *what,
+			  struct etcd_txn_step *steps, unsigned char **values,
+			  size_t n)
+{
+	json_t *doc, *resp;
+	int64_t rev;
+	bool ok;
+	size_t i = 0;
+	int err;
+
+	memset(values, 0, n * sizeof(*values));
+	err = load_object(json, len, what, &doc);
+	if (err)
+		return err;
+	if ((err = get_revision(doc, &rev, what)) ||
+	    (err = get_bool(doc, "succeeded", &ok, what)) ||
+	    (err = get_typed(doc, "responses", JSON_ARRAY, &resp, what)))
+		goto out;
+	if (!ok || json_array_size(resp) != n) {
+		err = bad_answer(what, "not one range per key");
+		goto out;
+	}
+	for (i = 0; i < n && !err; i++)
+		err = parse_read(json_array_get(resp, i), what, &steps[i],
+				 &values[i]);
+out:
+	for (size_t j = 0; err && j < i; j++) {
+		free(values[j]);
+		values[j] = NULL;
+	}
 	json_decref(doc);
 	return err;
 }

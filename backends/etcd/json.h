@@ -21,6 +21,19 @@
  * reports the failure itself, as open() does). */
 int etcd_errno(long code, const char *message, const char *what);
 
+/* Whether an etcd (gRPC status) error means "try again": the request was
+ * not served now but may be a moment later or on another member (a leader
+ * election, an overloaded or stopping member, a timeout). Errors that will
+ * not change by trying again (invalid or too large requests, permission
+ * denied, compacted revisions) and unknown ones are final. `message` may be
+ * NULL. Pure: no log. */
+bool etcd_error_retryable(long code, const char *message);
+
+/* Whether an HTTP answer asks to try again: an error object that
+ * etcd_error_retryable() calls so, or, without one, a status of 429, 502,
+ * 503 or 504. A 200 never does. Pure: no log. */
+bool etcd_reply_retryable(long status, const char *json, size_t len);
+
 /* Check an HTTP answer: an error object ({"error","code","message"}) or a
  * status other than 200 gives its errno (via etcd_errno, `what` as there),
  * else 0. */
@@ -68,6 +81,15 @@ struct etcd_txn_step {
 int etcd_parse_txn(const char *json, size_t len, const char *what,
 		   int64_t *revision, bool *succeeded,
 		   struct etcd_txn_step *steps, size_t max, size_t *count);
+
+/* Parse the answer of a txn without compares whose responses are n ranges
+ * of one key each, with values (a read of n keys at one revision):
+ * steps[i] (kind ETCD_RESP_RANGE, found, meta) and values[i] (meta.size
+ * bytes, owned, NULL if absent or empty) for the i-th range. 0, or -EIO
+ * (logged, naming `what`) or -ENOMEM with every values[i] NULL. */
+int etcd_parse_txn_values(const char *json, size_t len, const char *what,
+			  struct etcd_txn_step *steps, unsigned char **values,
+			  size_t n);
 
 /* Parse a /v3/maintenance/status answer: the database size in bytes. */
 int etcd_parse_status(const char *json, size_t len, uint64_t *db_size);

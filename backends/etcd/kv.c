@@ -9,6 +9,12 @@
  * a version v: mod_revision == v), the writes on success, and on failure a
  * keys-only range per key, read in the same revision as the compares, which
  * tells -EEXIST, -ENOENT and -ESTALE apart exactly.
+ *
+ * Failover: http.c sends every request again, to another member or after a
+ * pause, when its member dies or answers "try again" (a leader election),
+ * until the operation's deadline. A write sent again whose compares then
+ * fail may be failing on its own first attempt: txn_settle() reads the keys
+ * back and settle.c decides whether that attempt landed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +27,7 @@
 #include "base64.h"
 #include "http.h"
 #include "json.h"
+#include "settle.h"
 #include "watch.h"
 #include "topofs/backend.h"
 #include "topofs/log.h"
@@ -133,10 +140,13 @@ static int append_obj(json_t *arr, const char *wrap, json_t **inner)
 	return 0;
 }
 
-/* POST req (JSON) to api and check the answer for an etcd error. 0 and
- * *reply, or a negative errno (logged, naming `what`). */
+/* POST req (JSON) to api until `deadline` (0: the timeout from now) and
+ * check the answer for an etcd error. `uncertain` as for etcd_http_post
+ * (NULL for a read). 0 and *reply, or a negative errno (logged, naming
+ * `what`). */
 static int call(struct topo_store *s, const char *api, json_t *req,
-		bool idempotent, const char *what, struct etcd_reply *reply)
+		long long deadline, bool *uncertain, const char *what,
+		struct etcd_reply *reply)
 {
 	char why[256];
 	char *body = json_dumps(req, JSON_COMPACT);
@@ -146,8 +156,10 @@ static int call(struct topo_store *s, const char *api, json_t *req,
 		return -ENOMEM;
 	if (s->quiet)
 		what = NULL;
-	err = etcd_http_post(s->http, api, body, strlen(body), idempotent, what,
-			     reply, why, sizeof(why));
+	if (!deadline)
+		deadline = etcd_http_deadline(s->http);
+	err = etcd_http_post(s->http, api, body, strlen(body), deadline,
+			     uncertain, what, reply, why, sizeof(why));
 	free(body);
 	if (err)
 		return err;
@@ -178,7 +190,7 @@ static int range_page(struct topo_store *s, const char *key, const char *start,
 	    (limit && set_int64(req, "limit", limit)) ||
 	    (keys_only && json_object_set_new(req, "keys_only", json_true())))
 		goto out;
-	err = call(s, "/v3/kv/range", req, true, key, &reply);
+	err = call(s, "/v3/kv/range", req, 0, NULL, key, &reply);
 	if (err)
 		goto out;
 	err = etcd_parse_range(reply.body, reply.len, s->root, key, out, page);
@@ -361,8 +373,9 @@ static int add_write(json_t *success, const struct topo_op *op, const char *key)
 	return op->len ? set_bytes(r, "value", op->value, op->len) : 0;
 }
 
-/* Add a keys-only range of one key to a branch. 0 or -ENOMEM. */
-static int add_read(json_t *branch, const char *key)
+/* Add a range of one key to a branch, keys only (no value) or not. 0 or
+ * -ENOMEM. */
+static int add_read(json_t *branch, const char *key, bool keys_only)
 {
 	json_t *r;
 	int err;
@@ -370,6 +383,8 @@ static int add_read(json_t *branch, const char *key)
 	if ((err = append_obj(branch, "request_range", &r)) ||
 	    (err = set_bytes(r, "key", key, strlen(key))))
 		return err;
+	if (!keys_only)
+		return 0;
 	return json_object_set_new(r, "keys_only", json_true()) ? -ENOMEM : 0;
 }
 
@@ -397,10 +412,10 @@ static int build_txn(const struct topo_op *ops, char *const *keys, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if ((err = add_compares(cmp, &ops[i], keys[i])) ||
 		    (err = add_write(success, &ops[i], keys[i])) ||
-		    (err = add_read(failure, keys[i])))
+		    (err = add_read(failure, keys[i], true)))
 			goto fail;
 	}
-	if (readback && (err = add_read(success, keys[0])))
+	if (readback && (err = add_read(success, keys[0], true)))
 		goto fail;
 	if (json_array_size(cmp) > ETCD_MAX_TXN_OPS) {
 		err = -E2BIG;
@@ -414,7 +429,8 @@ fail:
 }
 
 /* Why the compares of a failed txn failed: the first op whose expectation
- * the failure branch's ranges (steps, one per op) contradict. */
+ * the ranges steps[0..n) (one per op: the failure branch's, or a read
+ * after it) contradict; 0 (not logged) if every compare holds there. */
 static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 		       const struct etcd_txn_step *steps)
 {
@@ -444,41 +460,30 @@ static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 			return -ESTALE;
 		}
 	}
-	topo_err("etcd: %s: transaction failed but every compare holds",
-		 keys[0]);
-	return -EIO;
+	return 0;
 }
 
-/* Check the answer of a txn on ops[0..n) and fill *meta (if not NULL) from
- * the read-back after a single put. 0 or a negative errno. */
-static int txn_result(const struct etcd_reply *reply, const struct topo_op *ops,
-		      char *const *keys, size_t n, struct topo_meta *meta)
+/* Parse the answer of a txn on ops[0..n) (with `readback`: a range after
+ * the writes) into steps[0..n]: 0 with *ok (the compares held) and *rev
+ * (the header revision), or -EIO. */
+static int txn_parse(const struct etcd_reply *reply, const struct topo_op *ops,
+		     char *const *keys, size_t n, bool readback,
+		     struct etcd_txn_step *steps, bool *ok, int64_t *rev)
 {
-	struct etcd_txn_step *steps = calloc(n + 1, sizeof(*steps));
 	size_t count, want;
-	int64_t rev;
-	bool ok;
-	int err;
+	int err = etcd_parse_txn(reply->body, reply->len, keys[0], rev, ok,
+				 steps, n + 1, &count);
 
-	if (!steps)
-		return -ENOMEM;
-	err = etcd_parse_txn(reply->body, reply->len, keys[0], &rev, &ok, steps,
-			     n + 1, &count);
 	if (err)
-		goto out;
-	want = ok ? n + (meta != NULL) : n;
+		return err;
+	want = *ok ? n + readback : n;
 	if (count != want) {
 		topo_err(
 		    "etcd: %s: malformed answer: %zu txn responses, want %zu",
 		    keys[0], count, want);
-		err = -EIO;
-		goto out;
+		return -EIO;
 	}
-	if (!ok) {
-		err = txn_failure(ops, keys, n, steps);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; *ok && i < n; i++) {
 		enum etcd_resp_kind k = ops[i].kind == TOPO_OP_PUT
 					    ? ETCD_RESP_PUT
 					    : ETCD_RESP_DELETE;
@@ -486,11 +491,114 @@ static int txn_result(const struct etcd_reply *reply, const struct topo_op *ops,
 			topo_err("etcd: %s: malformed answer: txn response %zu "
 				 "has the wrong kind",
 				 keys[i], i);
-			err = -EIO;
-			goto out;
+			return -EIO;
 		}
 	}
-	if (meta) {
+	return 0;
+}
+
+/* Read keys[0..n) with their values at one revision (a txn of ranges)
+ * into now[] and values[] (owned). 0 or a negative errno. */
+static int read_keys(struct topo_store *s, char *const *keys, size_t n,
+		     long long deadline, struct etcd_txn_step *now,
+		     unsigned char **values)
+{
+	struct etcd_reply reply;
+	json_t *req = json_object(), *success = json_array();
+	int err = -ENOMEM;
+
+	if (!req || !success || json_object_set_new(req, "success", success)) {
+		json_decref(req);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((err = add_read(success, keys[i], false)))
+			goto out;
+	err = call(s, "/v3/kv/txn", req, deadline, NULL, keys[0], &reply);
+	if (err)
+		goto out;
+	err = etcd_parse_txn_values(reply.body, reply.len, keys[0], now, values,
+				    n);
+	etcd_reply_free(&reply);
+out:
+	json_decref(req);
+	return err;
+}
+
+/* The compares of a txn failed, but an earlier attempt of it may have
+ * been applied (its outcome was unknown): read every key back and decide
+ * with etcd_txn_landed() (settle.c tells why that is safe). Landed: 0 and
+ * *meta (if not NULL, a single put) as the key is now. Else the conflict
+ * the keys show, or -EIO if they show none (changed again meanwhile). */
+static int txn_settle(struct topo_store *s, const struct topo_op *ops,
+		      char *const *keys, size_t n, long long deadline,
+		      struct topo_meta *meta)
+{
+	struct etcd_txn_step *now = calloc(n, sizeof(*now));
+	unsigned char **values = calloc(n, sizeof(*values));
+	int err = -ENOMEM;
+
+	if (!now || !values)
+		goto out;
+	topo_debug("etcd: %s: compares failed after a cut-off attempt; "
+		   "checking whether it was applied",
+		   keys[0]);
+	err = read_keys(s, keys, n, deadline, now, values);
+	if (err)
+		goto out;
+	if (etcd_txn_landed(ops, n, now, values)) {
+		topo_info("etcd: %s: the write was applied by an attempt "
+			  "that was cut off",
+			  keys[0]);
+		if (meta)
+			*meta = now[0].meta;
+		goto out;
+	}
+	err = txn_failure(ops, keys, n, now);
+	if (!err) {
+		topo_err("etcd: %s: write cut off; whether it was applied is "
+			 "unknown (the key changed again meanwhile)",
+			 keys[0]);
+		err = -EIO;
+	}
+out:
+	for (size_t i = 0; values && i < n; i++)
+		free(values[i]);
+	free(values);
+	free(now);
+	return err;
+}
+
+/* Check the answer of a txn on ops[0..n) and fill *meta (if not NULL) from
+ * the read-back after a single put. `uncertain`: an earlier attempt may
+ * have been applied (settled if the compares failed). 0 or a negative
+ * errno. */
+static int txn_result(struct topo_store *s, const struct etcd_reply *reply,
+		      const struct topo_op *ops, char *const *keys, size_t n,
+		      bool uncertain, long long deadline,
+		      struct topo_meta *meta)
+{
+	struct etcd_txn_step *steps = calloc(n + 1, sizeof(*steps));
+	int64_t rev;
+	bool ok;
+	int err;
+
+	if (!steps)
+		return -ENOMEM;
+	err = txn_parse(reply, ops, keys, n, meta != NULL, steps, &ok, &rev);
+	if (err)
+		goto out;
+	if (!ok && uncertain) {
+		err = txn_settle(s, ops, keys, n, deadline, meta);
+	} else if (!ok) {
+		err = txn_failure(ops, keys, n, steps);
+		if (!err) {
+			topo_err("etcd: %s: transaction failed but every "
+				 "compare holds",
+				 keys[0]);
+			err = -EIO;
+		}
+	} else if (meta) {
 		*meta = steps[n].meta;
 		meta->version = rev; /* the put's revision, whatever was read */
 		meta->size = ops[0].len;
@@ -509,14 +617,17 @@ static void free_keys(char **keys, size_t n)
 	free(keys);
 }
 
-/* Run ops[0..n) as one transaction. With meta (a single put), fill it with
- * the new metadata. 0 or a negative errno. */
+/* Run ops[0..n) as one transaction, within one operation timeout (the
+ * settling included). With meta (a single put), fill it with the new
+ * metadata. 0 or a negative errno. */
 static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 		   struct topo_meta *meta)
 {
+	long long deadline = etcd_http_deadline(s->http);
 	struct etcd_reply reply;
 	json_t *req = NULL;
 	char **keys = calloc(n, sizeof(*keys));
+	bool uncertain;
 	int err = -ENOMEM;
 
 	if (!keys)
@@ -537,10 +648,10 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 			  keys[0], ETCD_MAX_TXN_OPS);
 	if (err)
 		goto out;
-	err = call(s, "/v3/kv/txn", req, false, keys[0], &reply);
+	err = call(s, "/v3/kv/txn", req, deadline, &uncertain, keys[0], &reply);
 	if (err)
 		goto out;
-	err = txn_result(&reply, ops, keys, n, meta);
+	err = txn_result(s, &reply, ops, keys, n, uncertain, deadline, meta);
 	etcd_reply_free(&reply);
 out:
 	json_decref(req);
@@ -611,7 +722,7 @@ static int etcd_space(struct topo_store *s, uint64_t *total, uint64_t *used)
 
 	if (!req)
 		return -ENOMEM;
-	err = call(s, "/v3/maintenance/status", req, true, "status", &reply);
+	err = call(s, "/v3/maintenance/status", req, 0, NULL, "status", &reply);
 	json_decref(req);
 	if (err)
 		return err;
@@ -703,7 +814,8 @@ static int probe_reach(struct topo_store *s, const char *servers, char *errbuf,
 	struct etcd_reply reply;
 	char why[256];
 	int err = etcd_http_post(s->http, "/v3/maintenance/status", "{}", 2,
-				 true, NULL, &reply, why, sizeof(why));
+				 etcd_http_deadline(s->http), NULL, NULL,
+				 &reply, why, sizeof(why));
 
 	if (err) {
 		snprintf(errbuf, errlen, "cannot reach etcd at %s", why);

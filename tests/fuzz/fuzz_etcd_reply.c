@@ -5,7 +5,8 @@
  * The input is the body, in an exact-size buffer (json.h takes a length: no
  * NUL after it); each body is checked with a few HTTP statuses and with
  * `what` set and NULL (the quiet probe). Properties: 200 is 0 whatever the
- * body; any other status is a negative errno from the documented set.
+ * body; any other status is a negative errno from the documented set;
+ * etcd_reply_retryable never calls a 200 "try again".
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -34,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *msg = fuzz_cstr(data, size);
 
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
-		int a = etcd_parse_reply_error(statuses[i], json, size,
-					       "fuzz/key");
+		int a =
+		    etcd_parse_reply_error(statuses[i], json, size, "fuzz/key");
 		int b = etcd_parse_reply_error(statuses[i], json, size, NULL);
 
 		FUZZ_CHECK(a == b);
@@ -43,6 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(a == 0);
 		else
 			FUZZ_CHECK(known(a));
+		/* never "try again" on a 200; any answer is classified */
+		if (statuses[i] == 200)
+			FUZZ_CHECK(
+			    !etcd_reply_retryable(statuses[i], json, size));
+		else
+			(void)etcd_reply_retryable(statuses[i], json, size);
 	}
 	/* The whole input as an error message, with a few codes. */
 	FUZZ_CHECK(known(etcd_errno(3, msg, "fuzz/key")));

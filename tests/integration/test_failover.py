@@ -19,6 +19,12 @@ at least 6 s and 10 writes after the kill.  Which member:
 - test_kill_connected       the member topofs is connected to right now
                             (its ESTABLISHED sockets in /proc)
 
+On etcd, a write cut off by the kill is sent again to another member and,
+if its compare then fails, settled by reading the keys back
+(backends/etcd/settle.c); requests answered "try again" during the leader
+election are retried until -o timeout.  ZooKeeper settles a write cut by a
+connection loss the same way (backends/zk/zk.c).
+
 Every cluster is private to its test (started in setUp, stopped by pid in
 cleanup)."""
 
@@ -32,11 +38,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-# read by CMakeLists.txt. etcd is left out for now: a write in flight when a
-# member dies fails with EIO (topofs never retries a write that may have
-# reached a server), and requests during an etcd leader election are not
-# retried yet ("leader changed", code 14) -- known, open in issue 6.
-BACKENDS = ("zk",)
+# read by CMakeLists.txt: both backends (etcd since issue 6, see above)
+BACKENDS = ("etcd", "zk")
 import cluster as c  # noqa: E402
 
 PRE_KILL = 1.5      # seconds of writes before the kill
