@@ -94,13 +94,42 @@ static int run_loop(struct fuse *f, const struct topofs_opts *o)
 	return rc < 0 ? 1 : 0; /* a signal ends the loop with 0 */
 }
 
+/* How the mount shows in /proc/mounts, df and findmnt: type fuse.topofs and
+ * source IMPL://SERVERS/ROOT (the SOURCE form), as mount(8) and fstab name
+ * it. Inserted first, so that the user's own -o fsname=/subtype= win. */
+static int add_mount_names(struct fuse_args *args, const struct topofs_opts *o)
+{
+	char *src = NULL;
+	if (asprintf(&src, "%s://%s%s", o->implementation, o->servers,
+		     o->root) < 0)
+		return -1;
+	/* "-ofsname=" and the source, commas and backslashes escaped */
+	char *opt = malloc(strlen("-ofsname=") + 2 * strlen(src) + 1);
+	int rc = -1;
+	if (opt) {
+		char *d = stpcpy(opt, "-ofsname=");
+		for (const char *s = src; *s; s++) {
+			if (*s == ',' || *s == '\\')
+				*d++ = '\\';
+			*d++ = *s;
+		}
+		*d = '\0';
+		rc = fuse_opt_insert_arg(args, 1, opt) ||
+		     fuse_opt_insert_arg(args, 1, "-osubtype=topofs");
+	}
+	free(opt);
+	free(src);
+	return rc ? -1 : 0;
+}
+
 static int serve(struct topofs *t, struct fuse_args *args,
 		 const struct topofs_opts *o)
 {
 	int rc = 1;
 	/* Reading must not invalidate attributes (atime): the stores keep
 	 * none, and every read would cost a GETATTR. */
-	if (fuse_opt_add_arg(args, "-onoatime") != 0)
+	if (fuse_opt_add_arg(args, "-onoatime") != 0 ||
+	    add_mount_names(args, o) != 0)
 		return 1;
 	struct fuse *f = fuse_new(args, &topofs_ops, sizeof(topofs_ops), t);
 	if (!f)
@@ -121,7 +150,13 @@ static int serve(struct topofs *t, struct fuse_args *args,
 	if (o->writeback && !(t->wb = writeback_start(t->be, t->st, t->cache,
 						      topofs_written, t)))
 		goto out_close;
+	if (!o->foreground)
+		topo_info("topofs %s: %s://%s%s mounted on %s", TOPOFS_VERSION,
+			  o->implementation, o->servers, o->root,
+			  o->mountpoint);
 	rc = run_loop(f, o);
+	if (!o->foreground)
+		topo_info("stopping: %s", o->mountpoint);
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_close:
 	if (t->wb) {

@@ -15,6 +15,7 @@ enum {
 	KEY_VERSION,
 	KEY_RO,
 	KEY_DEBUG,
+	KEY_IGNORE,
 };
 
 #define STR(templ, field)                                                      \
@@ -62,31 +63,58 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
+    /* mount(8)'s and systemd's own fstab options (and x-*, in opt_proc) */
+    FUSE_OPT_KEY("defaults", KEY_IGNORE),
+    FUSE_OPT_KEY("auto", KEY_IGNORE),
+    FUSE_OPT_KEY("noauto", KEY_IGNORE),
+    FUSE_OPT_KEY("_netdev", KEY_IGNORE),
+    FUSE_OPT_KEY("nofail", KEY_IGNORE),
+    FUSE_OPT_KEY("user", KEY_IGNORE),
+    FUSE_OPT_KEY("nouser", KEY_IGNORE),
+    FUSE_OPT_KEY("users", KEY_IGNORE),
+    FUSE_OPT_KEY("owner", KEY_IGNORE),
+    FUSE_OPT_KEY("group", KEY_IGNORE),
+    FUSE_OPT_KEY("comment=", KEY_IGNORE),
+    /* atime flags mount(8) passes on that libfuse 3.14 refuses (topofs
+     * mounts noatime anyway) */
+    FUSE_OPT_KEY("diratime", KEY_IGNORE),
+    FUSE_OPT_KEY("nodiratime", KEY_IGNORE),
+    FUSE_OPT_KEY("relatime", KEY_IGNORE),
+    FUSE_OPT_KEY("norelatime", KEY_IGNORE),
+    FUSE_OPT_KEY("strictatime", KEY_IGNORE),
+    FUSE_OPT_KEY("nostrictatime", KEY_IGNORE),
+    FUSE_OPT_KEY("lazytime", KEY_IGNORE),
+    FUSE_OPT_KEY("nolazytime", KEY_IGNORE),
     FUSE_OPT_END,
 };
 
 const char opts_usage[] =
-    "usage: topofs [OPTIONS] [SOURCE] MOUNTPOINT\n"
+    "Usage: topofs [OPTIONS] [SOURCE] MOUNTPOINT\n"
     "\n"
     "Mount a Vitess topology root kept in etcd or ZooKeeper as a directory "
     "tree.\n"
-    "SOURCE: etcd2://HOST:PORT[,HOST:PORT...]/ROOT or "
-    "zk2://HOST:PORT[,...]/ROOT\n"
+    "SOURCE, instead of the server and root flags:\n"
+    "  etcd2://H:P[,H:P...]/ROOT or zk2://H:P[,H:P...]/ROOT\n"
     "\n"
-    "Vitess flags (also as --topo-... and as -o topo_...=VALUE):\n"
+    "Vitess flags (also as --topo-..., --flag VALUE and -o topo_...=VALUE):\n"
     "  --topo_implementation=etcd2|zk2     store (default etcd2)\n"
     "  --topo_global_server_address=H:P[,H:P...]\n"
     "                                      servers (default localhost:2379)\n"
     "  --topo_global_root=PATH             root (default /vitess/global)\n"
-    "  --topo_etcd_tls_cert=FILE  --topo_etcd_tls_key=FILE  "
-    "--topo_etcd_tls_ca=FILE\n"
+    "  --topo_etcd_tls_cert=FILE           TLS to etcd: client certificate\n"
+    "  --topo_etcd_tls_key=FILE            TLS to etcd: its private key\n"
+    "  --topo_etcd_tls_ca=FILE             TLS to etcd: CA certificates\n"
     "  --topo_zk_auth_file=FILE            ZooKeeper auth, one line "
     "scheme:auth\n"
     "\n"
     "topofs options (-o NAME=VALUE):\n"
-    "  -o timeout=SECONDS    bound on every store operation (default 10)\n"
+    "  -o timeout=SECONDS    bound on every store operation (default 10);\n"
+    "                        also --timeout=SECONDS\n"
+    "  -o cache_ttl=MS       how long the kernel keeps names, and a listing\n"
+    "                        is trusted without watches (default 1000)\n"
     "  -o view=raw|json      values as stored (default), or Vitess records\n"
-    "                        (Keyspace, Shard, Tablet, ...) as JSON\n"
+    "                        (Keyspace, Shard, Tablet, ...) as JSON;\n"
+    "                        also --view=raw|json\n"
     "  -o scratch=PATTERNS   editor scratch names kept in memory only\n"
     "                        (default .*.sw?,.*.swpx,*~,4913,.#*,#*#,sed??????"
     ")\n"
@@ -99,8 +127,15 @@ const char opts_usage[] =
     "user)\n"
     "  -o allow_other        let other users in (needs user_allow_other)\n"
     "\n"
+    "Mount options (from mount(8) and fstab):\n"
+    "  -o rw,dev,suid,exec,noatime,...\n"
+    "                        kernel mount flags, as for any file system\n"
+    "  -o _netdev,nofail,noauto,defaults,user,x-*,comment=...\n"
+    "                        for mount(8) and systemd; ignored by topofs\n"
+    "\n"
     "FUSE options:\n"
-    "  -f                    stay in the foreground, log to stderr\n"
+    "  -f                    stay in the foreground, log to stderr (without\n"
+    "                        -f: a daemon once mounted, logging to syslog)\n"
     "  -d                    debug: log every FUSE request (implies -f)\n"
     "  -s                    single-threaded\n"
     "  -h, --help            this text\n"
@@ -130,6 +165,8 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_RO:
 	case KEY_DEBUG:
 		return 1; /* libfuse needs these too */
+	case KEY_IGNORE:
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (ps->npositional == 2) {
 			if (!ps->bad)
@@ -142,6 +179,8 @@ static int opt_proc(void *data, const char *arg, int key,
 		ps->npositional++;
 		return 0;
 	default:
+		if (strncmp(arg, "x-", 2) == 0)
+			return 0; /* x-systemd.*, x-gvfs-*: not ours */
 		if (arg[0] == '-' && arg[1] == '-' && !ps->bad)
 			ps->bad = strdup(arg); /* not a libfuse option either */
 		return 1;

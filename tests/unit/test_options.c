@@ -159,12 +159,36 @@ static void test_refusals(void)
 		"bad --topo_global_server_address ''");
 }
 
+/* What mount(8), mount.fuse3 and fstab hand over: mount(8)'s and systemd's
+ * own options are dropped, kernel mount flags go on to libfuse. */
+static void test_mount_options(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *argv[] = {
+	    "topofs",
+	    "etcd2://h:1/r",
+	    "/m",
+	    "-o",
+	    "rw,defaults,_netdev,nofail,noauto,user,x-systemd.automount,"
+	    "comment=x,relatime,nodiratime,noatime,timeout=5,dev,suid",
+	    NULL};
+	CHECK_INT(parse(&o, &fa, err, argv), 0);
+	CHECK_STR(err, "");
+	CHECK_INT(o.timeout_ms, 5000);
+	CHECK_INT(fa.argc, 3);
+	CHECK_STR(fa.argv[2], "rw,noatime,dev,suid");
+	done(&o, &fa);
+}
+
 int main(void)
 {
 	test_defaults();
 	test_spellings();
 	test_source_and_options();
 	test_help_version();
+	test_mount_options();
 	test_refusals();
 	return check_report();
 }
