@@ -705,6 +705,8 @@ class Bench:
                        [("store", epid)])
             self.guard(res, "etcdctl get", self.etcdctl_get, res, srv)
             self.guard(res, "etcd restore", self.etcd_restore, res, srv)
+            self.guard(res, "etcd restore -o writeback", self.etcd_restore, res,
+                       srv, True)
             self.guard(res, "etcd sequential puts", self.etcd_seq_puts, res, srv)
             if self.args.profile and res.get("profile"):
                 self.guard(res, "etcd profile", self.profile_daemon, res, "etcd",
@@ -732,14 +734,16 @@ class Bench:
             self.record(res, "etcdctl.get", dt)
         log("  etcdctl get --prefix: %s" % fmt_s(median(res["m"]["etcdctl.get"])))
 
-    def etcd_restore(self, res, srv):
+    def etcd_restore(self, res, srv, writeback=False):
         topo = res["topo"]
         backend = "etcd"
+        name = "etcd.restore_wb" if writeback else "etcd.restore"
+        opts = "create_root,writeback" if writeback else "create_root"
         for i in range(self.runs):
-            if i and not self.more_runs(res, "%s.restore" % backend, i - 1):
+            if i and not self.more_runs(res, name, i - 1):
                 break
             root2 = "%s-restore-%d" % (topo.root, i)
-            m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root"], bin=self.bin)
+            m = TimedMount(srv.topofs_args(root2) + ["-o", opts], bin=self.bin)
             m.start()
             try:
                 t0 = time.perf_counter()
@@ -748,7 +752,7 @@ class Bench:
                                         watch=[("daemon", m.proc.pid),
                                                ("store", srv.proc.pid)])
                 except Overtime as e:
-                    self.lower_bound(res, backend + ".restore", e)
+                    self.lower_bound(res, name, e)
                     raise
                 hwm = m.vmhwm()
                 rc = m.unmount(timeout=600)
@@ -760,13 +764,13 @@ class Bench:
                 raise BenchError("topofs exited %s after the restore" % rc)
             got, _ = etcd_snapshot(srv.endpoint, root2 + "/", self.path("snap.json"))
             compare_kvs(got, topo.rekey(root2), "etcd restore through topofs")
-            self.record(res, "etcd.restore", dt)
-            self.record(res, "etcd.restore.tar", dt_tar)
-            self.record(res, "etcd.restore.vmhwm_kb", hwm)
+            self.record(res, name, dt)
+            self.record(res, name + ".tar", dt_tar)
+            self.record(res, name + ".vmhwm_kb", hwm)
             for k, v in cpu.items():
-                self.record(res, "etcd.restore.cpu." + k, v)
+                self.record(res, name + ".cpu." + k, v)
             srv.client().delete_prefix(root2 + "/")
-            log("  etcd restore run %d: %s (tar -x %s)" % (i + 1, fmt_s(dt), fmt_s(dt_tar)))
+            log("  %s run %d: %s (tar -x %s)" % (name, i + 1, fmt_s(dt), fmt_s(dt_tar)))
 
     def seq_slice(self, res, key, items):
         """The first --seq-limit operations of a sequential reference, and the
@@ -834,6 +838,8 @@ class Bench:
                        [("store", zpid)])
             self.guard(res, "kazoo dump", self.kazoo_dump, res, srv, zk)
             self.guard(res, "zk restore", self.zk_restore, res, srv, zk)
+            self.guard(res, "zk restore -o writeback", self.zk_restore, res, srv,
+                       zk, True)
             self.guard(res, "kazoo sequential creates", self.zk_seq_creates, res, srv, zk)
             if self.args.profile and res.get("profile"):
                 self.guard(res, "zk profile", self.profile_daemon, res, "zk",
@@ -879,14 +885,16 @@ class Bench:
             self.record(res, "kazoo.dump", dt)
         log("  kazoo sequential dump: %s" % fmt_s(median(res["m"]["kazoo.dump"])))
 
-    def zk_restore(self, res, srv, zk):
+    def zk_restore(self, res, srv, zk, writeback=False):
         topo = res["topo"]
         backend = "zk"
+        name = "zk.restore_wb" if writeback else "zk.restore"
+        opts = "create_root,writeback" if writeback else "create_root"
         for i in range(self.runs):
-            if i and not self.more_runs(res, "%s.restore" % backend, i - 1):
+            if i and not self.more_runs(res, name, i - 1):
                 break
             root2 = "%s-restore-%d" % (topo.root, i)
-            m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root"], bin=self.bin)
+            m = TimedMount(srv.topofs_args(root2) + ["-o", opts], bin=self.bin)
             m.start()
             try:
                 t0 = time.perf_counter()
@@ -895,7 +903,7 @@ class Bench:
                                         watch=[("daemon", m.proc.pid),
                                                ("store", srv.proc.pid)])
                 except Overtime as e:
-                    self.lower_bound(res, backend + ".restore", e)
+                    self.lower_bound(res, name, e)
                     raise
                 hwm = m.vmhwm()
                 rc = m.unmount(timeout=600)
@@ -907,13 +915,13 @@ class Bench:
                 raise BenchError("topofs exited %s after the restore" % rc)
             snap = zk_snapshot(zk, root2)
             compare_kvs(snap, dict(topo.znode_list(root2)), "zk restore through topofs")
-            self.record(res, "zk.restore", dt)
-            self.record(res, "zk.restore.tar", dt_tar)
-            self.record(res, "zk.restore.vmhwm_kb", hwm)
+            self.record(res, name, dt)
+            self.record(res, name + ".tar", dt_tar)
+            self.record(res, name + ".vmhwm_kb", hwm)
             for k, v in cpu.items():
-                self.record(res, "zk.restore.cpu." + k, v)
+                self.record(res, name + ".cpu." + k, v)
             zk_delete_tree(zk, root2, snap)
-            log("  zk restore run %d: %s (tar -x %s)" % (i + 1, fmt_s(dt), fmt_s(dt_tar)))
+            log("  %s run %d: %s (tar -x %s)" % (name, i + 1, fmt_s(dt), fmt_s(dt_tar)))
 
     def zk_seq_creates(self, res, srv, zk):
         """The sequential reference: one kazoo create per znode (directories

@@ -21,12 +21,14 @@ TIMINGS = [
     ("etcd.warm", "topofs etcd: warm tar (second tar)"),
     ("etcdctl.get", "etcdctl get --prefix -w json"),
     ("etcd.restore", "topofs etcd: restore (tar -x + unmount)"),
+    ("etcd.restore_wb", "topofs etcd: restore with -o writeback (tar -x + unmount)"),
     ("etcd.seqput", "etcd: sequential puts, one per key"),
     ("zk.mount", "topofs zk: mount (start until mounted)"),
     ("zk.cold", "topofs zk: cold tar (fresh mount)"),
     ("zk.warm", "topofs zk: warm tar (second tar)"),
     ("kazoo.dump", "kazoo sequential dump (get + get_children per znode)"),
     ("zk.restore", "topofs zk: restore (tar -x + unmount)"),
+    ("zk.restore_wb", "topofs zk: restore with -o writeback (tar -x + unmount)"),
     ("zk.seqcreate", "kazoo: sequential creates, one per znode"),
 ]
 
@@ -39,6 +41,7 @@ RATIOS = [
     ("etcd warm tar / tmpfs tar", "etcd.warm", "tmpfs.tar"),
     ("etcd cold tar / etcdctl get --prefix", "etcd.cold", "etcdctl.get"),
     ("etcd restore / sequential puts", "etcd.restore", "etcd.seqput"),
+    ("etcd restore -o writeback / sequential puts", "etcd.restore_wb", "etcd.seqput"),
     ("zk cold tar / squashfuse_ll cold tar", "zk.cold", "squashfuse.cold"),
     ("zk warm tar / squashfuse_ll cold tar", "zk.warm", "squashfuse.cold"),
     ("zk warm tar / squashfuse_ll warm tar", "zk.warm", "squashfuse.warm"),
@@ -46,6 +49,7 @@ RATIOS = [
     ("zk warm tar / tmpfs tar", "zk.warm", "tmpfs.tar"),
     ("zk cold tar / kazoo sequential dump", "zk.cold", "kazoo.dump"),
     ("zk restore / sequential creates", "zk.restore", "zk.seqcreate"),
+    ("zk restore -o writeback / sequential creates", "zk.restore_wb", "zk.seqcreate"),
     ("squashfuse_ll cold tar / tmpfs tar", "squashfuse.cold", "tmpfs.tar"),
 ]
 
@@ -57,6 +61,10 @@ TARGETS = [
     ("cold zk tar ≤ 0.5× kazoo dump", "zk.cold", "kazoo.dump", 0.5),
     ("etcd restore ≤ 1.5× sequential puts", "etcd.restore", "etcd.seqput", 1.5),
     ("zk restore ≤ 1.5× sequential creates", "zk.restore", "zk.seqcreate", 1.5),
+    ("etcd restore -o writeback ≤ 1.5× sequential puts", "etcd.restore_wb",
+     "etcd.seqput", 1.5),
+    ("zk restore -o writeback ≤ 1.5× sequential creates", "zk.restore_wb",
+     "zk.seqcreate", 1.5),
 ]
 
 CPU_ROWS = [("etcd.cold", "etcd cold tar"), ("etcd.warm", "etcd warm tar"),
@@ -64,7 +72,9 @@ CPU_ROWS = [("etcd.cold", "etcd cold tar"), ("etcd.warm", "etcd warm tar"),
             ("squashfuse.cold", "squashfuse_ll cold tar"),
             ("squashfuse.warm", "squashfuse_ll warm tar"),
             ("etcd.restore", "etcd restore (tar -x part)"),
-            ("zk.restore", "zk restore (tar -x part)")]
+            ("zk.restore", "zk restore (tar -x part)"),
+            ("etcd.restore_wb", "etcd restore -o writeback (tar -x part)"),
+            ("zk.restore_wb", "zk restore -o writeback (tar -x part)")]
 
 LINEAR_SLACK = 1.5   # time per key at the bigger size <= 1.5x the smaller's
 
@@ -307,7 +317,8 @@ def write(out, results, profile, failures, meta):
         w("")
         rows = []
         for key, label in CPU_ROWS:
-            wall = med(res, key if not key.endswith("restore") else key + ".tar")
+            wall = med(res, key if not key.endswith(("restore", "restore_wb"))
+                       else key + ".tar")
             if wall is None:
                 continue
             d = med(res, key + ".cpu.daemon")
@@ -429,6 +440,8 @@ PLOT_SERIES = [
     ("etcd.restore", "topofs etcd restore"),
     ("etcd.seqput", "etcd sequential puts"),
     ("zk.restore", "topofs zk restore"),
+    ("etcd.restore_wb", "topofs etcd restore -o writeback"),
+    ("zk.restore_wb", "topofs zk restore -o writeback"),
     ("zk.seqcreate", "kazoo sequential creates"),
 ]
 
