@@ -23,6 +23,21 @@ static void usage(void)
 	fputs(opts_usage, stdout);
 }
 
+/* The files named by options, made absolute: the daemon runs in "/". A
+ * file that does not exist stays as given (the backend names it). */
+static void absolute_files(struct topofs_opts *o)
+{
+	char **files[] = {&o->tls_cert, &o->tls_key, &o->tls_ca,
+			  &o->zk_auth_file, &o->etcd_password_file};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *abs = *files[i] ? realpath(*files[i], NULL) : NULL;
+		if (abs) {
+			free(*files[i]);
+			*files[i] = abs;
+		}
+	}
+}
+
 /* Connect to the store described by o: 0 and *st, or -errno with a message
  * already printed. */
 static int connect_store(const struct topo_backend *be,
@@ -36,6 +51,8 @@ static int connect_store(const struct topo_backend *be,
 	    .tls_key = o->tls_key,
 	    .tls_ca = o->tls_ca,
 	    .zk_auth_file = o->zk_auth_file,
+	    .etcd_user = o->etcd_user,
+	    .etcd_password_file = o->etcd_password_file,
 	    .missing_root_ok = o->create_root,
 	};
 	char err[512] = "";
@@ -215,6 +232,7 @@ int main(int argc, char **argv)
 	}
 	free(o.mountpoint);
 	o.mountpoint = mnt;
+	absolute_files(&o);
 
 	struct topofs t = {
 	    .be = topo_backend_find(o.implementation),

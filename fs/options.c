@@ -16,6 +16,9 @@ enum {
 	KEY_RO,
 	KEY_DEBUG,
 	KEY_IGNORE,
+	KEY_PASSWORD,
+	KEY_ALLOW_OTHER,
+	KEY_DEFAULT_PERMISSIONS,
 };
 
 #define STR(templ, field)                                                      \
@@ -47,6 +50,15 @@ static const struct fuse_opt opt_spec[] = {
     STR("view=%s", view),
     STR("--view=%s", view),
     STR("scratch=%s", scratch),
+    STR("etcd_user=%s", etcd_user),
+    STR("--etcd_user=%s", etcd_user),
+    STR("etcd_password_file=%s", etcd_password_file),
+    STR("--etcd_password_file=%s", etcd_password_file),
+    /* A password on the command line shows in ps and shell history. */
+    FUSE_OPT_KEY("etcd_password=", KEY_PASSWORD),
+    FUSE_OPT_KEY("--etcd_password=", KEY_PASSWORD),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
     FLAG("noephemeral", noephemeral),
     FLAG("create_root", create_root),
     FLAG("writeback", writeback),
@@ -106,6 +118,9 @@ const char opts_usage[] =
     "  --topo_etcd_tls_ca=FILE             TLS to etcd: CA certificates\n"
     "  --topo_zk_auth_file=FILE            ZooKeeper auth, one line "
     "scheme:auth\n"
+    "                                      (e.g. digest:user:password)\n"
+    "  TLS to etcd: https, the server's certificate checked against the CA\n"
+    "  file (host name included), the client certificate sent.\n"
     "\n"
     "topofs options (-o NAME=VALUE):\n"
     "  -o timeout=SECONDS    bound on every store operation (default 10);\n"
@@ -122,10 +137,18 @@ const char opts_usage[] =
     "  -o create_root        accept a missing root (ZooKeeper: create it)\n"
     "  -o writeback          creates (restores) applied later in batches;\n"
     "                        failures reported by fsync and the exit status\n"
+    "  -o etcd_user=NAME     log in to etcd as this user (etcd auth); needs\n"
+    "  -o etcd_password_file=FILE\n"
+    "                        the file holding its password, one line (the\n"
+    "                        password itself is never taken on the command\n"
+    "                        line, nor logged)\n"
     "  -o ro                 read-only mount\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
     "user)\n"
-    "  -o allow_other        let other users in (needs user_allow_other)\n"
+    "  -o allow_other        let other users in (needs user_allow_other in\n"
+    "                        /etc/fuse.conf unless root); adds\n"
+    "                        default_permissions: the kernel checks the\n"
+    "                        modes shown (files 0644, directories 0755)\n"
     "\n"
     "Mount options (from mount(8) and fstab):\n"
     "  -o rw,dev,suid,exec,noatime,...\n"
@@ -147,7 +170,8 @@ struct parse_state {
 	struct topofs_opts o;
 	char *positional[2];
 	int npositional;
-	char *bad; /* first unknown --option, owned */
+	char *bad;     /* first unknown --option, owned */
+	bool password; /* a password on the command line */
 };
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -163,10 +187,22 @@ static int opt_proc(void *data, const char *arg, int key,
 		ps->o.show_version = 1;
 		return 0;
 	case KEY_RO:
+		if (strcmp(arg, "rw") == 0)
+			ps->o.read_only = 0; /* the last of ro / rw counts */
+		return 1;		     /* libfuse needs it too */
 	case KEY_DEBUG:
 		return 1; /* libfuse needs these too */
 	case KEY_IGNORE:
 		return 0;
+	case KEY_PASSWORD:
+		ps->password = true; /* arg is never copied nor shown */
+		return 0;
+	case KEY_ALLOW_OTHER:
+		ps->o.allow_other = 1;
+		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		ps->o.default_permissions = 1;
+		return 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (ps->npositional == 2) {
 			if (!ps->bad)
@@ -298,6 +334,17 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	scratch_patterns_free(&sp);
+	if (!o->etcd_user != !o->etcd_password_file) {
+		snprintf(err, errlen,
+			 "-o etcd_user and -o etcd_password_file go together");
+		return -EINVAL;
+	}
+	if (o->etcd_user && strcmp(o->implementation, "etcd2") != 0) {
+		snprintf(err, errlen,
+			 "-o etcd_user is for etcd2 (ZooKeeper: "
+			 "--topo_zk_auth_file)");
+		return -EINVAL;
+	}
 	if (!o->mountpoint) {
 		snprintf(err, errlen, "no mountpoint given (see --help)");
 		return -EINVAL;
@@ -387,6 +434,13 @@ int opts_parse(int argc, char **argv, struct topofs_opts *o,
 	}
 	if (ps.o.show_help || ps.o.show_version)
 		goto out;
+	if (ps.password) {
+		snprintf(err, errlen,
+			 "no password on the command line (ps shows it): put "
+			 "it in a file, -o etcd_password_file=FILE");
+		rc = -EINVAL;
+		goto out;
+	}
 	if (ps.bad) {
 		snprintf(err, errlen,
 			 ps.npositional == 2 && ps.bad[0] != '-'
@@ -399,6 +453,11 @@ int opts_parse(int argc, char **argv, struct topofs_opts *o,
 	rc = apply_positionals(&ps.o, &ps, err, errlen);
 	if (!rc)
 		rc = validate(&ps.o, err, errlen);
+	/* Other users in: let the kernel check the modes shown, so that they
+	 * get no more than those modes give them. */
+	if (!rc && ps.o.allow_other && !ps.o.default_permissions &&
+	    fuse_opt_add_arg(fuse_args, "-odefault_permissions") != 0)
+		rc = -ENOMEM;
 out:
 	*o = ps.o;
 	free(ps.positional[0]);
@@ -409,11 +468,12 @@ out:
 
 void opts_free(struct topofs_opts *o)
 {
-	char **fields[] = {&o->implementation, &o->servers,	 &o->root,
-			   &o->timeout,	       &o->cache_ttl,	 &o->view,
-			   &o->scratch,	       &o->tls_cert,	 &o->tls_key,
-			   &o->tls_ca,	       &o->zk_auth_file, &o->source,
-			   &o->mountpoint};
+	char **fields[] = {
+	    &o->implementation, &o->servers,	  &o->root,
+	    &o->timeout,	&o->cache_ttl,	  &o->view,
+	    &o->scratch,	&o->tls_cert,	  &o->tls_key,
+	    &o->tls_ca,		&o->zk_auth_file, &o->source,
+	    &o->mountpoint,	&o->etcd_user,	  &o->etcd_password_file};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;

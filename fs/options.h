@@ -19,9 +19,11 @@ struct topofs_opts {
 	char *view;	      /* -o view=raw|json */
 	char *scratch;	      /* -o scratch=PATTERNS */
 	char *tls_cert, *tls_key, *tls_ca, *zk_auth_file;
+	char *etcd_user, *etcd_password_file; /* -o etcd_user=, ... */
 	char *source; /* first positional when two are given */
 	char *mountpoint;
 	int noephemeral, create_root, read_only, writeback;
+	int allow_other, default_permissions; /* seen among the -o options */
 	int foreground, single_thread, debug;
 	int show_help, show_version;
 

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "http.h"
 #include "json.h"
 #include "topofs/log.h"
@@ -30,6 +31,7 @@ struct etcd_http {
 	unsigned timeout_ms;
 	char *tls_cert, *tls_key, *tls_ca;
 	struct curl_slist *headers; /* read-only once built */
+	struct etcd_auth *auth;	    /* the etcd user, or NULL */
 
 	pthread_mutex_t lock; /* guards the pool */
 	CURL *pool[POOL_MAX];
@@ -191,6 +193,10 @@ int etcd_http_open(const struct topo_conf *conf, struct etcd_http **out,
 	    dup_opt(conf->tls_key, &h->tls_key) ||
 	    dup_opt(conf->tls_ca, &h->tls_ca))
 		goto fail;
+	err = etcd_auth_new(conf, &h->auth, errbuf, errlen);
+	if (err)
+		goto fail;
+	err = -ENOMEM;
 	l = curl_slist_append(NULL, "Content-Type: application/json");
 	if (!l)
 		goto fail;
@@ -223,6 +229,7 @@ void etcd_http_close(struct etcd_http *h)
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
+	etcd_auth_free(h->auth);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -279,12 +286,19 @@ static CURL *borrow(struct etcd_http *h)
 	if (h->npool > 0)
 		c = h->pool[--h->npool];
 	pthread_mutex_unlock(&h->lock);
-	return c ? c : new_handle(h);
+	if (!c)
+		c = new_handle(h);
+	if (c && etcd_auth_attach(h->auth, c, h->headers)) {
+		curl_easy_cleanup(c);
+		c = NULL;
+	}
+	return c;
 }
 
 /* Give a handle back to the pool, or close it if the pool is full. */
 static void give_back(struct etcd_http *h, CURL *c)
 {
+	etcd_auth_detach(c, h->headers);
 	pthread_mutex_lock(&h->lock);
 	if (h->npool < POOL_MAX) {
 		h->pool[h->npool++] = c;
@@ -482,7 +496,23 @@ CURL *etcd_http_handle(const struct etcd_http *h, size_t i, const char *api)
 
 	if (!c)
 		return NULL;
+	if (etcd_auth_attach(h->auth, c, h->headers)) {
+		curl_easy_cleanup(c);
+		return NULL;
+	}
 	snprintf(url, sizeof(url), "%s%s", h->eps[i % h->neps].base, api);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	return c;
+}
+
+/* The etcd user, or NULL. */
+struct etcd_auth *etcd_http_auth(const struct etcd_http *h)
+{
+	return h->auth;
+}
+
+/* The shared headers. */
+struct curl_slist *etcd_http_headers(const struct etcd_http *h)
+{
+	return h->headers;
 }

@@ -26,8 +26,9 @@ struct etcd_reply {
 /* Free the body of a reply. */
 void etcd_reply_free(struct etcd_reply *r);
 
-/* Parse conf->servers and the TLS settings; nothing is sent yet. 0 and *out,
- * or -EINVAL / -ENOMEM with a reason in errbuf. */
+/* Parse conf->servers and the TLS settings, read the etcd user's password
+ * file (auth.h); nothing is sent yet. 0 and *out, or a negative errno with a
+ * reason in errbuf. */
 int etcd_http_open(const struct topo_conf *conf, struct etcd_http **out,
 		   char *errbuf, size_t errlen);
 
@@ -67,9 +68,15 @@ size_t etcd_http_current(struct etcd_http *h);
 const char *etcd_http_name(const struct etcd_http *h, size_t i);
 
 /* A new handle of the caller's (for long-lived streams, outside the pool)
- * with the options every request shares (headers, TLS, no proxy, no
- * signals, TCP keepalive), set to POST to api on endpoint i. NULL if out of
- * memory. */
+ * with the options every request shares (headers, the user's token, TLS,
+ * no proxy, no signals, TCP keepalive), set to POST to api on endpoint i.
+ * NULL if out of memory. Call etcd_auth_detach before curl_easy_cleanup. */
 CURL *etcd_http_handle(const struct etcd_http *h, size_t i, const char *api);
+
+/* The etcd user (auth.h), or NULL when none was given. */
+struct etcd_auth *etcd_http_auth(const struct etcd_http *h);
+
+/* The headers every request shares (for etcd_auth_detach). */
+struct curl_slist *etcd_http_headers(const struct etcd_http *h);
 
 #endif

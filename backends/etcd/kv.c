@@ -24,10 +24,12 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "base64.h"
 #include "http.h"
 #include "json.h"
 #include "settle.h"
+#include "tls.h"
 #include "watch.h"
 #include "topofs/backend.h"
 #include "topofs/log.h"
@@ -49,6 +51,7 @@ struct topo_store {
 	struct etcd_http *http;
 	char *root; /* the root key; "" for "/" */
 	bool quiet; /* while opening: open() reports failures in errbuf */
+	bool root_key_hidden; /* the user may not read the root key itself */
 	unsigned timeout_ms;
 	struct etcd_watch *watch; /* NULL until watch() */
 };
@@ -158,7 +161,7 @@ static int call(struct topo_store *s, const char *api, json_t *req,
 		what = NULL;
 	if (!deadline)
 		deadline = etcd_http_deadline(s->http);
-	err = etcd_http_post(s->http, api, body, strlen(body), deadline,
+	err = etcd_auth_post(s->http, api, body, strlen(body), deadline,
 			     uncertain, what, reply, why, sizeof(why));
 	free(body);
 	if (err)
@@ -200,6 +203,25 @@ out:
 	return err;
 }
 
+/* Add the root key itself to a listing of the root, read alone at revision
+ * rev, unless the user may not read it (probe_root). 0 or a negative
+ * errno. */
+static int add_root_key(struct topo_store *s, int64_t rev,
+			struct topo_listing *out)
+{
+	struct etcd_page page = {0};
+	size_t before = out->count;
+	int err = 0;
+
+	if (!s->root_key_hidden)
+		err = range_page(s, s->root, s->root, strlen(s->root), NULL, 0,
+				 rev, 0, false, out, &page);
+	etcd_page_clear(&page);
+	if (!err && out->count > before)
+		topo_listing_sort(out); /* "" goes first */
+	return err;
+}
+
 /* Read the subtree of key page by page, every page at the first page's
  * revision. 0, -EAGAIN (that revision was compacted) or a negative errno. */
 static int list_pages(struct topo_store *s, const char *key,
@@ -219,7 +241,9 @@ static int list_pages(struct topo_store *s, const char *key,
 	}
 	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen))
 		goto out;
-	start = strdup(*key ? key : sub);
+	/* The root's listing stays inside its prefix, ROOT/: the root key
+	 * itself is read alone, after (add_root_key). */
+	start = strdup(*key && strcmp(key, s->root) != 0 ? key : sub);
 	if (!start)
 		goto out;
 	startlen = strlen(start);
@@ -245,6 +269,8 @@ static int list_pages(struct topo_store *s, const char *key,
 		startlen = page.last_len + 1;
 		page.last_key = NULL;
 	}
+	if (*key && strcmp(key, s->root) == 0)
+		err = add_root_key(s, rev, out);
 out:
 	etcd_page_clear(&page);
 	free(start);
@@ -306,7 +332,9 @@ static int etcd_get(struct topo_store *s, const char *path,
 	err = make_key(s, path, &key);
 	if (err)
 		return err;
-	err = *key ? read_key(s, key, false, &l) : 0;
+	err = *key && !(!*path && s->root_key_hidden)
+		  ? read_key(s, key, false, &l)
+		  : 0;
 	if (!err && l.count == 0)
 		err = -ENOENT;
 	if (!err) {
@@ -747,6 +775,7 @@ static int probe_root(struct topo_store *s, const struct topo_conf *conf,
 	struct etcd_page page = {0};
 	char *sub = NULL, *end = NULL;
 	size_t endlen;
+	bool below;
 	int err = -ENOMEM;
 
 	if (asprintf(&sub, "%s/", s->root) < 0) {
@@ -758,15 +787,26 @@ static int probe_root(struct topo_store *s, const struct topo_conf *conf,
 	/* Does anything lie below the root? (Then it is a directory.) */
 	err = range_page(s, s->root, sub, strlen(sub), end, endlen, 0, 1, true,
 			 &l, &page);
-	if (err || l.count > 0 || !*s->root)
+	if (err || !*s->root)
+		goto out;
+	below = l.count > 0;
+	/* The root key itself: a role on the prefix ROOT/ alone does not
+	 * allow it; its own value is then not shown. */
+	err = read_key(s, s->root, true, &l);
+	if (err == -EACCES) {
+		topo_debug("etcd: %s: the root key itself is not readable",
+			   s->root);
+		s->root_key_hidden = true;
+		err = 0;
+	}
+	if (err || below)
 		goto out;
 	/* Nothing below: the root key itself must not exist. */
-	err = read_key(s, s->root, true, &l);
-	if (!err && l.count > 0) {
+	if (l.count > 0) {
 		snprintf(errbuf, errlen, "%s is a key, not a directory",
 			 s->root);
 		err = -ENOTDIR;
-	} else if (!err && !conf->missing_root_ok) {
+	} else if (!conf->missing_root_ok) {
 		snprintf(errbuf, errlen,
 			 "no keys under %s in etcd at %s (for a new, empty "
 			 "topology use -o create_root)",
@@ -778,8 +818,15 @@ out:
 		snprintf(errbuf, errlen,
 			 "etcd at %s gave no usable answer (-d shows why)",
 			 servers);
+	else if (err == -EACCES && conf->etcd_user)
+		snprintf(errbuf, errlen,
+			 "etcd at %s: user %s may not read the keys under %s/",
+			 servers, conf->etcd_user, s->root);
 	else if (err == -EACCES)
-		snprintf(errbuf, errlen, "etcd at %s: not authorised", servers);
+		snprintf(errbuf, errlen,
+			 "etcd at %s: not authorised to read the keys under "
+			 "%s/ (a user is needed: -o etcd_user=)",
+			 servers, s->root);
 	else if (err == -ENOMEM)
 		snprintf(errbuf, errlen, "out of memory");
 	etcd_page_clear(&page);
@@ -863,7 +910,9 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
 	if ((err = set_root(s, conf->root, errbuf, errlen)) ||
 	    (err = etcd_http_open(conf, &s->http, errbuf, errlen)) ||
+	    (err = etcd_tls_probe(s->http, conf, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||
+	    (err = etcd_auth_login(s->http, conf->servers, errbuf, errlen)) ||
 	    (err = probe_root(s, conf, errbuf, errlen))) {
 		etcd_close(s);
 		return err;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "auth.h"
 #include "base64.h"
 #include "json.h"
 #include "watch.h"
@@ -209,7 +210,9 @@ static void stream_end(struct etcd_stream *st, enum etcd_verdict v,
 /* Act on one parsed response: deliver, note progress, judge. */
 static void stream_take(struct etcd_stream *st, const struct etcd_watch_resp *r)
 {
-	if (r->created)
+	/* etcd refuses a watch (permission denied, invalid token) with a
+	 * response that is both created and canceled: no watch was made. */
+	if (r->created && !r->canceled)
 		st->created = true;
 	for (size_t i = 0; i < r->count; i++)
 		st->fn(st->arg,
@@ -378,6 +381,7 @@ static int prepare(struct etcd_watch *w, const char *api, const char *body,
 /* Close w->curl. */
 static void finish(struct etcd_watch *w)
 {
+	etcd_auth_detach(w->curl, etcd_http_headers(w->http));
 	curl_easy_cleanup(w->curl);
 	w->curl = NULL;
 }
@@ -398,14 +402,16 @@ static size_t on_reply(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* The store's current revision, from a range on the root key. */
+/* The store's current revision, from a range on the key "ROOT/" (inside
+ * the root's prefix, which is all a user's role may allow). */
 static enum outcome fetch_revision(struct etcd_watch *w, int64_t *rev)
 {
-	char *k64 = NULL, *body = NULL;
-	const char *key = *w->root ? w->root : "/";
+	char *k64 = NULL, *body = NULL, *key = NULL;
 	enum outcome out = OUT_ERROR;
 
-	if (etcd_b64_encode(key, strlen(key), &k64) ||
+	if (asprintf(&key, "%s/", w->root) < 0)
+		key = NULL;
+	if (!key || etcd_b64_encode(key, strlen(key), &k64) ||
 	    asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true}", k64) < 0)
 		body = NULL;
 	if (!body || prepare(w, "/v3/kv/range", body, on_reply)) {
@@ -433,6 +439,7 @@ done:
 	etcd_reply_free(&w->reply);
 	free(body);
 	free(k64);
+	free(key);
 	return out;
 }
 
@@ -481,8 +488,7 @@ static char *create_request(struct etcd_watch *w)
 		goto out;
 	}
 	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen) ||
-	    etcd_b64_encode(*w->root ? w->root : sub,
-			    strlen(*w->root ? w->root : sub), &k64) ||
+	    etcd_b64_encode(sub, strlen(sub), &k64) ||
 	    etcd_b64_encode(end, endlen, &e64))
 		goto out;
 	req = json_pack("{s:{s:s,s:s,s:s,s:b}}", "create_request", "key", k64,
@@ -577,6 +583,7 @@ static void after(struct etcd_watch *w, enum outcome out)
 			topo_debug("etcd: watch on %s: %s", ep_name(w), w->why);
 		w->broken = true;
 		w->ep = (w->ep + 1) % etcd_http_count(w->http);
+		etcd_auth_renew_if_stale(w->http, w->why);
 	}
 	nap(w, w->backoff);
 	if (!w->st.created && w->backoff < BACKOFF_MAX_MS)

@@ -3,10 +3,14 @@
  * /v3/watch stream on the JSON gateway over the whole root, read by a
  * thread of its own.
  *
- * The watched range is [ROOT, prefix_end(ROOT "/")): the root key itself,
- * every key below ROOT/, and the few siblings that sort between the two
- * ("ROOT-x", "ROOT.x"), which the parser drops as list() does. One watch
- * rather than two keeps a single order and a single revision to resume from.
+ * The watched range is the root's prefix, [ROOT/, prefix_end(ROOT/)):
+ * nothing outside it is ever read (a user's role may allow no more). The
+ * root key itself (a value stored at ROOT, which Vitess never writes) is
+ * not watched: one watch rather than two keeps a single order and a single
+ * revision to resume from. A stream that etcd refuses (created and
+ * canceled at once: permission denied, an invalid token) is not a watch.
+ * With an etcd user, every request carries its token (auth.h); a stream
+ * refused for an invalid token authenticates again before reconnecting.
  *
  * Revisions: watch() reads the store's current revision R and does not
  * return before etcd confirmed a stream from R + 1. After a break the thread

@@ -1127,7 +1127,11 @@ static int check_root(struct topo_store *s, int64_t deadline, char *errbuf,
 		    root);
 	else if (rc == -EACCES)
 		snprintf(errbuf, errlen,
-			 "not allowed to read root %s in ZooKeeper", root);
+			 "not allowed to read root %s in ZooKeeper (%s%s)",
+			 root,
+			 s->auth_file ? "with the credentials in "
+				      : "no --topo_zk_auth_file given",
+			 s->auth_file ? s->auth_file : "");
 	else if (rc)
 		snprintf(errbuf, errlen,
 			 "cannot read root %s in ZooKeeper at %s", root,

@@ -142,6 +142,8 @@ struct topo_conf {
 	unsigned timeout_ms; /* bound on every operation */
 	const char *tls_cert, *tls_key, *tls_ca; /* etcd TLS, may be NULL */
 	const char *zk_auth_file; /* "scheme:auth", may be NULL */
+	/* etcd user and the file holding its password, may be NULL */
+	const char *etcd_user, *etcd_password_file;
 	/* -o create_root: a root with nothing in it is fine (etcd: a new
 	 * topology; stores with real directories mkdir it instead). */
 	bool missing_root_ok;

@@ -299,23 +299,48 @@ class EtcdError(Exception):
 
 class EtcdClient:
     """Independent etcd v3 client over the JSON gateway.  Keys are str
-    (UTF-8) in and out; values are bytes."""
+    (UTF-8) in and out; values are bytes.  ssl_context: for an https
+    endpoint (CA and client certificate); auth: (user, password) of an etcd
+    user, whose token goes with every request (renewed when etcd forgets
+    it)."""
 
     backend = "etcd"
 
-    def __init__(self, endpoint, timeout=15):
+    def __init__(self, endpoint, timeout=15, ssl_context=None, auth=None):
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.auth = auth
+        self.token = None
 
-    def call(self, path, body):
+    def _open(self, req):
+        return urllib.request.urlopen(req, timeout=self.timeout,
+                                      context=self.ssl_context)
+
+    def _login(self):
+        self.token = None
+        r = self.call("/v3/auth/authenticate",
+                      {"name": self.auth[0], "password": self.auth[1]})
+        self.token = r["token"]
+
+    def call(self, path, body, _retry=True):
         data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.auth and path != "/v3/auth/authenticate":
+            if self.token is None:
+                self._login()
+            headers["Authorization"] = self.token
         req = urllib.request.Request(self.endpoint + path, data=data,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self._open(req) as resp:
                 reply = json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as e:
-            raise EtcdError("%s: HTTP %d %s" % (path, e.code, e.read()[:300]))
+            text = e.read()[:300]
+            if self.auth and _retry and b"invalid auth token" in text:
+                self.token = None
+                return self.call(path, body, _retry=False)
+            raise EtcdError("%s: HTTP %d %s" % (path, e.code, text))
         if isinstance(reply, dict) and ("error" in reply or "code" in reply) \
                 and "header" not in reply:
             raise EtcdError("%s: %r" % (path, reply))
@@ -409,6 +434,10 @@ class EtcdClient:
         return int(self.call("/v3/kv/put", body)["header"]["revision"])
 
     def put_many(self, kvs):
+        if self.ssl_context or self.auth:
+            for k, v in kvs.items():   # gen_topology speaks plain http only
+                self.put(k, v)
+            return
         gen_topology.etcd_load(self.endpoint, kvs)
 
     def delete(self, key):
@@ -447,8 +476,7 @@ class EtcdClient:
     def request_counts(self):
         """{grpc method: requests started} for etcd's KV/Watch/Lease services,
         from the server's /metrics (counts every client, this one too)."""
-        with urllib.request.urlopen(self.endpoint + "/metrics",
-                                    timeout=self.timeout) as resp:
+        with self._open(self.endpoint + "/metrics") as resp:
             text = resp.read().decode()
         out = {}
         for line in text.splitlines():
@@ -487,19 +515,43 @@ def tcp_client_sockets(port):
 
 
 class EtcdServer:
+    """A throwaway etcd.  tls: None (plain http), or a dict with the files
+    "cert", "key" (the server's), "ca" (clients must present a certificate
+    from it: --client-cert-auth) and "client_cert", "client_key" (what
+    client() presents).  extra_args: more etcd flags.  auth: (user,
+    password) that client() logs in with, once the test enabled auth."""
     backend = "etcd"
     impl = "etcd2"
 
-    def __init__(self):
+    def __init__(self, tls=None, extra_args=()):
         self.port = free_port()
         self.peer_port = free_port()
         while self.peer_port == self.port:
             self.peer_port = free_port()
         self.address = "127.0.0.1:%d" % self.port
-        self.endpoint = "http://" + self.address
+        self.tls = tls
+        self.extra_args = list(extra_args)
+        self.auth = None
+        self.endpoint = ("https://" if tls else "http://") + self.address
         self.datadir = None
         self.proc = None
         self.logpath = None
+
+    def ssl_context(self):
+        """The TLS context of client() (None without TLS)."""
+        if not self.tls:
+            return None
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.tls["ca"])
+        if self.tls.get("client_cert"):
+            ctx.load_cert_chain(self.tls["client_cert"], self.tls["client_key"])
+        return ctx
+
+    def tls_args(self):
+        if not self.tls:
+            return []
+        return ["--cert-file", self.tls["cert"], "--key-file", self.tls["key"],
+                "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
 
     def start(self, timeout=20):
         if self.datadir is None:
@@ -511,20 +563,22 @@ class EtcdServer:
                "--advertise-client-urls", self.endpoint,
                "--listen-peer-urls", peer,
                "--initial-advertise-peer-urls", peer,
-               "--initial-cluster", "t=" + peer]
+               "--initial-cluster", "t=" + peer] + self.tls_args() + self.extra_args
         log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
         if self not in _live_servers:
             _live_servers.append(self)
-        client = EtcdClient(self.endpoint, timeout=2)
+        client = EtcdClient(self.endpoint, timeout=2,
+                            ssl_context=self.ssl_context())
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 break
             try:
-                client.revision()
+                # answers without a user even when auth is enabled
+                client.call("/v3/maintenance/status", {})
                 return self
             except Exception:
                 time.sleep(0.1)
@@ -540,7 +594,8 @@ class EtcdServer:
             return ""
 
     def client(self):
-        return EtcdClient(self.endpoint)
+        return EtcdClient(self.endpoint, ssl_context=self.ssl_context(),
+                          auth=self.auth)
 
     def pause(self):
         """Stop the process (by pid) but keep the data: the store becomes

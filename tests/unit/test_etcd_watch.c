@@ -12,6 +12,7 @@
 
 #include "../../backends/etcd/base64.h"
 #include "../../backends/etcd/http.h"
+#include "../../backends/etcd/auth.h"
 #include "../../backends/etcd/watch.h"
 #include "check.h"
 
@@ -240,6 +241,42 @@ static void test_compacted(void)
 	}
 }
 
+/* A watch that etcd refuses comes created and canceled at once: it is no
+ * watch (never confirmed), and the reason is kept (an invalid token is
+ * told from a permission denied by it). */
+static void test_refused(void)
+{
+	struct etcd_stream st;
+
+	CHECK_INT(
+	    feed(
+		&st, "/r", 1,
+		"{\"result\":{" HDR(
+		    "2") ",\"watch_id\":\"-1\","
+			 "\"created\":true,\"canceled\":true,\"cancel_reason\":"
+			 "\"rpc error: code = Unauthenticated desc = "
+			 "etcdserver: "
+			 "invalid auth token\"}}",
+		0),
+	    ETCD_STREAM_FAILED);
+	CHECK(!st.created);
+	CHECK(etcd_auth_token_invalid(st.reason));
+	etcd_split_clear(&st.split);
+	CHECK_INT(
+	    feed(&st, "/r", 1,
+		 "{\"result\":{" HDR(
+		     "2") ",\"created\":true,"
+			  "\"canceled\":true,\"cancel_reason\":\"rpc error: "
+			  "code = "
+			  "PermissionDenied desc = etcdserver: permission "
+			  "denied\"}}",
+		 0),
+	    ETCD_STREAM_FAILED);
+	CHECK(!st.created);
+	CHECK(!etcd_auth_token_invalid(st.reason));
+	etcd_split_clear(&st.split);
+}
+
 /* Everything that must end the stream (reconnect), never crash. */
 static void test_failures(void)
 {
@@ -376,6 +413,7 @@ int main(void)
 	test_progress();
 	test_slash_root();
 	test_compacted();
+	test_refused();
 	test_failures();
 	test_good_then_bad();
 	test_no_server();

@@ -89,10 +89,54 @@ static void test_source_and_options(void)
 	CHECK_INT(o.noephemeral, 1);
 	CHECK_INT(o.foreground, 1);
 	CHECK_INT(o.single_thread, 1);
-	/* ro and allow_other go on to libfuse; ours do not */
-	CHECK_INT(fa.argc, 3);
+	/* ro and allow_other go on to libfuse; ours do not; allow_other
+	 * brings default_permissions */
+	CHECK_INT(fa.argc, 4);
 	CHECK_STR(fa.argv[1], "-o");
 	CHECK_STR(fa.argv[2], "ro,allow_other");
+	CHECK_STR(fa.argv[3], "-odefault_permissions");
+	CHECK_INT(o.allow_other, 1);
+	done(&o, &fa);
+}
+
+/* etcd users, rw after ro, default_permissions given already. */
+static void test_security_options(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *user[] = {"topofs", "-o",
+			      "etcd_user=alice,etcd_password_file=/run/pw",
+			      "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, user), 0);
+	CHECK_STR(o.etcd_user, "alice");
+	CHECK_STR(o.etcd_password_file, "/run/pw");
+	CHECK_INT(fa.argc, 1);
+	done(&o, &fa);
+
+	const char *dashes[] = {"topofs", "--etcd_user",
+				"bob",	  "--etcd_password_file=/pw",
+				"/m",	  NULL};
+	CHECK_INT(parse(&o, &fa, err, dashes), 0);
+	CHECK_STR(o.etcd_user, "bob");
+	CHECK_STR(o.etcd_password_file, "/pw");
+	done(&o, &fa);
+
+	const char *rw[] = {"topofs", "-o", "ro", "-o", "rw", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, rw), 0);
+	CHECK_INT(o.read_only, 0);
+	done(&o, &fa);
+
+	const char *dp[] = {"topofs", "-o", "default_permissions,allow_other",
+			    "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, dp), 0);
+	CHECK_INT(fa.argc, 3); /* not added twice */
+	done(&o, &fa);
+
+	const char *none[] = {"topofs", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, none), 0);
+	CHECK_INT(o.allow_other, 0);
+	CHECK_INT(fa.argc, 1);
 	done(&o, &fa);
 }
 
@@ -157,6 +201,25 @@ static void test_refusals(void)
 	refused((const char *[]){"topofs",
 				 "--topo_global_server_address=", "/m", NULL},
 		"bad --topo_global_server_address ''");
+	/* The password never shows, not even in the refusal. */
+	refused((const char *[]){"topofs", "-o",
+				 "etcd_user=a,etcd_password=s3cret", "/m",
+				 NULL},
+		"no password on the command line (ps shows it): put it in a "
+		"file, -o etcd_password_file=FILE");
+	refused(
+	    (const char *[]){"topofs", "--etcd_password=s3cret", "/m", NULL},
+	    "no password on the command line (ps shows it): put it in a "
+	    "file, -o etcd_password_file=FILE");
+	refused((const char *[]){"topofs", "-o", "etcd_user=a", "/m", NULL},
+		"-o etcd_user and -o etcd_password_file go together");
+	refused((const char *[]){"topofs", "-o", "etcd_password_file=/p", "/m",
+				 NULL},
+		"-o etcd_user and -o etcd_password_file go together");
+	refused((const char *[]){"topofs", "--topo_implementation=zk2", "-o",
+				 "etcd_user=a,etcd_password_file=/p", "/m",
+				 NULL},
+		"-o etcd_user is for etcd2 (ZooKeeper: --topo_zk_auth_file)");
 }
 
 /* What mount(8), mount.fuse3 and fstab hand over: mount(8)'s and systemd's
@@ -189,6 +252,7 @@ int main(void)
 	test_source_and_options();
 	test_help_version();
 	test_mount_options();
+	test_security_options();
 	test_refusals();
 	return check_report();
 }
