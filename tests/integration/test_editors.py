@@ -304,7 +304,7 @@ class EditorTest(h.TopofsTestCase):
         t.keys("Enter")
         t.wait_for(r"changed since reading it|W11|E\d+:")
         t.type("n")     # do not overwrite the other client's change
-        t.keys("Escape")
+        t.escape()
         t.type(":q!")
         t.keys("Enter")
         t.exit_status()
@@ -436,7 +436,7 @@ class EditorTest(h.TopofsTestCase):
         t.keys("Enter")
         scr = t.wait_for(r"E\d+:", timeout=60)
         self.assertRegex(scr, r"E\d+: .*([Ww]rite|[Cc]lose|[Ff]sync|[Cc]annot|[Ee]rror)")
-        t.keys("Escape")
+        t.escape()
         t.type(":q!")
         t.keys("Enter")
         t.exit_status()

@@ -107,6 +107,12 @@ class Tmux:
         """Named keys (Enter, Escape, C-o, ...)."""
         self._tmux("send-keys", "-t", self.name, *keys)
 
+    def escape(self):
+        """Escape, then a pause: vim takes Escape followed at once by more
+        keys as one key code (Alt-:), and the keys are lost."""
+        self.keys("Escape")
+        time.sleep(0.5)
+
     def type(self, text):
         """Literal text."""
         self._tmux("send-keys", "-t", self.name, "-l", text)
