@@ -10,38 +10,11 @@
 #include "../../backends/etcd/base64.h"
 #include "../../backends/etcd/json.h"
 #include "check.h"
+#include "etcd_text.h"
 
 #define HDR                                                                    \
 	"\"header\":{\"cluster_id\":\"1\",\"revision\":\"42\",\"raft_term\":"  \
 	"\"2\"}"
-
-/* The base64 of s, in one of a few rotating static buffers. */
-static const char *b64(const char *s)
-{
-	static char bufs[8][256];
-	static int next;
-	char *enc, *out = bufs[next++ % 8];
-
-	if (etcd_b64_encode(s, strlen(s), &enc))
-		abort();
-	snprintf(out, 256, "%s", enc);
-	free(enc);
-	return out;
-}
-
-/* printf into a new string. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 /* Parse a range answer for key under root into l/page. */
 static int range(const char *json, const char *root, const char *key,

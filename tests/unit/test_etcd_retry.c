@@ -20,39 +20,12 @@
 #include "../../backends/etcd/json.h"
 #include "../../backends/etcd/settle.h"
 #include "check.h"
+#include "etcd_text.h"
 
 #define HDR "\"header\":{\"cluster_id\":\"1\",\"revision\":\"42\"}"
 #define LEADER_CHANGED                                                         \
 	"{\"error\":\"etcdserver: leader changed\",\"code\":14,"               \
 	"\"message\":\"etcdserver: leader changed\"}"
-
-/* The base64 of s, in one of a few rotating static buffers. */
-static const char *b64(const char *s)
-{
-	static char bufs[8][256];
-	static int next;
-	char *enc, *out = bufs[next++ % 8];
-
-	if (etcd_b64_encode(s, strlen(s), &enc))
-		abort();
-	snprintf(out, 256, "%s", enc);
-	free(enc);
-	return out;
-}
-
-/* printf into a new string. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 /* Milliseconds on the monotonic clock. */
 static long long ms_now(void)

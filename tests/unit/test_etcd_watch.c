@@ -15,38 +15,11 @@
 #include "../../backends/etcd/auth.h"
 #include "../../backends/etcd/watch.h"
 #include "check.h"
+#include "etcd_text.h"
 
 #define HDR(rev)                                                               \
 	"\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":"   \
 	"\"" rev "\",\"raft_term\":\"2\"}"
-
-/* The base64 of s, in one of a few rotating static buffers. */
-static const char *b64(const char *s)
-{
-	static char bufs[16][256];
-	static int next;
-	char *enc, *out = bufs[next++ % 16];
-
-	if (etcd_b64_encode(s, strlen(s), &enc))
-		abort();
-	snprintf(out, 256, "%s", enc);
-	free(enc);
-	return out;
-}
-
-/* printf into a new string. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 /* What the callback heard: "N path@version;" and "ALL;" in order. */
 static char heard[4096];
