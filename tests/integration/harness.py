@@ -1324,6 +1324,27 @@ class TopofsTestCase(unittest.TestCase):
         return cm.exception
 
 
+def topofs_pids(mnt):
+    """pids of live (not zombie) topofs or topofs-asan processes whose
+    command line names mnt."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/stat" % d) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and argv and \
+                os.path.basename(argv[0]).startswith(b"topofs") and \
+                os.fsencode(mnt) in argv:
+            out.append(int(d))
+    return out
+
+
 def write_file(path, data, mode="wb"):
     with open(path, mode) as f:
         f.write(data)

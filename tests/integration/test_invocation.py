@@ -14,22 +14,6 @@ import harness as h  # noqa: E402
 from harness import read_file  # noqa: E402
 
 
-def pids_of_mount(mnt):
-    """pids of topofs processes whose command line names mnt (by pid)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]).startswith(b"topofs") \
-                and os.fsencode(mnt) in argv:     # topofs or topofs-asan
-            out.append(int(d))
-    return out
-
 
 def running(pid):
     try:
@@ -50,7 +34,7 @@ class InvocationTest(h.TopofsTestCase):
         self.addCleanup(self._cleanup_mnt)
 
     def _cleanup_mnt(self):
-        pids = pids_of_mount(self.mnt)
+        pids = h.topofs_pids(self.mnt)
         h.force_unmount(self.mnt)
         for pid in pids:
             try:
@@ -217,7 +201,7 @@ class InvocationTest(h.TopofsTestCase):
             time.sleep(0.05)
         self.assertTrue(os.path.ismount(self.mnt), "daemonised topofs did not mount")
         self.assertEqual(read_file(os.path.join(self.mnt, "a")), b"alpha")
-        pids = pids_of_mount(self.mnt)
+        pids = h.topofs_pids(self.mnt)
         self.assertTrue(pids, "no topofs process found for the mount")
         subprocess.run([h.FUSERMOUNT, "-u", self.mnt], check=True)
         deadline = time.time() + 10

@@ -76,24 +76,6 @@ def build_dir():
     return d if os.path.exists(os.path.join(d, "CMakeCache.txt")) else None
 
 
-def topofs_pids(mnt):
-    """pids of live topofs processes serving mnt (by their command line)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-            with open("/proc/%s/stat" % d) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and argv and os.path.basename(argv[0]) == b"topofs" \
-                and os.fsencode(mnt) in argv:
-            out.append(int(d))
-    return out
-
 
 def package_of(path):
     """The Debian package that holds the file path (also where /lib is a
@@ -125,7 +107,7 @@ def wait_gone(pids, timeout=10):
 
 def stop_daemons(mnt):
     """Cleanup: unmount mnt and end whatever topofs serves it, by pid."""
-    pids = topofs_pids(mnt)
+    pids = h.topofs_pids(mnt)
     h.force_unmount(mnt)
     for p in wait_gone(pids, 5):
         try:
@@ -292,7 +274,7 @@ class PackagingTest(h.TopofsTestCase):
         r = self.run_ok(["findmnt", "-n", "-o", "FSTYPE,SOURCE", mnt])
         self.assertEqual(r.stdout.decode().split(),
                          ["fuse.topofs", source or self.source()])
-        pids = topofs_pids(mnt)
+        pids = h.topofs_pids(mnt)
         self.assertEqual(len(pids), 1, "topofs processes for %s: %s" % (mnt, pids))
         self.assertEqual(os.readlink("/proc/%d/exe" % pids[0]), self.topofs)
         return pids[0]
@@ -446,7 +428,7 @@ class PackagingTest(h.TopofsTestCase):
         self.assertFalse(os.path.exists(os.path.join(mnt, lease)))
         files = self.expected_files()
         files.pop(lease)
-        pid = topofs_pids(mnt)
+        pid = h.topofs_pids(mnt)
         self.assertEqual(sorted(h.walk_files(mnt)[0]), sorted(files))
         for rel, v in files.items():
             self.assertEqual(read_file(os.path.join(mnt, rel)), v, rel)
@@ -470,7 +452,7 @@ class PackagingTest(h.TopofsTestCase):
         mnt = self.mountpoint()
         self.run_ok([os.path.join(self.tree, "sbin", "mount.topofs"),
                      self.source(), mnt], env=self.env())
-        pid = topofs_pids(mnt)[0]
+        pid = h.topofs_pids(mnt)[0]
         self.assertNotIn("bad/x", h.walk_files(mnt)[0])
         self.assertUmountEnds(mnt, pid)
         mine = [m for m in log.read() if "topofs[%d]: " % pid in m]
