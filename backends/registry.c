@@ -24,6 +24,14 @@ const struct topo_backend *topo_backend_find(const char *name)
 	return NULL;
 }
 
+const struct topo_backend *topo_backend_select(const char *name,
+					       const char *etcd_api)
+{
+	if (!etcd_api || strcmp(etcd_api, "v3") == 0)
+		return topo_backend_find(name);
+	return NULL; /* no other API yet */
+}
+
 const char *topo_backend_names(void)
 {
 	return "etcd2, zk2";

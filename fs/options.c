@@ -46,6 +46,9 @@ static const struct fuse_opt opt_spec[] = {
     STR("view=%s", view),
     STR("--view=%s", view),
     STR("scratch=%s", scratch),
+    STR("revision=%s", revision),
+    STR("etcd_api=%s", etcd_api),
+    FLAG("snapshot", snapshot),
     FLAG("noephemeral", noephemeral),
     FLAG("create_root", create_root),
     FLAG("-f", foreground),
@@ -92,6 +95,12 @@ const char opts_usage[] =
     "  -o noephemeral        hide leased keys / ephemeral znodes\n"
     "  -o create_root        accept a missing root (ZooKeeper: create it)\n"
     "  -o ro                 read-only mount\n"
+    "  -o revision=N         etcd: read-only view of the store as of\n"
+    "                        revision N (refused if compacted or future)\n"
+    "  -o snapshot           etcd: read-only view pinned at the revision\n"
+    "                        current at mount time (consistent backups)\n"
+    "  -o etcd_api=v3|v2     etcd2: the v3 API (default) or the v2 keys API\n"
+    "                        (/v2/keys; etcd started with --enable-v2)\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
     "user)\n"
     "  -o allow_other        let other users in (needs user_allow_other)\n"
@@ -222,6 +231,8 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 			 o->implementation, topo_backend_names());
 		return -EINVAL;
 	}
+	if (opts_check_store(o, err, errlen))
+		return -EINVAL;
 	if (!*o->servers || strchr(o->servers, ' ')) {
 		snprintf(err, errlen, "bad --topo_global_server_address '%s'",
 			 o->servers);
@@ -371,7 +382,7 @@ void opts_free(struct topofs_opts *o)
 			   &o->timeout,	       &o->cache_ttl,	 &o->view,
 			   &o->scratch,	       &o->tls_cert,	 &o->tls_key,
 			   &o->tls_ca,	       &o->zk_auth_file, &o->source,
-			   &o->mountpoint};
+			   &o->mountpoint,     &o->revision,	 &o->etcd_api};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;
