@@ -10,6 +10,8 @@
 
 extern const struct topo_backend topo_backend_etcd;
 extern const struct topo_backend topo_backend_zk;
+/* etcd's v2 keys API: chosen by -o etcd_api=v2, not by name */
+extern const struct topo_backend topo_backend_etcdv2;
 
 static const struct topo_backend *const backends[] = {
     &topo_backend_etcd,
@@ -29,7 +31,9 @@ const struct topo_backend *topo_backend_select(const char *name,
 {
 	if (!etcd_api || strcmp(etcd_api, "v3") == 0)
 		return topo_backend_find(name);
-	return NULL; /* no other API yet */
+	if (strcmp(etcd_api, "v2") == 0 && strcmp(name, "etcd2") == 0)
+		return &topo_backend_etcdv2;
+	return NULL;
 }
 
 const char *topo_backend_names(void)
