@@ -102,6 +102,10 @@ static void test_refusals(void)
 				 "/m", NULL},
 		"-o revision needs etcd's v3 API (etcd2): zk2 keeps no "
 		"history of past revisions");
+	refused((const char *[]){"topofs", "-o", "etcd_api=v2,snapshot", "/m",
+				 NULL},
+		"-o snapshot needs etcd's v3 API (etcd2): etcd2 over the v2 "
+		"API keeps no history of past revisions");
 	refused((const char *[]){"topofs", "-o", "etcd_api=v4", "/m", NULL},
 		"unknown etcd_api 'v4' (supported: v3, v2)");
 	refused((const char *[]){"topofs", "--topo_implementation=zk2", "-o",
