@@ -71,6 +71,13 @@ static void test_accepted(void)
 	CHECK_STR(o.etcd_api, "v3");
 	done(&o, &fa);
 
+	CHECK_INT(parse(&o, &fa, err,
+			(const char *[]){"topofs", "-o", "etcd_api=v2",
+					 "etcd2://h:1/r", "/m", NULL}),
+		  0);
+	CHECK_STR(o.etcd_api, "v2");
+	done(&o, &fa);
+
 	CHECK_INT(parse(&o, &fa, err, (const char *[]){"topofs", "/m", NULL}),
 		  0);
 	CHECK(o.etcd_api == NULL);
