@@ -157,7 +157,9 @@ static const char *relative(const char *key, const char *root)
 
 	if (strcmp(key, root) == 0 || (n == 0 && strcmp(key, "/") == 0))
 		return "";
-	if (strncmp(key, root, n) == 0 && key[n] == '/' && key[n + 1])
+	/* "//x" is no key below the root: etcd cleans its paths */
+	if (strncmp(key, root, n) == 0 && key[n] == '/' && key[n + 1] &&
+	    key[n + 1] != '/')
 		return key + n + 1;
 	return NULL;
 }

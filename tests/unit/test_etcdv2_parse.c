@@ -152,6 +152,7 @@ static void test_listing_malformed(void)
 	    "{\"node\":{\"key\":\"/r/a\",\"value\":\"x\",\"nodes\":[]}}",
 	    "{\"node\":{\"key\":\"/other/a\",\"value\":\"x\"}}",
 	    "{\"node\":{\"key\":\"/rx\",\"value\":\"x\"}}",
+	    "{\"node\":{\"key\":\"/r//a\",\"value\":\"x\"}}",
 	    "{\"node\":{\"key\":\"/r/a\",\"value\":\"x\",\"ttl\":\"5\"}}",
 	    "{\"node\":{\"key\":\"/r/a\"},\"node\":{\"key\":\"/r/b\"}}",
 	};
