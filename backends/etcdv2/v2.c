@@ -44,8 +44,9 @@ struct topo_store {
 static void key_name(const struct topo_store *s, const char *path, char *buf,
 		     size_t len)
 {
-	snprintf(buf, len, "%s%s%s", *s->root || !*path ? s->root : "",
-		 *path ? "/" : (*s->root ? "" : "/"), path);
+	/* root "" is the store's root "/": its key is "/", "a" is "/a" */
+	snprintf(buf, len, "%s%s%s", s->root, *path || !*s->root ? "/" : "",
+		 path);
 }
 
 /* One request on the key of `path`. 0 and *reply (a 2xx answer), or a
@@ -443,7 +444,7 @@ static int v2_open(const struct topo_conf *conf, struct topo_store **out,
 
 const struct topo_backend topo_backend_etcdv2 = {
     .name = "etcd2",
-    .caps = TOPO_CAP_REAL_DIRS | TOPO_CAP_REVISIONS,
+    .caps = TOPO_CAP_REAL_DIRS | TOPO_CAP_REVISIONS | TOPO_CAP_DIR_NODES,
     .max_value = V2_MAX_VALUE,
     .max_ops = 1,
     .open = v2_open,

@@ -136,6 +136,9 @@ typedef void (*topo_change_fn)(void *arg, enum topo_change what,
 #define TOPO_CAP_REVISIONS (1u << 1) /* listings carry a global revision */
 /* reads at a past revision: conf.revision, conf.snapshot (etcd v3) */
 #define TOPO_CAP_PIN (1u << 2)
+/* directories are a node type of their own (etcd v2): one stays a directory
+ * when its last child goes (ZooKeeper's become files: Vitess's rule) */
+#define TOPO_CAP_DIR_NODES (1u << 3)
 
 /* Connection settings, filled from the command line (fs/options.c). */
 struct topo_conf {

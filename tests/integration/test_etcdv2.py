@@ -337,6 +337,31 @@ class EtcdV2Test(h.TopofsTestCase):
         self.v2.delete(self.key("d"), recursive="true")
         self.wait_for(lambda: not os.path.exists(self.p("d")), msg="d deleted")
 
+    def test_directory_stays_after_its_last_key_goes(self):
+        """v2 directories are nodes of their own: when another client (or
+        the mount, racing its own notice) removes the last key below one,
+        it is still a directory, and rmdir removes it."""
+        self.load2({"d/only": "x\n", "e/f/g": "y\n"})
+        self.mount2()
+        self.assertEqual(os.listdir(self.p("d")), ["only"])
+        self.v2.delete(self.key("d/only"))
+        self.wait_for(lambda: os.listdir(self.p("d")) == [], msg="d/only gone")
+        time.sleep(0.3)
+        self.assertTrue(os.path.isdir(self.p("d")))
+        self.assertTrue(self.v2.node(self.key("d"))["dir"])
+        os.rmdir(self.p("d"))
+        self.assertIsNone(self.v2.node(self.key("d")))
+        # the same through the mount, many times: the notices of our own
+        # deletes race the cache's own bookkeeping
+        for i in range(20):
+            self.v2.put(self.key("e/f/g"), "y\n")
+            self.wait_for(lambda: os.path.exists(self.p("e/f/g")), msg="e/f/g")
+            os.unlink(self.p("e/f/g"))
+            self.assertTrue(os.path.isdir(self.p("e/f")), "round %d" % i)
+        os.rmdir(self.p("e/f"))
+        os.rmdir(self.p("e"))
+        self.assertIsNone(self.v2.node(self.key("e")))
+
     def test_watch_survives_a_server_restart(self):
         self.load2({"a": "one\n"})
         self.mount2()
