@@ -10,6 +10,8 @@
 
 extern const struct topo_backend topo_backend_etcd;
 extern const struct topo_backend topo_backend_zk;
+/* etcd's v2 keys API: chosen by -o etcd_api=v2, not by name */
+extern const struct topo_backend topo_backend_etcdv2;
 
 static const struct topo_backend *const backends[] = {
     &topo_backend_etcd,
@@ -21,6 +23,16 @@ const struct topo_backend *topo_backend_find(const char *name)
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 		if (strcmp(backends[i]->name, name) == 0)
 			return backends[i];
+	return NULL;
+}
+
+const struct topo_backend *topo_backend_select(const char *name,
+					       const char *etcd_api)
+{
+	if (!etcd_api || strcmp(etcd_api, "v3") == 0)
+		return topo_backend_find(name);
+	if (strcmp(etcd_api, "v2") == 0 && strcmp(name, "etcd2") == 0)
+		return &topo_backend_etcdv2;
 	return NULL;
 }
 

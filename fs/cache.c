@@ -636,10 +636,12 @@ static void want_stale(const struct cnode *n, const char *p,
 }
 
 /* A store with real directories: a node whose last child went is a file
- * again (Vitess's rule), unless it was made by mkdir here. */
-static void lost_child(struct cnode *parent)
+ * again (Vitess's rule), unless it was made by mkdir here, or the store's
+ * directories are nodes of their own (etcd v2), which stay directories. */
+static void lost_child(const struct cache *c, struct cnode *parent)
 {
-	if (parent && !parent->nkids && !parent->local_dir)
+	if (parent && !parent->nkids && !parent->local_dir &&
+	    !(c->be->caps & TOPO_CAP_DIR_NODES))
 		parent->real_dir = false;
 }
 
@@ -685,7 +687,7 @@ static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		kid_remove(parent, n);
 		node_free(n);
 		if (real_dirs)
-			lost_child(parent);
+			lost_child(c, parent);
 		prune_empty(c, ref->path);
 	}
 	return true;
@@ -1138,7 +1140,7 @@ static void forget_node(struct cache *c, const char *path, struct cnode *n)
 		kid_remove(parent, n);
 		node_free(n);
 		if (real_dirs)
-			lost_child(parent);
+			lost_child(c, parent);
 		prune_empty(c, path);
 	}
 }

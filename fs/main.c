@@ -54,6 +54,8 @@ static int connect_store(const struct topo_backend *be,
 	    .etcd_user = o->etcd_user,
 	    .etcd_password_file = o->etcd_password_file,
 	    .missing_root_ok = o->create_root,
+	    .revision = o->pin_revision,
+	    .snapshot = o->snapshot,
 	};
 	char err[512] = "";
 	int rc = be->open(&conf, st, err, sizeof(err));
@@ -62,11 +64,33 @@ static int connect_store(const struct topo_backend *be,
 	return rc;
 }
 
+/* -o snapshot: the revision the probe pinned becomes -o revision=N, so
+ * that the store opened again after daemonising shows the same one. */
+static int pin_snapshot(const struct topo_backend *be, struct topo_store *st,
+			struct topofs_opts *o)
+{
+	bool pinned = false;
+	int64_t rev = 0;
+	int rc = be->revision ? be->revision(st, &rev, &pinned) : -ENOTSUP;
+	if (!rc && !pinned)
+		rc = -EIO;
+	if (rc) {
+		topo_err("cannot pin a snapshot revision: %s", strerror(-rc));
+		return rc;
+	}
+	topo_info("snapshot: the store as of revision %lld", (long long)rev);
+	o->pin_revision = rev;
+	o->snapshot = 0;
+	return 0;
+}
+
 /* Check that the store answers and the root is usable, then disconnect. */
 static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 {
 	struct topo_store *st = NULL;
 	int rc = connect_store(be, o, &st);
+	if (!rc && o->snapshot)
+		rc = pin_snapshot(be, st, o);
 	if (st)
 		be->close(st);
 	return rc;
@@ -82,6 +106,12 @@ static void invalidate_path(void *fuse, const char *path)
 /* Start the store's change notices, if it has them. */
 static void start_watch(struct topofs *t)
 {
+	if (t->opts->pin_revision) {
+		/* A past revision never changes: trust every listing. */
+		cache_watch_started(t->cache);
+		t->watched = true;
+		return;
+	}
 	if (!t->be->watch)
 		return;
 	t->notifier = notifier_start(invalidate_path, t->fuse, 0);
@@ -235,7 +265,7 @@ int main(int argc, char **argv)
 	absolute_files(&o);
 
 	struct topofs t = {
-	    .be = topo_backend_find(o.implementation),
+	    .be = topo_backend_select(o.implementation, o.etcd_api),
 	    .opts = &o,
 	    .uid = getuid(),
 	    .gid = getgid(),
@@ -243,6 +273,11 @@ int main(int argc, char **argv)
 	};
 	if (probe_store(t.be, &o) != 0)
 		goto out;
+	if (o.pin_revision) { /* a past revision: read-only, like -o ro */
+		o.read_only = 1;
+		if (fuse_opt_add_arg(&args, "-oro") != 0)
+			goto out;
+	}
 	if (scratch_patterns_parse(&t.scratch_names, o.scratch) != 0)
 		goto out;
 	scratch_init(&t.scratch);

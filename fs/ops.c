@@ -1026,28 +1026,54 @@ static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
 	return 0;
 }
 
+/* The mount-wide revision (-o revision/snapshot: the pinned one; else the
+ * store's current one) is an attribute of the root only, on stores that
+ * have one (etcd v3). */
+#define XATTR_REVISION "user.topo.revision"
+
+static bool has_revision_xattr(const struct topofs *t, const char *path)
+{
+	return t->be->revision && strcmp(path, "/") == 0;
+}
+
+/* An attribute's value: the number as decimal text. */
+static int xattr_number(int64_t v, char *value, size_t size)
+{
+	char text[32];
+	int len = snprintf(text, sizeof(text), "%" PRId64, v);
+	if (size == 0)
+		return len;
+	if ((size_t)len > size)
+		return -ERANGE;
+	memcpy(value, text, (size_t)len);
+	return len;
+}
+
+static int revision_xattr(struct topofs *t, char *value, size_t size)
+{
+	int64_t rev;
+	bool pinned;
+	int rc = t->be->revision(t->st, &rev, &pinned);
+	if (rc)
+		return rc == -ENOMEM ? rc : -EIO;
+	return xattr_number(rev, value, size);
+}
+
 static int op_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
 	struct topofs *t = fs();
 	struct topo_meta m;
 	struct topo_xattr xa[2 + TOPO_XATTR_MAX];
+	if (has_revision_xattr(t, path) && strcmp(name, XATTR_REVISION) == 0)
+		return revision_xattr(t, value, size);
 	int rc = xattr_meta(t, path, &m);
 	if (rc)
 		return rc;
 	size_t n = node_xattrs(t, &m, xa);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(xa[i].name, name) != 0)
-			continue;
-		char text[32];
-		int len = snprintf(text, sizeof(text), "%" PRId64, xa[i].value);
-		if (size == 0)
-			return len;
-		if ((size_t)len > size)
-			return -ERANGE;
-		memcpy(value, text, (size_t)len);
-		return len;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(xa[i].name, name) == 0)
+			return xattr_number(xa[i].value, value, size);
 	return -ENODATA;
 }
 
@@ -1055,11 +1081,13 @@ static int op_listxattr(const char *path, char *list, size_t size)
 {
 	struct topofs *t = fs();
 	struct topo_meta m;
-	struct topo_xattr xa[2 + TOPO_XATTR_MAX];
+	struct topo_xattr xa[3 + TOPO_XATTR_MAX];
 	int rc = xattr_meta(t, path, &m);
-	if (rc)
-		return rc == -ENODATA ? 0 : rc;
-	size_t n = node_xattrs(t, &m, xa), need = 0;
+	if (rc && rc != -ENODATA)
+		return rc;
+	size_t n = rc ? 0 : node_xattrs(t, &m, xa), need = 0;
+	if (has_revision_xattr(t, path))
+		xa[n++] = (struct topo_xattr){XATTR_REVISION, 0};
 	for (size_t i = 0; i < n; i++)
 		need += strlen(xa[i].name) + 1;
 	if (size == 0)

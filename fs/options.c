@@ -59,6 +59,9 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("--etcd_password=", KEY_PASSWORD),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+    STR("revision=%s", revision),
+    STR("etcd_api=%s", etcd_api),
+    FLAG("snapshot", snapshot),
     FLAG("noephemeral", noephemeral),
     FLAG("create_root", create_root),
     FLAG("writeback", writeback),
@@ -143,6 +146,12 @@ const char opts_usage[] =
     "                        password itself is never taken on the command\n"
     "                        line, nor logged)\n"
     "  -o ro                 read-only mount\n"
+    "  -o revision=N         etcd: read-only view of the store as of\n"
+    "                        revision N (refused if compacted or future)\n"
+    "  -o snapshot           etcd: read-only view pinned at the revision\n"
+    "                        current at mount time (consistent backups)\n"
+    "  -o etcd_api=v3|v2     etcd2: the v3 API (default) or the v2 keys API\n"
+    "                        (/v2/keys; etcd started with --enable-v2)\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
     "user)\n"
     "  -o allow_other        let other users in (needs user_allow_other in\n"
@@ -300,6 +309,8 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 			 o->implementation, topo_backend_names());
 		return -EINVAL;
 	}
+	if (opts_check_store(o, err, errlen))
+		return -EINVAL;
 	if (!*o->servers || strchr(o->servers, ' ')) {
 		snprintf(err, errlen, "bad --topo_global_server_address '%s'",
 			 o->servers);
@@ -473,7 +484,8 @@ void opts_free(struct topofs_opts *o)
 	    &o->timeout,	&o->cache_ttl,	  &o->view,
 	    &o->scratch,	&o->tls_cert,	  &o->tls_key,
 	    &o->tls_ca,		&o->zk_auth_file, &o->source,
-	    &o->mountpoint,	&o->etcd_user,	  &o->etcd_password_file};
+	    &o->mountpoint,	&o->etcd_user,	  &o->etcd_password_file,
+	    &o->revision,	&o->etcd_api};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;

@@ -8,6 +8,7 @@
 #include <fuse_opt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct topofs_opts {
 	/* raw strings as given (owned by fuse_opt: free with opts_free) */
@@ -20,16 +21,20 @@ struct topofs_opts {
 	char *scratch;	      /* -o scratch=PATTERNS */
 	char *tls_cert, *tls_key, *tls_ca, *zk_auth_file;
 	char *etcd_user, *etcd_password_file; /* -o etcd_user=, ... */
-	char *source; /* first positional when two are given */
+	char *revision; /* -o revision=N, NULL if not given */
+	char *etcd_api; /* -o etcd_api=v2|v3, NULL if not given (v3) */
+	char *source;	/* first positional when two are given */
 	char *mountpoint;
 	int noephemeral, create_root, read_only, writeback;
 	int allow_other, default_permissions; /* seen among the -o options */
+	int snapshot;			      /* -o snapshot */
 	int foreground, single_thread, debug;
 	int show_help, show_version;
 
 	/* validated values, set by opts_parse */
 	unsigned timeout_ms;
 	unsigned cache_ttl_ms;
+	int64_t pin_revision; /* -o revision=N; 0: none */
 };
 
 /* Parse argv into *o; what libfuse must see (mount options such as
@@ -39,6 +44,11 @@ struct topofs_opts {
  * without checking the rest. */
 int opts_parse(int argc, char **argv, struct topofs_opts *o,
 	       struct fuse_args *fuse_args, char *err, size_t errlen);
+
+/* Check -o etcd_api, -o revision and -o snapshot against the store (the
+ * rest of *o already valid): 0, or -EINVAL with a one-line reason in err.
+ * Sets pin_revision. (options_pin.c) */
+int opts_check_store(struct topofs_opts *o, char *err, size_t errlen);
 
 /* Free the strings in *o. */
 void opts_free(struct topofs_opts *o);

@@ -516,3 +516,149 @@ struct curl_slist *etcd_http_headers(const struct etcd_http *h)
 {
 	return h->headers;
 }
+
+/* ---- requests of any method (etcd's v2 keys API) ---- */
+
+/* Keep the X-Etcd-Index header of an answer (curl header callback). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	static const char name[] = "x-etcd-index:";
+	int64_t *index = arg;
+	size_t n = size * nmemb, len = sizeof(name) - 1;
+
+	if (n > len && strncasecmp(data, name, len) == 0) {
+		char buf[32];
+		size_t vlen =
+		    n - len < sizeof(buf) - 1 ? n - len : sizeof(buf) - 1;
+
+		memcpy(buf, data + len, vlen);
+		buf[vlen] = '\0';
+		*index = strtoll(buf, NULL, 10);
+	}
+	return n;
+}
+
+/* Whether a failed attempt certainly never reached the server. */
+static bool never_sent(CURLcode rc, bool sent)
+{
+	return rc == CURLE_COULDNT_CONNECT ||
+	       rc == CURLE_COULDNT_RESOLVE_HOST ||
+	       (rc == CURLE_OPERATION_TIMEDOUT && !sent);
+}
+
+/* One attempt of rq against endpoint ep within ms milliseconds, on a
+ * pooled handle that is left as etcd_http_post expects it. */
+static CURLcode
+attempt_req(CURL *c, const struct etcd_http *h, const struct endpoint *ep,
+	    const struct etcd_request *rq, struct curl_slist *headers, long ms,
+	    struct etcd_reply *reply, int64_t *index, bool *sent, char *detail)
+{
+	char *url;
+	long reqsize = 0;
+	CURLcode rc;
+
+	if (asprintf(&url, "%s%s", ep->base, rq->api) < 0)
+		return CURLE_OUT_OF_MEMORY;
+	etcd_reply_free(reply);
+	*index = -1;
+	detail[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	if (strcmp(rq->method, "GET") == 0) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+				 rq->form ? rq->form : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(rq->form ? rq->len : 0));
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	}
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, index);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 ms < CONNECT_TIMEOUT_MS ? ms : CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);
+	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
+	*sent = reqsize > 0;
+	/* Back to what every pooled handle is: a JSON POST. */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+	free(url);
+	return rc;
+}
+
+/* A request of any method; see http.h. */
+int etcd_http_request(struct etcd_http *h, const struct etcd_request *rq,
+		      const char *what, struct etcd_reply *reply,
+		      int64_t *index, char *why, size_t whylen)
+{
+	long long deadline = now_ms() + h->timeout_ms;
+	size_t start = atomic_load(&h->current), idx = start;
+	char detail[CURL_ERROR_SIZE];
+	CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+	struct curl_slist *headers = NULL, *l;
+	CURL *c = borrow(h);
+
+	memset(reply, 0, sizeof(*reply));
+	detail[0] = '\0';
+	l = curl_slist_append(NULL, "Content-Type: "
+				    "application/x-www-form-urlencoded");
+	if (l)
+		headers = l;
+	if (!c || !l || !curl_slist_append(l, "Expect:")) {
+		if (c)
+			give_back(h, c);
+		curl_slist_free_all(headers);
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h->neps; i++) {
+		long long left = deadline - now_ms();
+		bool sent = false;
+
+		if (left <= 0)
+			break;
+		if (rq->idempotent)
+			left /= (long long)(h->neps - i);
+		if (left < 1)
+			left = 1;
+		idx = (start + i) % h->neps;
+		rc = attempt_req(c, h, &h->eps[idx], rq, headers, (long)left,
+				 reply, index, &sent, detail);
+		if (rc == CURLE_OK) {
+			give_back(h, c);
+			curl_slist_free_all(headers);
+			set_current(h, start, idx);
+			return 0;
+		}
+		topo_debug("etcd: %s: %s: %s", what ? what : "probe",
+			   h->eps[idx].name,
+			   detail[0] ? detail : curl_easy_strerror(rc));
+		if (!never_sent(rc, sent) && !rq->idempotent)
+			break;
+	}
+	give_back(h, c);
+	curl_slist_free_all(headers);
+	etcd_reply_free(reply);
+	snprintf(why, whylen, "%s: %s", h->eps[idx].name,
+		 curl_easy_strerror(rc));
+	topo_log(what ? LOG_ERR : LOG_DEBUG, "etcd: %s: cannot reach %s: %s",
+		 what ? what : "probe", h->eps[idx].name,
+		 detail[0] ? detail : curl_easy_strerror(rc));
+	return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+}
+
+/* The "scheme://host:port" of endpoint i. */
+const char *etcd_http_base(const struct etcd_http *h, size_t i)
+{
+	return h->eps[i % h->neps].base;
+}

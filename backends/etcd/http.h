@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <curl/curl.h>
 
@@ -61,11 +62,32 @@ int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 		   const char *what, struct etcd_reply *reply, char *why,
 		   size_t whylen);
 
+/* One request of any method, for etcd's v2 keys API. */
+struct etcd_request {
+	const char *method; /* "GET", "PUT", "POST", "DELETE" */
+	const char *api;    /* path and query, e.g. "/v2/keys/a?dir=true" */
+	const char *form;   /* application/x-www-form-urlencoded body, or
+			       NULL */
+	size_t len;
+	bool idempotent; /* may be tried again elsewhere after a timeout */
+};
+
+/* Send rq with etcd_http_post's failover and time bound (but no JSON: a
+ * form body). 0 and *reply (any HTTP status) with *index the answer's
+ * X-Etcd-Index header (-1 without one), or -EIO / -ENOMEM as
+ * etcd_http_post. */
+int etcd_http_request(struct etcd_http *h, const struct etcd_request *rq,
+		      const char *what, struct etcd_reply *reply,
+		      int64_t *index, char *why, size_t whylen);
+
 /* How many endpoints there are; the one that answered last; the
  * "host:port" of endpoint i, for messages. */
 size_t etcd_http_count(const struct etcd_http *h);
 size_t etcd_http_current(struct etcd_http *h);
 const char *etcd_http_name(const struct etcd_http *h, size_t i);
+
+/* The "scheme://host:port" of endpoint i, for URLs of one's own. */
+const char *etcd_http_base(const struct etcd_http *h, size_t i);
 
 /* A new handle of the caller's (for long-lived streams, outside the pool)
  * with the options every request shares (headers, the user's token, TLS,

@@ -30,6 +30,7 @@
 #include "json.h"
 #include "settle.h"
 #include "tls.h"
+#include "pin.h"
 #include "watch.h"
 #include "topofs/backend.h"
 #include "topofs/log.h"
@@ -54,6 +55,8 @@ struct topo_store {
 	bool root_key_hidden; /* the user may not read the root key itself */
 	unsigned timeout_ms;
 	struct etcd_watch *watch; /* NULL until watch() */
+	int64_t pinned; /* -o revision/snapshot: every read at this revision,
+			   no write (0: the current revision) */
 };
 
 /* The key for a relative path, newly allocated. 0 or -ENOMEM. */
@@ -230,7 +233,7 @@ static int list_pages(struct topo_store *s, const char *key,
 	struct etcd_page page = {0};
 	char *sub = NULL, *end = NULL, *start = NULL;
 	size_t endlen, startlen;
-	int64_t rev = 0;
+	int64_t rev = s->pinned;
 	int err = -ENOMEM;
 
 	/* [key, prefix_end(key "/")): key itself, key/..., and siblings such
@@ -279,6 +282,15 @@ out:
 	return err;
 }
 
+/* A read at the pinned revision found it compacted: -EIO, logged. */
+static int pinned_gone(const struct topo_store *s, const char *key)
+{
+	topo_err("etcd: %s: revision %" PRId64 " has been compacted since "
+		 "mounting: remount",
+		 key, s->pinned);
+	return -EIO;
+}
+
 /* list: see backend.h. */
 static int etcd_list(struct topo_store *s, const char *path,
 		     struct topo_listing *out)
@@ -292,10 +304,12 @@ static int etcd_list(struct topo_store *s, const char *path,
 		return err;
 	for (int i = 0; i < LIST_RETRIES; i++) {
 		err = list_pages(s, key, out);
-		if (err != -EAGAIN)
+		if (err != -EAGAIN || s->pinned) /* a pinned one stays gone */
 			break;
 		topo_listing_free(out);
 	}
+	if (err == -EAGAIN && s->pinned)
+		err = pinned_gone(s, key);
 	if (err == -EAGAIN) {
 		topo_err("etcd: %s: listing revision compacted %d times", key,
 			 LIST_RETRIES);
@@ -313,8 +327,8 @@ static int read_key(struct topo_store *s, const char *key, bool keys_only,
 		    struct topo_listing *l)
 {
 	struct etcd_page page = {0};
-	int err = range_page(s, key, key, strlen(key), NULL, 0, 0, 0, keys_only,
-			     l, &page);
+	int err = range_page(s, key, key, strlen(key), NULL, 0, s->pinned, 0,
+			     keys_only, l, &page);
 
 	etcd_page_clear(&page);
 	return err;
@@ -335,6 +349,8 @@ static int etcd_get(struct topo_store *s, const char *path,
 	err = *key && !(!*path && s->root_key_hidden)
 		  ? read_key(s, key, false, &l)
 		  : 0;
+	if (err == -EAGAIN)
+		err = pinned_gone(s, key);
 	if (!err && l.count == 0)
 		err = -ENOENT;
 	if (!err) {
@@ -660,6 +676,10 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 
 	if (!keys)
 		return -ENOMEM;
+	if (s->pinned) {
+		free(keys);
+		return -EROFS; /* the past cannot change */
+	}
 	for (size_t i = 0; i < n; i++) {
 		if ((err = make_key(s, ops[i].path, &keys[i])))
 			goto out;
@@ -785,8 +805,8 @@ static int probe_root(struct topo_store *s, const struct topo_conf *conf,
 	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen))
 		goto out;
 	/* Does anything lie below the root? (Then it is a directory.) */
-	err = range_page(s, s->root, sub, strlen(sub), end, endlen, 0, 1, true,
-			 &l, &page);
+	err = range_page(s, s->root, sub, strlen(sub), end, endlen, s->pinned,
+			 1, true, &l, &page);
 	if (err || !*s->root)
 		goto out;
 	below = l.count > 0;
@@ -913,6 +933,8 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	    (err = etcd_tls_probe(s->http, conf, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||
 	    (err = etcd_auth_login(s->http, conf->servers, errbuf, errlen)) ||
+	    (err = etcd_pin(s->http, conf->servers, conf->revision,
+			    conf->snapshot, &s->pinned, errbuf, errlen)) ||
 	    (err = probe_root(s, conf, errbuf, errlen))) {
 		etcd_close(s);
 		return err;
@@ -927,6 +949,8 @@ static int etcd_watch(struct topo_store *s, topo_change_fn fn, void *arg)
 {
 	if (s->watch)
 		return -EBUSY;
+	if (s->pinned)
+		return 0; /* nothing changes at a past revision */
 	return etcd_watch_start(s->http, s->root, s->timeout_ms, fn, arg,
 				&s->watch);
 }
@@ -941,9 +965,20 @@ static size_t etcd_xattrs(const struct topo_meta *m, struct topo_xattr *out)
 	return 4;
 }
 
+/* revision: see backend.h. */
+static int etcd_revision(struct topo_store *s, int64_t *rev, bool *pinned)
+{
+	*pinned = s->pinned > 0;
+	if (*pinned) {
+		*rev = s->pinned;
+		return 0;
+	}
+	return etcd_current_revision(s->http, "revision", rev);
+}
+
 const struct topo_backend topo_backend_etcd = {
     .name = "etcd2",
-    .caps = TOPO_CAP_REVISIONS,
+    .caps = TOPO_CAP_REVISIONS | TOPO_CAP_PIN,
     .max_value = ETCD_MAX_VALUE,
     .max_ops = ETCD_MAX_TXN_OPS,
     .open = etcd_open,
@@ -957,4 +992,5 @@ const struct topo_backend topo_backend_etcd = {
     .space = etcd_space,
     .watch = etcd_watch,
     .xattrs = etcd_xattrs,
+    .revision = etcd_revision,
 };

@@ -134,6 +134,11 @@ typedef void (*topo_change_fn)(void *arg, enum topo_change what,
 /* Capability bits. */
 #define TOPO_CAP_REAL_DIRS (1u << 0) /* store has directories (mkdir op) */
 #define TOPO_CAP_REVISIONS (1u << 1) /* listings carry a global revision */
+/* reads at a past revision: conf.revision, conf.snapshot (etcd v3) */
+#define TOPO_CAP_PIN (1u << 2)
+/* directories are a node type of their own (etcd v2): one stays a directory
+ * when its last child goes (ZooKeeper's become files: Vitess's rule) */
+#define TOPO_CAP_DIR_NODES (1u << 3)
 
 /* Connection settings, filled from the command line (fs/options.c). */
 struct topo_conf {
@@ -147,6 +152,13 @@ struct topo_conf {
 	/* -o create_root: a root with nothing in it is fine (etcd: a new
 	 * topology; stores with real directories mkdir it instead). */
 	bool missing_root_ok;
+	/* -o revision=N (> 0): every read at the store's revision N, every
+	 * write -EROFS, no watch (nothing changes). -o snapshot: the same at
+	 * the revision current when open() runs. TOPO_CAP_PIN only. A
+	 * revision the store no longer has (compacted) or does not have yet
+	 * fails open() with -EINVAL and the reason in errbuf. */
+	int64_t revision;
+	bool snapshot;
 };
 
 struct topo_store; /* one connected store; opaque, owned by its backend */
@@ -226,10 +238,21 @@ struct topo_backend {
 	 * ("user.etcd.*", "user.zk.*"): fills out[0..TOPO_XATTR_MAX) and
 	 * returns the count. Pure: no store request. */
 	size_t (*xattrs)(const struct topo_meta *m, struct topo_xattr *out);
+
+	/* The store revision the mount shows: the pinned one (*pinned = true)
+	 * or, on a live mount, the store's current revision (one request).
+	 * 0 or a negative errno. NULL if the store has no global revision. */
+	int (*revision)(struct topo_store *s, int64_t *rev, bool *pinned);
 };
 
 /* The registered backends, by name; NULL if unknown. (backends/registry.c) */
 const struct topo_backend *topo_backend_find(const char *name);
+
+/* The backend for --topo_implementation=name and -o etcd_api=api (NULL:
+ * the default, "v3"; "v2" selects etcd's v2 keys API for etcd2); NULL if
+ * there is none. */
+const struct topo_backend *topo_backend_select(const char *name,
+					       const char *etcd_api);
 
 /* A comma-separated list of the registered names, for --help. */
 const char *topo_backend_names(void);

@@ -519,11 +519,14 @@ class EtcdServer:
     "cert", "key" (the server's), "ca" (clients must present a certificate
     from it: --client-cert-auth) and "client_cert", "client_key" (what
     client() presents).  extra_args: more etcd flags.  auth: (user,
-    password) that client() logs in with, once the test enabled auth."""
+    password) that client() logs in with, once the test enabled auth.
+    enable_v2=True also serves the v2 keys API (/v2/keys,
+    --enable-v2=true) for topofs -o etcd_api=v2."""
     backend = "etcd"
     impl = "etcd2"
 
-    def __init__(self, tls=None, extra_args=()):
+    def __init__(self, tls=None, extra_args=(), enable_v2=False):
+        self.enable_v2 = enable_v2
         self.port = free_port()
         self.peer_port = free_port()
         while self.peer_port == self.port:
@@ -564,6 +567,8 @@ class EtcdServer:
                "--listen-peer-urls", peer,
                "--initial-advertise-peer-urls", peer,
                "--initial-cluster", "t=" + peer] + self.tls_args() + self.extra_args
+        if self.enable_v2:
+            cmd.append("--enable-v2=true")
         log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -1068,13 +1073,15 @@ def run_topofs(args, timeout=20, env=None, check_sanitizer=True):
 _module_server = {}
 
 
-def module_server(backend=None):
-    """One store server per test module and backend (lazily started)."""
+def module_server(backend=None, **options):
+    """One store server per test module, backend and server options
+    (EtcdServer's, e.g. enable_v2=True), lazily started."""
     backend = backend or BACKEND
-    s = _module_server.get(backend)
+    key = backend if not options else (backend,) + tuple(sorted(options.items()))
+    s = _module_server.get(key)
     if s is None:
-        s = (ZkServer() if backend == "zk" else EtcdServer()).start()
-        _module_server[backend] = s
+        s = (ZkServer() if backend == "zk" else EtcdServer(**options)).start()
+        _module_server[key] = s
     return s
 
 
@@ -1096,6 +1103,7 @@ class TopofsTestCase(unittest.TestCase):
     maxDiff = 4000
     TEST_TIMEOUT = float(os.environ.get("TOPOFS_TEST_TIMEOUT", "180"))
     BACKEND = None      # None: $TOPOFS_BACKEND; a subclass may pin "zk"/"etcd"
+    SERVER_OPTIONS = {}  # for the module's server, e.g. {"enable_v2": True}
 
     backend = BACKEND   # the backend in use ("etcd" | "zk"), set by setUpClass
 
@@ -1106,7 +1114,7 @@ class TopofsTestCase(unittest.TestCase):
                 raise RuntimeError("TOPOFS_BIN=%s does not exist" % topofs_bin())
             raise unittest.SkipTest("no topofs binary at %s" % topofs_bin())
         cls.backend = cls.BACKEND or BACKEND
-        cls.server = module_server(cls.BACKEND)
+        cls.server = module_server(cls.BACKEND, **cls.SERVER_OPTIONS)
         cls.store = cls.server.client()
         if hasattr(cls.store, "close"):
             cls.addClassCleanup(cls.store.close)

@@ -170,7 +170,8 @@ static void test_refused_create(void)
 	CHECK_INT(writeback_sync(w), -EIO);
 	CHECK_INT(writeback_sync(w), 0); /* reported once */
 	CHECK(find("a") >= 0 && find("c") >= 0 && find("bad") < 0);
-	CHECK_STR(st.log, "m3 p:a p:bad p:c ");
+	/* however the thread batched them, "bad" was tried alone */
+	CHECK(strstr(st.log, "p:bad ") != NULL);
 	CHECK_STR(applied, "a c ");
 	CHECK_INT(writeback_stop(w), 1);
 	cache_free(c);
@@ -187,7 +188,11 @@ static void test_lost_answer(void)
 	CHECK_INT(writeback_create(w, "x", "1", 1, false), 0);
 	CHECK_INT(writeback_create(w, "y", "22", 2, false), 0);
 	CHECK_INT(writeback_sync(w), 0);
-	CHECK_STR(st.log, "m2 m2 p:x p:y ");
+	/* the first multi (with x, maybe y) was sent again, then its creates
+	 * alone found there */
+	CHECK(strncmp(st.log, "m", 1) == 0 && strstr(st.log, "p:x ") != NULL);
+	CHECK_STR(st.val[find("x")], "1");
+	CHECK_STR(st.val[find("y")], "22");
 	CHECK_STR(applied, "x y ");
 	CHECK_INT(writeback_stop(w), 0);
 	cache_free(c);
