@@ -544,6 +544,8 @@ static bool can_check_kids(const struct cache *c, const struct cnode *n)
 	return n->kids_unwatched && n->fetched_ms && c->be->children;
 }
 
+static void lost_child(const struct cache *c, struct cnode *parent);
+
 /* Whether the store's names[0..count) of n's children are the cache's. */
 static bool same_kids(const struct cnode *n, const char *names, size_t count)
 {
@@ -592,6 +594,7 @@ static int check_kids(struct cache *c, const char *dir, bool force)
 		if (rc == 0 && same_kids(n, names, count)) {
 			n->kids_unwatched = false;
 			n->fetched_ms = asked;
+			lost_child(c, n); /* none left: a file again */
 		} else {
 			n->fetched_ms = 0;
 			rc = 1;
@@ -637,11 +640,13 @@ static void want_stale(const struct cnode *n, const char *p,
 
 /* A store with real directories: a node whose last child went is a file
  * again (Vitess's rule), unless it was made by mkdir here, or the store's
- * directories are nodes of their own (etcd v2), which stay directories. */
+ * directories are nodes of their own (etcd v2), which stay directories, or
+ * children may have come that the cache does not know yet (its child watch
+ * fired: check_kids decides then). */
 static void lost_child(const struct cache *c, struct cnode *parent)
 {
 	if (parent && !parent->nkids && !parent->local_dir &&
-	    !(c->be->caps & TOPO_CAP_DIR_NODES))
+	    !parent->kids_unwatched && !(c->be->caps & TOPO_CAP_DIR_NODES))
 		parent->real_dir = false;
 }
 

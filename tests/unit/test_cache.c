@@ -346,6 +346,61 @@ static void test_derived_size(void)
 	cache_free(c);
 }
 
+/* ZooKeeper-like listing: a node with children is a directory node. */
+static int fake_real_list(struct topo_store *s, const char *path,
+			  struct topo_listing *out)
+{
+	int rc = fake_list(s, path, out);
+	for (size_t i = 0; !rc && i < out->count; i++)
+		for (size_t j = 0; j < out->count; j++)
+			if (path_within(out->entries[j].path,
+					out->entries[i].path) &&
+			    strcmp(out->entries[j].path, out->entries[i].path))
+				out->entries[i].meta.real_dir = true;
+	return rc;
+}
+
+static const struct topo_backend fake_real_backend = {
+    .name = "fakereal",
+    .caps = TOPO_CAP_REAL_DIRS,
+    .list = fake_real_list,
+    .children = fake_children,
+};
+
+/* A directory whose last known child is deleted right after its child
+ * watch fired stays a directory until its names are checked: the store
+ * may hold children the cache has not seen. Confirmed empty, it is a file
+ * again (Vitess's rule). */
+static void test_last_child_after_child_notice(void)
+{
+	fake_clear();
+	children_calls = 0;
+	fake_put("d", "");
+	fake_put("d/x", "1");
+	struct cache *c = cache_new(&fake_real_backend, NULL, 50);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "x ");
+	fake_put("d/y", "2"); /* another client: its notice says CHILDREN */
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	fake_del("d/x");
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/x", -1);
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "d", &st), 0);
+	CHECK(st.is_dir);
+	usleep(80 * 1000);
+	CHECK_STR(ls(c, "d", &rc), "y ");
+	CHECK_INT(rc, 0);
+	/* its last child goes, and the names confirm there is none */
+	fake_del("d/y");
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/y", -1);
+	CHECK_INT(cache_recheck(c, "d"), 0);
+	CHECK_INT(cache_stat(c, "d", &st), 0);
+	CHECK(!st.is_dir);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -354,6 +409,7 @@ int main(void)
 	test_subtree();
 	test_child_notices();
 	test_derived_size();
+	test_last_child_after_child_notice();
 	fake_clear();
 	return check_report();
 }
