@@ -933,7 +933,7 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	    (err = etcd_tls_probe(s->http, conf, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||
 	    (err = etcd_auth_login(s->http, conf->servers, errbuf, errlen)) ||
-	    (err = etcd_pin(s->http, conf->servers, conf->revision,
+	    (err = etcd_pin(s->http, conf->servers, s->root, conf->revision,
 			    conf->snapshot, &s->pinned, errbuf, errlen)) ||
 	    (err = probe_root(s, conf, errbuf, errlen))) {
 		etcd_close(s);

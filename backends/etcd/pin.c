@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "base64.h"
 #include "json.h"
 #include "pin.h"
 
@@ -45,20 +47,29 @@ int etcd_current_revision(struct etcd_http *h, const char *what, int64_t *rev)
  * future revision for every request, so the answer tells whether reads at
  * `want` work. 0, -EINVAL (reason in errbuf) or another negative errno. */
 static int check_revision(struct etcd_http *h, const char *servers,
-			  int64_t want, int64_t current, char *errbuf,
-			  size_t errlen)
+			  const char *root, int64_t want, int64_t current,
+			  char *errbuf, size_t errlen)
 {
 	struct etcd_reply reply;
-	char body[128], why[256];
-	int err;
+	char why[256], *key = NULL, *b64 = NULL, *body = NULL;
+	int err = -ENOMEM;
 
-	snprintf(body, sizeof(body),
-		 "{\"key\":\"AA==\",\"revision\":\"%" PRId64
-		 "\",\"count_only\":true}",
-		 want);
+	if (asprintf(&key, "%s/", root) < 0)
+		return -ENOMEM;
+	if (etcd_b64_encode(key, strlen(key), &b64) ||
+	    asprintf(&body,
+		     "{\"key\":\"%s\",\"revision\":\"%" PRId64
+		     "\",\"count_only\":true}",
+		     b64, want) < 0)
+		body = NULL;
+	free(key);
+	free(b64);
+	if (!body)
+		return -ENOMEM;
 	err = etcd_auth_post(h, "/v3/kv/range", body, strlen(body),
 			     etcd_http_deadline(h), NULL, NULL, &reply, why,
 			     sizeof(why));
+	free(body);
 	if (err) {
 		snprintf(errbuf, errlen, "cannot reach etcd at %s", why);
 		return err;
@@ -91,8 +102,9 @@ static int check_revision(struct etcd_http *h, const char *servers,
 }
 
 /* Pin; see pin.h. */
-int etcd_pin(struct etcd_http *h, const char *servers, int64_t want,
-	     bool snapshot, int64_t *pinned, char *errbuf, size_t errlen)
+int etcd_pin(struct etcd_http *h, const char *servers, const char *root,
+	     int64_t want, bool snapshot, int64_t *pinned, char *errbuf,
+	     size_t errlen)
 {
 	int64_t current;
 	int err;
@@ -118,7 +130,7 @@ int etcd_pin(struct etcd_http *h, const char *servers, int64_t want,
 			 want, servers, current);
 		return -EINVAL;
 	}
-	err = check_revision(h, servers, want, current, errbuf, errlen);
+	err = check_revision(h, servers, root, want, current, errbuf, errlen);
 	if (!err)
 		*pinned = want;
 	return err;

@@ -17,9 +17,12 @@ int etcd_current_revision(struct etcd_http *h, const char *what, int64_t *rev);
 
 /* The revision to pin: `want` (> 0) if etcd still has it, or with
  * `snapshot` the current one; 0 (nothing pinned) if neither is asked.
- * -EINVAL with one line in errbuf for a compacted or future revision,
- * -EIO (or the store's errno) with the cause in errbuf otherwise. */
-int etcd_pin(struct etcd_http *h, const char *servers, int64_t want,
-	     bool snapshot, int64_t *pinned, char *errbuf, size_t errlen);
+ * `root` is the store's root key: the check reads below it (all a user's
+ * role may allow). -EINVAL with one line in errbuf for a compacted or
+ * future revision, -EIO (or the store's errno) with the cause in errbuf
+ * otherwise. */
+int etcd_pin(struct etcd_http *h, const char *servers, const char *root,
+	     int64_t want, bool snapshot, int64_t *pinned, char *errbuf,
+	     size_t errlen);
 
 #endif
