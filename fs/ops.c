@@ -1144,10 +1144,13 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 /* Queue the kernel invalidations for store path p ("" is the root). */
 static void invalidate_node(struct topofs *t, const char *p)
 {
-	char fpath[PATH_MAX];
+	char fpath[PATH_MAX + sizeof("//" TOPO_DATA_NAME)];
+	if (strlen(p) >= PATH_MAX)
+		return; /* no such FUSE path */
 	snprintf(fpath, sizeof(fpath), "/%s", p);
 	notifier_push(t->notifier, fpath);
-	snprintf(fpath, sizeof(fpath), "%s%s" TOPO_DATA_NAME, *p ? "/" : "", p);
+	snprintf(fpath, sizeof(fpath), "%s%s/" TOPO_DATA_NAME, *p ? "/" : "",
+		 p);
 	notifier_push(t->notifier, fpath);
 }
 

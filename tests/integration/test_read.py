@@ -192,6 +192,22 @@ class ReadTest(h.TopofsTestCase):
         self.assertEqual(os.stat(self.p("d/mine")).st_size, 7)
         self.assertEqual(read_file(self.p("d/mine")), b"changed")
 
+    def test_topofs_data_follows_changes_elsewhere(self):
+        """A directory's own value (DIR/.topofs-data) changed by another
+        client: its size and bytes follow within a second, although the
+        kernel keeps attributes long (the invalidation names that path)."""
+        self.load({"d": b"one", "d/x": b"x"})
+        self.mount()
+        data = self.p("d/.topofs-data")
+        self.assertEqual(read_file(data), b"one")
+        self.assertEqual(os.stat(data).st_size, 3)
+        self.store.put(self.key("d"), b"three!")
+        deadline = time.time() + 1.5
+        while os.stat(data).st_size != 6 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(os.stat(data).st_size, 6)
+        self.assertEqual(read_file(data), b"three!")
+
     def test_key_and_prefix_is_directory_with_topofs_data(self):
         self.load()
         self.mount()
