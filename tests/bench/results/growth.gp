@@ -9,7 +9,7 @@ set ylabel 'seconds (median of runs)'
 set key outside right top vertical font ',8' spacing 0.9
 set grid
 set format x '%.0s%c'
-set title "time (solid: topofs, dashed: references)\n(restores stopped at --cmd-timeout: lower bounds)"
+set title "time (solid: topofs, dashed: references)\n(etcd.restore etcd.restore_wb zk.restore stopped at --cmd-timeout: lower bounds)"
 plot 'growth.dat' using 1:2 with linespoints lw 2 dt 2 pt 1 lc rgb '#000000' title 'tmpfs tar', \
      'growth.dat' using 1:3 with linespoints lw 2 dt 2 pt 2 lc rgb '#1f77b4' title 'squashfuse\_ll cold tar', \
      'growth.dat' using 1:4 with linespoints lw 2 dt 2 pt 3 lc rgb '#17becf' title 'squashfuse\_ll warm tar', \
@@ -22,11 +22,13 @@ plot 'growth.dat' using 1:2 with linespoints lw 2 dt 2 pt 1 lc rgb '#000000' tit
      'growth.dat' using 1:11 with linespoints lw 2 dt 1 pt 10 lc rgb '#e377c2' title 'topofs etcd restore', \
      'growth.dat' using 1:12 with linespoints lw 2 dt 2 pt 11 lc rgb '#bcbd22' title 'etcd sequential puts', \
      'growth.dat' using 1:13 with linespoints lw 2 dt 1 pt 12 lc rgb '#00008b' title 'topofs zk restore', \
-     'growth.dat' using 1:14 with linespoints lw 2 dt 2 pt 13 lc rgb '#006400' title 'kazoo sequential creates'
+     'growth.dat' using 1:14 with linespoints lw 2 dt 1 pt 13 lc rgb '#006400' title 'topofs etcd restore -o writeback', \
+     'growth.dat' using 1:15 with linespoints lw 2 dt 1 pt 1 lc rgb '#000000' title 'topofs zk restore -o writeback', \
+     'growth.dat' using 1:16 with linespoints lw 2 dt 2 pt 2 lc rgb '#1f77b4' title 'kazoo sequential creates'
 set title 'memory'
 set ylabel 'MiB'
-plot 'growth.dat' using 1:15 with linespoints lw 2 pt 7 title 'topofs etcd peak RSS', \
-     'growth.dat' using 1:16 with linespoints lw 2 pt 9 title 'topofs zk peak RSS', \
-     'growth.dat' using 1:17 with linespoints lw 2 dt 2 pt 5 title 'keys + values', \
-     'growth.dat' using 1:18 with linespoints lw 1 dt 3 pt 1 title 'target: 3x data + 32 MiB'
+plot 'growth.dat' using 1:17 with linespoints lw 2 pt 7 title 'topofs etcd peak RSS', \
+     'growth.dat' using 1:18 with linespoints lw 2 pt 9 title 'topofs zk peak RSS', \
+     'growth.dat' using 1:19 with linespoints lw 2 dt 2 pt 5 title 'keys + values', \
+     'growth.dat' using 1:20 with linespoints lw 1 dt 3 pt 1 title 'target: 3x data + 32 MiB'
 unset multiplot
