@@ -1201,6 +1201,14 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
 		n->kids_seq++;
+	} else if (what == TOPO_CHANGE_CHILDREN && n && !node_is_dir(c, n)) {
+		/* A file that gained a child, or a directory whose last child
+		 * went: its own kind is read again, not its parent's whole
+		 * listing (that made a restore over existing files quadratic)
+		 */
+		n->stale = true;
+		n->stale_seq++;
+		n->fetched_ms = 0;
 	} else {
 		struct cnode *d = deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));

@@ -254,12 +254,14 @@ static int queue_create(struct topofs *t, struct handle *h,
 	return rebase(h, &meta);
 }
 
-/* Before any other store write: the queue first (the store sees writes in
- * the order they were made), and a handle whose create was queued learns
- * the version the store gave it. 0, or the cache's error. */
+/* Before another store write of a key whose create is queued: that create
+ * first (the store sees each key's writes in order), and a handle whose
+ * create was queued learns the version the store gave it. 0, or the
+ * cache's error. */
 static int settle_queued(struct topofs *t, struct handle *h)
 {
-	writeback_wait(t->wb);
+	if (h->queued || writeback_queued(t->wb, h->path))
+		writeback_wait(t->wb); /* the create of this key first */
 	if (!h->queued)
 		return 0;
 	struct cache_stat cs;

@@ -488,7 +488,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	unsigned char *buf;
 	struct topo_meta meta;
 	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	if (writable)
+	if (writable && writeback_queued(t->wb, tp->p))
 		writeback_wait(t->wb); /* a queued create's real version */
 	int rc = cache_value(t->cache, tp->p, &buf, &meta);
 	if (rc)
@@ -677,12 +677,13 @@ static int op_unlink(const char *path)
 	struct topofs *t = fs();
 	struct tpath tp;
 	struct cache_stat cs;
-	writeback_wait(t->wb); /* the store sees writes in order */
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
 	if (tp.scratch)
 		return scratch_remove(&t->scratch, tp.p);
+	if (writeback_queued(t->wb, tp.p))
+		writeback_wait(t->wb); /* its create first */
 	if ((rc = cache_stat(t->cache, tp.p, &cs)))
 		return rc;
 	if (!cs.data_shown || (tp.is_data && !cs.is_dir))

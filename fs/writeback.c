@@ -53,6 +53,7 @@ struct writeback {
 	pthread_cond_t work;	   /* the queue has creates, or stopping */
 	pthread_cond_t progress;   /* `done` moved */
 	struct wb_op *head, *tail; /* queued, not taken yet */
+	struct wb_op *inflight;	   /* the batch being applied */
 	size_t nops, nbytes;	   /* in the queue and in the batch in flight */
 	uint64_t queued, done;	   /* creates ever queued / applied or failed */
 	size_t failed;		   /* creates failed, ever */
@@ -172,9 +173,13 @@ static void *writeback_main(void *arg)
 			break; /* stopping, and all applied */
 		size_t n;
 		struct wb_op *batch = take_batch(w, &n);
+		w->inflight = batch;
 		pthread_mutex_unlock(&w->mu);
 		apply_batch(w, batch, n);
 		size_t bytes = 0;
+		pthread_mutex_lock(&w->mu);
+		w->inflight = NULL;
+		pthread_mutex_unlock(&w->mu);
 		while (batch) {
 			struct wb_op *next = batch->next;
 			bytes += batch->len;
@@ -253,6 +258,25 @@ void writeback_wait(struct writeback *w)
 	while (w->done < target)
 		pthread_cond_wait(&w->progress, &w->mu);
 	pthread_mutex_unlock(&w->mu);
+}
+
+/* Whether path is in the list ops. */
+static bool listed(const struct wb_op *ops, const char *path)
+{
+	for (; ops; ops = ops->next)
+		if (strcmp(ops->path, path) == 0)
+			return true;
+	return false;
+}
+
+bool writeback_queued(struct writeback *w, const char *path)
+{
+	if (!w)
+		return false;
+	pthread_mutex_lock(&w->mu);
+	bool queued = listed(w->inflight, path) || listed(w->head, path);
+	pthread_mutex_unlock(&w->mu);
+	return queued;
 }
 
 int writeback_sync(struct writeback *w)

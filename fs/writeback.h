@@ -12,8 +12,9 @@
  * the key meanwhile, a permission, the store down) is known only later. It
  * is logged, dropped from the cache, and reported by the next fsync (of any
  * file or directory of the mount) and by topofs's exit status at unmount.
- * Every other store write first waits for the queue (writeback_wait), so
- * the store sees the mount's operations in the order they were made.
+ * A write of a key whose create is queued (writeback_queued), an rmdir and
+ * a rename first wait for the queue (writeback_wait), so the store sees
+ * each key's operations in the order they were made.
  */
 #ifndef TOPOFS_WRITEBACK_H
 #define TOPOFS_WRITEBACK_H
@@ -42,6 +43,9 @@ int writeback_create(struct writeback *w, const char *path, const void *value,
 
 /* Wait until everything queued before the call is applied. NULL is ok. */
 void writeback_wait(struct writeback *w);
+
+/* Whether a create of `path` is queued or being applied. NULL is ok. */
+bool writeback_queued(struct writeback *w, const char *path);
 
 /* writeback_wait, then report: -EIO if a queued create failed since the
  * last report, else 0. NULL is ok. */

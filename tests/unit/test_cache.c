@@ -360,12 +360,66 @@ static int fake_real_list(struct topo_store *s, const char *path,
 	return rc;
 }
 
+/* One node, a directory node when it has children. */
+static int fake_real_get(struct topo_store *s, const char *path,
+			 struct topo_entry *e)
+{
+	struct topo_listing l = {0};
+	int lists = fk.lists; /* a get is not a listing */
+	int rc = fake_real_list(s, path, &l);
+	fk.lists = lists;
+	memset(e, 0, sizeof(*e));
+	for (size_t i = 0; !rc && i < l.count; i++) {
+		if (strcmp(l.entries[i].path, path) == 0) {
+			*e = l.entries[i];
+			l.entries[i].path = NULL;
+			l.entries[i].value = NULL;
+			topo_listing_free(&l);
+			return 0;
+		}
+	}
+	topo_listing_free(&l);
+	return rc ? rc : -ENOENT;
+}
+
 static const struct topo_backend fake_real_backend = {
     .name = "fakereal",
     .caps = TOPO_CAP_REAL_DIRS,
     .list = fake_real_list,
+    .get = fake_real_get,
     .children = fake_children,
 };
+
+/* A child notice on a node that is not a directory (its last child went,
+ * or a file gained one) re-reads that node, not its parent's listing: a
+ * restore over existing files made that quadratic. */
+static void test_child_notice_on_a_file(void)
+{
+	fake_clear();
+	fake_put("tablets/t1", "");
+	fake_put("tablets/t1/Tablet", "x");
+	fake_put("tablets/t2", "");
+	fake_put("tablets/t2/Tablet", "y");
+	struct cache *c = cache_new(&fake_real_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "tablets", &rc), "t1/ t2/ ");
+	CHECK_INT(fk.lists, 1);
+	fake_del("tablets/t1/Tablet"); /* its last child goes... */
+	cache_changed(c, TOPO_CHANGE_DELETED, "tablets/t1/Tablet", -1);
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "tablets/t1", -1);
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "tablets/t1", &st), 0);
+	CHECK(!st.is_dir);	/* ...so it is a file again, */
+	CHECK_INT(fk.lists, 1); /* learnt with one get, not a listing */
+	fake_put("tablets/t1/Tablet", "z"); /* and it gains one back */
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "tablets/t1", -1);
+	CHECK_INT(cache_stat(c, "tablets/t1", &st), 0);
+	CHECK(st.is_dir);
+	CHECK_STR(ls(c, "tablets/t1", &rc), "Tablet ");
+	CHECK_INT(fk.lists, 2); /* its own listing only */
+	cache_free(c);
+}
 
 /* A directory whose last known child is deleted right after its child
  * watch fired stays a directory until its names are checked: the store
@@ -410,6 +464,7 @@ int main(void)
 	test_child_notices();
 	test_derived_size();
 	test_last_child_after_child_notice();
+	test_child_notice_on_a_file();
 	fake_clear();
 	return check_report();
 }

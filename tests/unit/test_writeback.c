@@ -212,6 +212,25 @@ static void test_someone_else_was_first(void)
 	cache_free(c);
 }
 
+/* writeback_queued names what is queued or being applied, and nothing
+ * once the queue is applied. */
+static void test_queued(void)
+{
+	reset();
+	struct cache *c = cache_new(&fake, NULL, 60000);
+	struct writeback *w = writeback_start(&fake, NULL, c, NULL, NULL);
+	CHECK(!writeback_queued(w, "q"));
+	CHECK_INT(writeback_create(w, "q", "1", 1, false), 0);
+	CHECK(writeback_queued(w, "q") || find("q") >= 0); /* or done */
+	CHECK(!writeback_queued(w, "other"));
+	writeback_wait(w);
+	CHECK(!writeback_queued(w, "q"));
+	CHECK(find("q") >= 0);
+	CHECK(!writeback_queued(NULL, "q"));
+	CHECK_INT(writeback_stop(w), 0);
+	cache_free(c);
+}
+
 /* Stopping applies what is still queued: none lost. */
 static void test_stop_applies_queue(void)
 {
@@ -234,6 +253,7 @@ int main(void)
 	test_refused_create();
 	test_lost_answer();
 	test_someone_else_was_first();
+	test_queued();
 	test_stop_applies_queue();
 	reset();
 	return check_report();
