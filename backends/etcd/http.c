@@ -470,6 +470,21 @@ int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 	return unreachable(h, idx, rc, detail, what, why, whylen);
 }
 
+/* The root key; see http.h. */
+int etcd_root_key(const char *root, char **out, char *errbuf, size_t errlen)
+{
+	size_t n = root ? strlen(root) : 0;
+
+	if (n == 0) {
+		snprintf(errbuf, errlen, "empty etcd root");
+		return -EINVAL;
+	}
+	while (n > 0 && root[n - 1] == '/')
+		n--;
+	*out = strndup(root, n);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* The number of endpoints. */
 size_t etcd_http_count(const struct etcd_http *h)
 {

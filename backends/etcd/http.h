@@ -80,6 +80,10 @@ int etcd_http_request(struct etcd_http *h, const struct etcd_request *rq,
 		      const char *what, struct etcd_reply *reply,
 		      int64_t *index, char *why, size_t whylen);
 
+/* The root key of both etcd APIs: root without trailing slashes ("" for
+ * "/") in *out (malloc'd). 0, -EINVAL (reason in errbuf) or -ENOMEM. */
+int etcd_root_key(const char *root, char **out, char *errbuf, size_t errlen);
+
 /* How many endpoints there are; the one that answered last; the
  * "host:port" of endpoint i, for messages. */
 size_t etcd_http_count(const struct etcd_http *h);

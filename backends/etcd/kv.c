@@ -856,23 +856,6 @@ out:
 	return err;
 }
 
-/* The root key: conf->root without trailing slashes. 0, -EINVAL (reason in
- * errbuf) or -ENOMEM. */
-static int set_root(struct topo_store *s, const char *root, char *errbuf,
-		    size_t errlen)
-{
-	size_t n = root ? strlen(root) : 0;
-
-	if (n == 0) {
-		snprintf(errbuf, errlen, "empty etcd root");
-		return -EINVAL;
-	}
-	while (n > 0 && root[n - 1] == '/')
-		n--;
-	s->root = strndup(root, n);
-	return s->root ? 0 : -ENOMEM;
-}
-
 /* Probe the servers once: can a trivial request get through at all? 0 or
  * -EIO with the cause in errbuf. */
 static int probe_reach(struct topo_store *s, const char *servers, char *errbuf,
@@ -928,7 +911,7 @@ static int etcd_open(const struct topo_conf *conf, struct topo_store **out,
 	}
 	s->quiet = true;
 	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 10000;
-	if ((err = set_root(s, conf->root, errbuf, errlen)) ||
+	if ((err = etcd_root_key(conf->root, &s->root, errbuf, errlen)) ||
 	    (err = etcd_http_open(conf, &s->http, errbuf, errlen)) ||
 	    (err = etcd_tls_probe(s->http, conf, errbuf, errlen)) ||
 	    (err = probe_reach(s, conf->servers, errbuf, errlen)) ||

@@ -310,22 +310,6 @@ static void v2_close(struct topo_store *s)
 	free(s);
 }
 
-/* The root key: conf->root without trailing slashes ("" for "/"). */
-static int set_root(struct topo_store *s, const char *root, char *errbuf,
-		    size_t errlen)
-{
-	size_t n = root ? strlen(root) : 0;
-
-	if (n == 0) {
-		snprintf(errbuf, errlen, "empty etcd root");
-		return -EINVAL;
-	}
-	while (n > 0 && root[n - 1] == '/')
-		n--;
-	s->root = strndup(root, n);
-	return s->root ? 0 : -ENOMEM;
-}
-
 /* Why the first request failed, for errbuf. */
 static void probe_error(const struct topo_store *s, const char *servers,
 			const struct etcd_reply *reply, int err, char *errbuf,
@@ -431,7 +415,7 @@ static int v2_open(const struct topo_conf *conf, struct topo_store **out,
 	}
 	s->quiet = true;
 	errbuf[0] = '\0';
-	if ((err = set_root(s, conf->root, errbuf, errlen)) ||
+	if ((err = etcd_root_key(conf->root, &s->root, errbuf, errlen)) ||
 	    (err = etcd_http_open(conf, &s->http, errbuf, errlen)) ||
 	    (err = probe_root(s, conf, errbuf, errlen))) {
 		v2_close(s);
