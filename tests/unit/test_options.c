@@ -5,23 +5,7 @@
 
 #include "../../fs/options.h"
 #include "check.h"
-
-/* Parse a NULL-terminated argv; returns opts_parse's result. */
-static int parse(struct topofs_opts *o, struct fuse_args *fa, char *err,
-		 const char **argv)
-{
-	int argc = 0;
-	while (argv[argc])
-		argc++;
-	err[0] = '\0';
-	return opts_parse(argc, (char **)argv, o, fa, err, 256);
-}
-
-static void done(struct topofs_opts *o, struct fuse_args *fa)
-{
-	opts_free(o);
-	fuse_opt_free_args(fa);
-}
+#include "options_util.h"
 
 static void test_defaults(void)
 {
@@ -152,16 +136,6 @@ static void test_help_version(void)
 	const char *v[] = {"topofs", "-V", NULL};
 	CHECK_INT(parse(&o, &fa, err, v), 0);
 	CHECK_INT(o.show_version, 1);
-	done(&o, &fa);
-}
-
-static void refused(const char **argv, const char *want_err)
-{
-	struct topofs_opts o;
-	struct fuse_args fa;
-	char err[256];
-	CHECK_INT(parse(&o, &fa, err, argv), -EINVAL);
-	CHECK_STR(err, want_err);
 	done(&o, &fa);
 }
 
