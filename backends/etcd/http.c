@@ -320,19 +320,14 @@ static long long now_ms(void)
 
 /* One attempt against endpoint ep within ms milliseconds. Returns curl's
  * code. */
-static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
-			const char *body, size_t len, long ms,
-			struct etcd_reply *reply, char *detail)
+/* Perform the request set up on c within ms milliseconds, the answer into
+ * reply (its HTTP status when curl succeeded), curl's message in detail.
+ * Returns curl's code. */
+static CURLcode perform(CURL *c, long ms, struct etcd_reply *reply,
+			char *detail)
 {
-	char url[512];
 	CURLcode rc;
 
-	snprintf(url, sizeof(url), "%s%s", ep->base, api);
-	etcd_reply_free(reply);
-	detail[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 ms < CONNECT_TIMEOUT_MS ? ms : CONNECT_TIMEOUT_MS);
@@ -343,6 +338,21 @@ static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);
 	return rc;
+}
+
+static CURLcode attempt(CURL *c, const struct endpoint *ep, const char *api,
+			const char *body, size_t len, long ms,
+			struct etcd_reply *reply, char *detail)
+{
+	char url[512];
+
+	snprintf(url, sizeof(url), "%s%s", ep->base, api);
+	etcd_reply_free(reply);
+	detail[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	return perform(c, ms, reply, detail);
 }
 
 /* Remember the endpoint that answered (the one the next request tries
@@ -590,18 +600,10 @@ attempt_req(CURL *c, const struct etcd_http *h, const struct endpoint *ep,
 	}
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, index);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 ms < CONNECT_TIMEOUT_MS ? ms : CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);
+	rc = perform(c, ms, reply, detail);
 	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
 	*sent = reqsize > 0;
 	/* Back to what every pooled handle is: a JSON POST. */
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
