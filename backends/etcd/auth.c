@@ -387,6 +387,24 @@ int etcd_auth_post(struct etcd_http *h, const char *api, const char *body,
 			      reply, why, whylen);
 }
 
+/* POST and check the answer; see auth.h. */
+int etcd_auth_call(struct etcd_http *h, const char *api, const char *body,
+		   size_t len, long long deadline, bool *uncertain,
+		   const char *what, struct etcd_reply *reply)
+{
+	char why[256];
+	int err = etcd_auth_post(h, api, body, len, deadline, uncertain, what,
+				 reply, why, sizeof(why));
+
+	if (err)
+		return err;
+	err = etcd_parse_reply_error(reply->status, reply->body, reply->len,
+				     what);
+	if (err)
+		etcd_reply_free(reply);
+	return err;
+}
+
 /* For the watch; see auth.h. */
 void etcd_auth_renew_if_stale(struct etcd_http *h, const char *why)
 {

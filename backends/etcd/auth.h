@@ -84,6 +84,12 @@ int etcd_auth_post(struct etcd_http *h, const char *api, const char *body,
 		   const char *what, struct etcd_reply *reply, char *why,
 		   size_t whylen);
 
+/* etcd_auth_post, then the answer checked for an etcd error (logged,
+ * naming `what`): 0 and *reply, or a negative errno (reply freed). */
+int etcd_auth_call(struct etcd_http *h, const char *api, const char *body,
+		   size_t len, long long deadline, bool *uncertain,
+		   const char *what, struct etcd_reply *reply);
+
 /* For the watch thread: if `why` (a failed stream's reason) says the token
  * is no longer valid, or is HTTP status 401, authenticate again. */
 void etcd_auth_renew_if_stale(struct etcd_http *h, const char *why);

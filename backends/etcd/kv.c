@@ -154,7 +154,6 @@ static int call(struct topo_store *s, const char *api, json_t *req,
 		long long deadline, bool *uncertain, const char *what,
 		struct etcd_reply *reply)
 {
-	char why[256];
 	char *body = json_dumps(req, JSON_COMPACT);
 	int err;
 
@@ -164,15 +163,9 @@ static int call(struct topo_store *s, const char *api, json_t *req,
 		what = NULL;
 	if (!deadline)
 		deadline = etcd_http_deadline(s->http);
-	err = etcd_auth_post(s->http, api, body, strlen(body), deadline,
-			     uncertain, what, reply, why, sizeof(why));
+	err = etcd_auth_call(s->http, api, body, strlen(body), deadline,
+			     uncertain, what, reply);
 	free(body);
-	if (err)
-		return err;
-	err = etcd_parse_reply_error(reply->status, reply->body, reply->len,
-				     what);
-	if (err)
-		etcd_reply_free(reply);
 	return err;
 }
 

@@ -15,18 +15,8 @@
 static int post(struct etcd_http *h, const char *api, const char *body,
 		const char *what, struct etcd_reply *reply)
 {
-	char why[256];
-	int err =
-	    etcd_auth_post(h, api, body, strlen(body), etcd_http_deadline(h),
-			   NULL, what, reply, why, sizeof(why));
-
-	if (err)
-		return err;
-	err = etcd_parse_reply_error(reply->status, reply->body, reply->len,
-				     what);
-	if (err)
-		etcd_reply_free(reply);
-	return err;
+	return etcd_auth_call(h, api, body, strlen(body), etcd_http_deadline(h),
+			      NULL, what, reply);
 }
 
 /* Current revision; see pin.h. */
