@@ -125,6 +125,34 @@ class _Cluster:
                 pass
         return "\n".join(out)
 
+    def _spawn(self, i, cmd):
+        """Start member i (its output to its log)."""
+        with open(self.logpath(i), "ab") as log:
+            self.procs[i] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+
+    def _wait_ready(self, ready, timeout, pause, what):
+        """Wait until ready(i) holds for every member; a member that exits
+        ends the wait. Else stop everything and raise with the logs."""
+        deadline = time.time() + timeout
+        pending = set(range(self.n))
+        while pending and time.time() < deadline:
+            for i in list(pending):
+                if self.procs[i].poll() is not None:
+                    deadline = 0
+                    break
+                if ready(i):
+                    pending.discard(i)
+            if pending:
+                time.sleep(pause)
+        if pending:
+            logs = self.logs()
+            self.stop()
+            raise RuntimeError("%s did not start (%s):\n%s"
+                               % (what, sorted(pending), logs))
+        return self
+
     def topofs_args(self, root):
         return ["--topo_implementation=" + self.impl,
                 "--topo_global_server_address=" + ",".join(self.addresses),
@@ -163,30 +191,15 @@ class EtcdCluster(_Cluster):
                    "--initial-cluster", initial,
                    "--initial-cluster-token", token,
                    "--initial-cluster-state", "new"]
-            with open(self.logpath(i), "ab") as log:
-                self.procs[i] = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        pending = set(range(self.n))
-        while pending and time.time() < deadline:
-            for i in list(pending):
-                if self.procs[i].poll() is not None:
-                    deadline = 0
-                    break
-                try:
-                    h.EtcdClient(self.endpoints[i], timeout=2).revision()
-                    pending.discard(i)
-                except Exception:
-                    pass
-            if pending:
-                time.sleep(0.1)
-        if pending:
-            logs = self.logs()
-            self.stop()
-            raise RuntimeError("etcd cluster did not start (members %s):\n%s"
-                               % (sorted(pending), logs))
-        return self
+            self._spawn(i, cmd)
+
+        def ready(i):
+            try:
+                h.EtcdClient(self.endpoints[i], timeout=2).revision()
+                return True
+            except Exception:
+                return False
+        return self._wait_ready(ready, timeout, 0.1, "etcd cluster (members)")
 
     def status(self, i, timeout=2):
         req = urllib.request.Request(
@@ -290,27 +303,9 @@ class ZkEnsemble(_Cluster):
                    "-Dzookeeper.root.logger=INFO,CONSOLE",
                    "-Dzookeeper.4lw.commands.whitelist=*",
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
-            with open(self.logpath(i), "ab") as log:
-                self.procs[i] = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        pending = set(range(self.n))
-        while pending and time.time() < deadline:
-            for i in list(pending):
-                if self.procs[i].poll() is not None:
-                    deadline = 0
-                    break
-                if self.mode(i) in ("leader", "follower"):
-                    pending.discard(i)
-            if pending:
-                time.sleep(0.2)
-        if pending:
-            logs = self.logs()
-            self.stop()
-            raise RuntimeError("ZooKeeper ensemble did not start (servers %s):\n%s"
-                               % (sorted(pending), logs))
-        return self
+            self._spawn(i, cmd)
+        return self._wait_ready(lambda i: self.mode(i) in ("leader", "follower"),
+                                timeout, 0.2, "ZooKeeper ensemble (servers)")
 
     def fourlw(self, i, cmd=b"srvr", timeout=2):
         try:
