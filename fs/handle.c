@@ -13,15 +13,43 @@ void handle_list_init(struct handle_list *l)
 	pthread_mutex_init(&l->lock, NULL);
 	l->head = NULL;
 	memset(l->seen, 0, sizeof(l->seen));
+	memset(l->read_by, 0, sizeof(l->read_by));
 }
 
 void handle_list_destroy(struct handle_list *l)
 {
 	while (l->head) /* files still open at unmount: edits are dropped */
 		handle_free(l, l->head);
-	for (size_t i = 0; i < SEEN_MAX; i++)
+	for (size_t i = 0; i < SEEN_MAX; i++) {
 		free(l->seen[i].path);
+		free(l->read_by[i].path);
+	}
 	pthread_mutex_destroy(&l->lock);
+}
+
+/* The entry of (path, pid) in e, or NULL. Lock held. */
+static struct seen_version *find_seen(struct seen_version *e, const char *path,
+				      pid_t pid)
+{
+	for (size_t i = 0; i < SEEN_MAX && e[i].path; i++)
+		if (e[i].pid == pid && strcmp(e[i].path, path) == 0)
+			return &e[i];
+	return NULL;
+}
+
+/* Make (path, pid) the newest entry of e, reusing its old entry or the
+ * oldest one; `copy` is taken over. Lock held. */
+static void remember(struct seen_version *e, char *copy, pid_t pid,
+		     int64_t version)
+{
+	size_t i = 0;
+	while (i < SEEN_MAX - 1 && e[i].path &&
+	       !(e[i].pid == pid && strcmp(e[i].path, copy) == 0))
+		i++;
+	free(e[i].path); /* the same path, or the oldest entry */
+	memmove(&e[1], &e[0], i * sizeof(e[0]));
+	e[0] =
+	    (struct seen_version){.path = copy, .pid = pid, .version = version};
 }
 
 void handle_seen(struct handle_list *l, const char *path, int64_t version)
@@ -30,16 +58,30 @@ void handle_seen(struct handle_list *l, const char *path, int64_t version)
 	if (!copy)
 		return;
 	pthread_mutex_lock(&l->lock);
-	size_t i = 0;
-	while (i < SEEN_MAX - 1 && l->seen[i].path &&
-	       strcmp(l->seen[i].path, path) != 0)
-		i++;
-	free(l->seen[i].path); /* the same path, or the oldest entry */
-	memmove(&l->seen[1], &l->seen[0], i * sizeof(l->seen[0]));
-	l->seen[0].path = copy;
-	l->seen[0].version = version;
-	l->seen[0].moved = false;
+	remember(l->seen, copy, 0, version);
 	pthread_mutex_unlock(&l->lock);
+}
+
+void handle_read_by(struct handle_list *l, const char *path, pid_t pid,
+		    int64_t version)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&l->lock);
+	remember(l->read_by, copy, pid, version);
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool handle_last_read(struct handle_list *l, const char *path, pid_t pid,
+		      int64_t *version)
+{
+	pthread_mutex_lock(&l->lock);
+	struct seen_version *e = find_seen(l->read_by, path, pid);
+	if (e)
+		*version = e->version;
+	pthread_mutex_unlock(&l->lock);
+	return e != NULL;
 }
 
 void handle_seen_moved(struct handle_list *l, const char *path, int64_t version)
@@ -57,19 +99,15 @@ void handle_seen_moved(struct handle_list *l, const char *path, int64_t version)
 bool handle_take_moved(struct handle_list *l, const char *path,
 		       int64_t *version)
 {
-	bool found = false;
 	pthread_mutex_lock(&l->lock);
-	for (size_t i = 0; i < SEEN_MAX && l->seen[i].path && !found; i++) {
-		if (strcmp(l->seen[i].path, path) == 0) {
-			/* Only a moved entry gives the version: any other is
-			 * some other open's newest, not what this open's bytes
-			 * come from (a lost update, once). */
-			found = l->seen[i].moved;
-			if (found)
-				*version = l->seen[i].version;
-			l->seen[i].moved = false;
-			break;
-		}
+	struct seen_version *e = find_seen(l->seen, path, 0);
+	/* Only a moved entry gives the version: any other is some other
+	 * open's newest, not what this open's bytes come from (a lost update,
+	 * once). */
+	bool found = e && e->moved;
+	if (found) {
+		*version = e->version;
+		e->moved = false;
 	}
 	pthread_mutex_unlock(&l->lock);
 	return found;
@@ -78,16 +116,12 @@ bool handle_take_moved(struct handle_list *l, const char *path,
 bool handle_seen_version(struct handle_list *l, const char *path,
 			 int64_t *version)
 {
-	bool found = false;
 	pthread_mutex_lock(&l->lock);
-	for (size_t i = 0; i < SEEN_MAX && l->seen[i].path && !found; i++) {
-		if (strcmp(l->seen[i].path, path) == 0) {
-			*version = l->seen[i].version;
-			found = true;
-		}
-	}
+	struct seen_version *e = find_seen(l->seen, path, 0);
+	if (e)
+		*version = e->version;
 	pthread_mutex_unlock(&l->lock);
-	return found;
+	return e != NULL;
 }
 
 struct handle *handle_new(struct handle_list *l, const char *path, bool is_data,
@@ -351,6 +385,18 @@ bool handle_flush_commits(struct handle *h)
 	return now;
 }
 
+/* A process that read path wrote `version`: its next save edits that.
+ * A process that never read path is not tracked (a blind write). */
+static void written_by(struct handle_list *l, const char *path, pid_t pid,
+		       int64_t version)
+{
+	pthread_mutex_lock(&l->lock);
+	struct seen_version *e = find_seen(l->read_by, path, pid);
+	if (e)
+		e->version = version;
+	pthread_mutex_unlock(&l->lock);
+}
+
 int handle_commit(struct topofs *t, struct handle *h)
 {
 	pthread_mutex_lock(&h->lock);
@@ -359,8 +405,10 @@ int handle_commit(struct topofs *t, struct handle *h)
 	int64_t after = h->base;
 	pthread_mutex_unlock(&h->lock);
 	/* after unlocking: the list lock is taken before a handle's lock */
-	if (!rc && after != before)
+	if (!rc && after != before) {
 		handle_seen(&t->handles, h->path, after);
+		written_by(&t->handles, h->path, h->pid, after);
+	}
 	return rc;
 }
 

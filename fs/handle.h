@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto.h"
 #include "topofs/backend.h"
@@ -47,22 +48,32 @@ struct handle {
 		       * partial and is never committed */
 	bool queued;  /* its create is queued (-o writeback): `base` is not
 		       * a store version until the queue is applied */
+	pid_t pid;    /* the process that opened it */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };
 
-#define SEEN_MAX 64 /* versions remembered for handle_seen_version */
+#define SEEN_MAX                                                               \
+	64 /* versions remembered for handle_seen_version and                  \
+	      handle_last_read */
+
+struct seen_version {
+	char *path;
+	pid_t pid; /* in read_by: the process that read it */
+	int64_t version;
+	bool moved; /* in seen: renamed to a scratch name since (a save) */
+};
 
 struct handle_list {
 	pthread_mutex_t lock; /* guards everything below and every handle's
 				 next */
 	struct handle *head;
-	struct {
-		char *path;
-		int64_t version;
-		bool moved; /* renamed to a scratch name since (a save) */
-	} seen[SEEN_MAX];   /* the version each recently opened file had,
-			       newest first */
+	struct seen_version seen[SEEN_MAX];    /* the version each recently
+						  opened file had, newest
+						  first */
+	struct seen_version read_by[SEEN_MAX]; /* the version each process
+						  last read of a file, newest
+						  first */
 };
 
 void handle_list_init(struct handle_list *l);
@@ -125,6 +136,20 @@ void handle_seen_moved(struct handle_list *l, const char *path,
  * by another client since the editor read the file is not overwritten. */
 bool handle_take_moved(struct handle_list *l, const char *path,
 		       int64_t *version);
+
+/* Process pid opened `path` at `version` to read it (any open without
+ * O_TRUNC): remember it for handle_last_read. */
+void handle_read_by(struct handle_list *l, const char *path, pid_t pid,
+		    int64_t version);
+
+/* The version of `path` that process pid last read (or since wrote) through
+ * the mount, if remembered. A process that read a file and then rewrites it
+ * whole (O_TRUNC) is saving an edit of what it read, as nano does: its
+ * commit compares with that version, so a change another client made in
+ * between is not overwritten, even one too quick for the editor's own
+ * mtime check (nano compares whole seconds). */
+bool handle_last_read(struct handle_list *l, const char *path, pid_t pid,
+		      int64_t *version);
 
 /* Call fn(arg, name) for each not-yet-committed new file directly in dir. */
 void handle_list_new_in(struct handle_list *l, const char *dir,

@@ -481,6 +481,26 @@ static int open_scratch(struct topofs *t, const struct tpath *tp,
 	return 0;
 }
 
+/* The version an open's commit compares with (SPEC 5): the one it sees,
+ * unless it is an editor's save of what it read earlier. */
+static int64_t open_base(struct topofs *t, const struct tpath *tp,
+			 bool writable, bool trunc, pid_t pid,
+			 const struct topo_meta *meta)
+{
+	int64_t base = meta->version;
+	/* an editor writing the file it moved to its backup: compare with
+	 * what it read, not with what is there now */
+	if (writable && handle_take_moved(&t->handles, tp->p, &base))
+		return base;
+	handle_seen(&t->handles, tp->p, meta->version);
+	if (writable &&
+	    trunc) /* a whole rewrite: of what pid read, if it did */
+		handle_last_read(&t->handles, tp->p, pid, &base);
+	else if (!writeback_queued(t->wb, tp->p)) /* else no store version */
+		handle_read_by(&t->handles, tp->p, pid, meta->version);
+	return base;
+}
+
 /* Open the stored value of tp: a handle with a copy of it. */
 static int open_store(struct topofs *t, const struct tpath *tp,
 		      struct fuse_file_info *fi)
@@ -508,15 +528,14 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 			return rc2;
 		buf = shown;
 	}
-	int64_t base = meta.version;
-	/* an editor writing the file it moved to its backup: compare with
-	 * what it read, not with what is there now */
-	if (!(writable && handle_take_moved(&t->handles, tp->p, &base)))
-		handle_seen(&t->handles, tp->p, meta.version);
+	pid_t pid = fuse_get_context()->pid;
+	int64_t base =
+	    open_base(t, tp, writable, fi->flags & O_TRUNC, pid, &meta);
 	struct handle *h =
 	    handle_new(&t->handles, tp->p, tp->is_data, buf, len, base, &meta);
 	if (!h)
 		return -ENOMEM;
+	h->pid = pid;
 	h->writable = writable;
 	h->append = fi->flags & O_APPEND;
 	h->view = view;

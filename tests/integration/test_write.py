@@ -237,6 +237,49 @@ class WriteTest(h.TopofsTestCase):
                 pass
         self.assertEqual(self.store.get(self.key("a")), b"other client")
 
+    def wait_version_moves(self, rel, before):
+        """Until the mount shows a version of rel other than `before`
+        (getxattr: not an open, so no read is recorded)."""
+        deadline = time.time() + 5
+        while os.getxattr(self.p(rel), "user.topo.version") == before:
+            self.assertLess(time.time(), deadline, "change not seen in 5 s")
+            time.sleep(0.05)
+
+    def test_rewrite_of_what_this_process_read_fails_after_change(self):
+        """A process that read a record and then rewrites it whole (O_TRUNC,
+        as nano saves) compares with the version it read: another client's
+        change in between is kept, even one the mount has already seen."""
+        v0 = os.getxattr(self.p("a"), "user.topo.version")
+        self.assertEqual(read_file(self.p("a")), b"alpha\n")
+        self.store.put(self.key("a"), b"other client")
+        self.wait_version_moves("a", v0)
+        f = open(self.p("a"), "wb")
+        f.write(b"edit of alpha")
+        with self.assertRaises(OSError) as cm:
+            f.close()
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        self.assertEqual(self.store.get(self.key("a")), b"other client")
+        # having read the new value, the same process may rewrite it
+        self.assertEqual(read_file(self.p("a")), b"other client")
+        write_file(self.p("a"), b"edit of other")
+        self.assertEqual(self.store.get(self.key("a")), b"edit of other")
+        # and its own write is what it edits next: no conflict with itself
+        write_file(self.p("a"), b"second edit")
+        self.assertEqual(self.store.get(self.key("a")), b"second edit")
+
+    def test_blind_rewrite_by_another_process_succeeds(self):
+        """Only the process that read the record is held to its version: a
+        shell that never read it overwrites it (SPEC 5, the version seen at
+        open)."""
+        v0 = os.getxattr(self.p("a"), "user.topo.version")
+        self.assertEqual(read_file(self.p("a")), b"alpha\n")
+        self.store.put(self.key("a"), b"other client")
+        self.wait_version_moves("a", v0)
+        rc = subprocess.run(["sh", "-c", "printf blind > \"$1\"", "sh",
+                             self.p("a")]).returncode
+        self.assertEqual(rc, 0)
+        self.assertEqual(self.store.get(self.key("a")), b"blind")
+
     def test_concurrent_delete_close_fails(self):
         fd = os.open(self.p("a"), os.O_WRONLY)
         os.write(fd, b"X")

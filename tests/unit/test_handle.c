@@ -71,8 +71,58 @@ static void test_seen_is_bounded(void)
 	handle_list_destroy(&l);
 }
 
+/* What each process last read is kept per (path, process); the general
+ * "seen" list does not answer for it and it does not answer for that. */
+static void test_last_read_is_per_process(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	handle_read_by(&l, "ks/Keyspace", 100, 4);
+	handle_read_by(&l, "ks/Keyspace", 200, 6);
+	handle_read_by(&l, "ks/Shard", 100, 9);
+	handle_seen(&l, "ks/Keyspace", 8);
+	int64_t v = -7;
+	CHECK(handle_last_read(&l, "ks/Keyspace", 100, &v));
+	CHECK_INT(v, 4);
+	CHECK(handle_last_read(&l, "ks/Keyspace", 200, &v));
+	CHECK_INT(v, 6);
+	CHECK(handle_last_read(&l, "ks/Shard", 100, &v));
+	CHECK_INT(v, 9);
+	v = -7;
+	CHECK(!handle_last_read(&l, "ks/Keyspace", 300, &v));
+	CHECK(!handle_last_read(&l, "ks/Shard", 200, &v));
+	CHECK(!handle_last_read(&l, "ks", 100, &v));
+	CHECK_INT(v, -7);
+	CHECK(handle_seen_version(&l, "ks/Keyspace", &v));
+	CHECK_INT(v, 8);
+	/* a second read by the same process replaces its entry */
+	handle_read_by(&l, "ks/Keyspace", 100, 11);
+	CHECK(handle_last_read(&l, "ks/Keyspace", 100, &v));
+	CHECK_INT(v, 11);
+	handle_list_destroy(&l);
+}
+
+/* Bounded too: a process whose read is older than SEEN_MAX later reads is
+ * forgotten (its rewrite then compares with the version it sees). */
+static void test_last_read_is_bounded(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	for (int i = 0; i < SEEN_MAX + 1; i++)
+		handle_read_by(&l, "counter", 1000 + i, i);
+	int64_t v = -7;
+	CHECK(!handle_last_read(&l, "counter", 1000, &v));
+	CHECK(handle_last_read(&l, "counter", 1001, &v));
+	CHECK_INT(v, 1);
+	CHECK(handle_last_read(&l, "counter", 1000 + SEEN_MAX, &v));
+	CHECK_INT(v, SEEN_MAX);
+	handle_list_destroy(&l);
+}
+
 int main(void)
 {
+	test_last_read_is_per_process();
+	test_last_read_is_bounded();
 	test_take_moved_leaves_base_of_unmoved();
 	test_take_moved_gives_version_once();
 	test_moved_without_seen();
