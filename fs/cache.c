@@ -70,6 +70,8 @@ struct cnode {
 	unsigned kids_seq;   /* counts child notices (see check_kids) */
 	unsigned stale_seq;  /* counts notices: a get() that raced one is not
 				taken for the newest */
+	int64_t noticed;     /* stale: the newest version a notice named
+				(INT64_MAX: a notice without one) */
 };
 
 struct cache {
@@ -287,6 +289,18 @@ static void node_set_value(struct cnode *n, unsigned char *value,
 	n->meta = *meta;
 	n->has_data = true;
 	n->real_dir = meta->real_dir;
+}
+
+/* A notice said n changed (to `version`, or <= 0 if it did not say):
+ * read it again at the next access. */
+static void node_mark_stale(struct cnode *n, int64_t version)
+{
+	if (version <= 0)
+		version = INT64_MAX;
+	if (!n->stale || version > n->noticed)
+		n->noticed = version;
+	n->stale = true;
+	n->stale_seq++;
 }
 
 static void node_clear_value(struct cnode *n)
@@ -678,6 +692,7 @@ static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 	if (n->stale_seq != ref->seq || (!rc && older_than_cached(n, &e->meta)))
 		return !n->stale; /* still stale: ask again */
 	n->stale = false;
+	n->noticed = 0;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (!rc) {
 		node_set_value(n, e->value, &e->meta);
@@ -773,8 +788,9 @@ static int lock_fresh(struct cache *c, const char *path, bool self)
 
 /* ---- queries ---- */
 
+/* counts: also subdirs and newest, which cost O(children). */
 static void fill_stat(const struct cache *c, const struct cnode *n,
-		      struct cache_stat *out)
+		      struct cache_stat *out, bool counts)
 {
 	memset(out, 0, sizeof(*out));
 	out->is_dir = node_is_dir(c, n);
@@ -784,7 +800,7 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 	out->real_dir = n->real_dir;
 	if (n->has_data)
 		out->meta = n->meta;
-	if (!out->is_dir)
+	if (!out->is_dir || !counts)
 		return;
 	for (size_t i = 0; i < n->nkids; i++) {
 		const struct cnode *k = n->kids[i];
@@ -797,16 +813,27 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 		out->newest = n->meta.version;
 }
 
-int cache_stat(struct cache *c, const char *path, struct cache_stat *out)
+static int stat_path(struct cache *c, const char *path, struct cache_stat *out,
+		     bool counts)
 {
 	int rc = lock_fresh(c, path, false);
 	if (rc)
 		return rc;
 	struct cnode *n = walk(c->root, path, false);
 	if (n)
-		fill_stat(c, n, out);
+		fill_stat(c, n, out, counts);
 	pthread_mutex_unlock(&c->mu);
 	return n ? 0 : -ENOENT;
+}
+
+int cache_stat(struct cache *c, const char *path, struct cache_stat *out)
+{
+	return stat_path(c, path, out, true);
+}
+
+int cache_stat_brief(struct cache *c, const char *path, struct cache_stat *out)
+{
+	return stat_path(c, path, out, false);
 }
 
 int cache_value(struct cache *c, const char *path, unsigned char **buf,
@@ -845,7 +872,7 @@ int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 		rc = -ENOTDIR;
 	for (size_t i = 0; !rc && i < n->nkids; i++) {
 		struct cache_stat st;
-		fill_stat(c, n->kids[i], &st);
+		fill_stat(c, n->kids[i], &st, true);
 		rc = fn(arg, n->kids[i]->name, &st);
 	}
 	if (!rc && data_shown(c, n)) {
@@ -961,6 +988,12 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 		node_set_value(n, copy, meta);
 		n->meta.size = len;
 		copy = NULL;
+		/* The watch often tells of our own write before the store's
+		 * answer to it arrives: a notice of this version or an older
+		 * one is answered by this write. */
+		if (n->stale && meta->version > 0 &&
+		    n->noticed <= meta->version)
+			n->stale = false;
 	} else if (n) {
 		node_clear_value(n); /* ENOMEM: re-list rather than lie */
 		struct cnode *parent = walk_parent(c, path);
@@ -1095,8 +1128,7 @@ void cache_mark_stale(struct cache *c, const char *path)
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = walk(c->root, path, false);
 	if (n) {
-		n->stale = true;
-		n->stale_seq++;
+		node_mark_stale(n, -1);
 		n->pending = false;
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -1153,11 +1185,10 @@ static void forget_node(struct cache *c, const char *path, struct cnode *n)
 /* A notice that the node at `path` changed: mark just that node for a get()
  * when its parent's listing is in the cache. False when there is nothing
  * to correct that way (the caller then marks a listing stale). */
-static bool mark_node_stale(struct cache *c, const char *path)
+static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 {
 	if (!*path) {
-		c->root->stale = true;
-		c->root->stale_seq++;
+		node_mark_stale(c->root, version);
 		return true;
 	}
 	struct cnode *parent = walk_parent(c, path);
@@ -1169,8 +1200,7 @@ static bool mark_node_stale(struct cache *c, const char *path)
 	struct cnode *n = kid_get(parent, base, strlen(base));
 	if (!n)
 		return false;
-	n->stale = true;
-	n->stale_seq++;
+	node_mark_stale(n, version);
 	return true;
 }
 
@@ -1195,7 +1225,8 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 			forget_node(c, path, n);
 		else
 			changed = false; /* gone already, or newer */
-	} else if (what == TOPO_CHANGE_NODE && mark_node_stale(c, path)) {
+	} else if (what == TOPO_CHANGE_NODE &&
+		   mark_node_stale(c, path, version)) {
 		; /* one get() at the next access */
 	} else if (what == TOPO_CHANGE_CHILDREN && n && node_is_dir(c, n) &&
 		   n->fetched_ms) {
@@ -1206,17 +1237,15 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		 * went: its own kind is read again, not its parent's whole
 		 * listing (that made a restore over existing files quadratic)
 		 */
-		n->stale = true;
-		n->stale_seq++;
+		node_mark_stale(n, -1);
 		n->fetched_ms = 0;
 	} else {
 		struct cnode *d = deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));
 		d->fetched_ms = 0;
 		if (what == TOPO_CHANGE_CHILDREN && n) {
-			n->stale = true; /* a file may have become a
-					    directory, or back */
-			n->stale_seq++;
+			/* a file may have become a directory, or back */
+			node_mark_stale(n, -1);
 		}
 	}
 	pthread_mutex_unlock(&c->mu);

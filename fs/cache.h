@@ -42,6 +42,11 @@ void cache_free(struct cache *c);
  * 0, -ENOENT, or the backend's error. */
 int cache_stat(struct cache *c, const char *path, struct cache_stat *out);
 
+/* cache_stat without `subdirs` and `newest` (left 0): O(1) in the number
+ * of children, for the checks of writes (a create in a directory of 50,000
+ * must not walk its siblings). */
+int cache_stat_brief(struct cache *c, const char *path, struct cache_stat *out);
+
 /* A copy of a node's value in *buf (malloc'd, caller frees; NULL for an
  * empty value) and its metadata. -ENOENT if the node has no value. */
 int cache_value(struct cache *c, const char *path, unsigned char **buf,

@@ -299,7 +299,7 @@ static int settle_queued(struct topofs *t, struct handle *h)
 	if (!h->queued)
 		return 0;
 	struct cache_stat cs;
-	int rc = cache_stat(t->cache, h->path, &cs);
+	int rc = cache_stat_brief(t->cache, h->path, &cs);
 	if (rc == 0) {
 		h->base = cs.meta.version;
 		h->queued = false;

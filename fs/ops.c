@@ -353,7 +353,7 @@ static int check_parent(struct topofs *t, const char *p)
 	char parent[PATH_MAX];
 	snprintf(parent, sizeof(parent), "%.*s", (int)path_parent_len(p), p);
 	struct cache_stat cs;
-	int rc = cache_stat(t->cache, parent, &cs);
+	int rc = cache_stat_brief(t->cache, parent, &cs);
 	if (rc)
 		return rc;
 	return cs.is_dir ? 0 : -ENOTDIR;
@@ -373,7 +373,7 @@ static int op_mkdir(const char *path, mode_t mode)
 		return -EINVAL; /* a directory cannot be named .topofs-data */
 	if ((rc = check_parent(t, tp.p)))
 		return rc;
-	if (cache_stat(t->cache, tp.p, &cs) == 0 ||
+	if (cache_stat_brief(t->cache, tp.p, &cs) == 0 ||
 	    handle_pending(&t->handles, tp.p, true, &pending))
 		return -EEXIST;
 	if ((t->be->caps & TOPO_CAP_REAL_DIRS) && t->wb) {
@@ -571,11 +571,11 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc == -ENOENT ? -EINVAL : rc;
 	if (tp.scratch)
 		return open_scratch(t, &tp, fi, true);
-	rc = tp.is_data ? cache_stat(t->cache, tp.p, &cs)
+	rc = tp.is_data ? cache_stat_brief(t->cache, tp.p, &cs)
 			: check_parent(t, tp.p);
 	if (rc)
 		return rc;
-	rc = cache_stat(t->cache, tp.p, &cs);
+	rc = cache_stat_brief(t->cache, tp.p, &cs);
 	bool exists = !rc && (tp.is_data ? cs.data_shown : true);
 	if (exists && (fi->flags & O_EXCL))
 		return -EEXIST;
@@ -703,7 +703,7 @@ static int op_unlink(const char *path)
 		return scratch_remove(&t->scratch, tp.p);
 	if (writeback_queued(t->wb, tp.p))
 		writeback_wait(t->wb); /* its create first */
-	if ((rc = cache_stat(t->cache, tp.p, &cs)))
+	if ((rc = cache_stat_brief(t->cache, tp.p, &cs)))
 		return rc;
 	if (!cs.data_shown || (tp.is_data && !cs.is_dir))
 		return -ENOENT;
@@ -750,7 +750,7 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 		}
 		buf = wire;
 	}
-	rc = cache_stat(t->cache, to->p, &cs);
+	rc = cache_stat_brief(t->cache, to->p, &cs);
 	bool exists = !rc && cs.has_data;
 	int64_t expect = exists ? cs.meta.version : TOPO_EXPECT_ABSENT;
 	/* compare with the version the editor read, if it read through us */
@@ -881,7 +881,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 	int rc = cache_value(t->cache, from->p, &buf, &meta);
 	if (rc)
 		return rc;
-	int drc = cache_stat(t->cache, to->p, &dst);
+	int drc = cache_stat_brief(t->cache, to->p, &dst);
 	bool exists = !drc && dst.has_data;
 	if (!drc && dst.is_dir && !to->is_data)
 		rc = -EISDIR;
@@ -934,7 +934,7 @@ static int op_rename(const char *from_path, const char *to_path,
 		return scratch_rename(&t->scratch, from.p, to.p);
 	if (from.scratch)
 		return rename_scratch_to_store(t, &from, &to, noreplace);
-	if ((rc = cache_stat(t->cache, from.p, &src)))
+	if ((rc = cache_stat_brief(t->cache, from.p, &src)))
 		return rc;
 	if (src.has_data && src.meta.ephemeral)
 		return -EACCES;
@@ -946,7 +946,7 @@ static int op_rename(const char *from_path, const char *to_path,
 		return rename_file(t, &from, &to, &src, noreplace);
 	if (path_within(to.p, from.p) || to.is_data)
 		return -EINVAL;
-	if (cache_stat(t->cache, to.p, &dst) == 0) {
+	if (cache_stat_brief(t->cache, to.p, &dst) == 0) {
 		if (noreplace)
 			return -EEXIST;
 		if (!dst.is_dir)
@@ -1038,7 +1038,7 @@ static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
 		rc = stat_scratch(t, &tp, &st);
 		return rc ? rc : -ENODATA;
 	}
-	if ((rc = cache_stat(t->cache, tp.p, &cs)))
+	if ((rc = cache_stat_brief(t->cache, tp.p, &cs)))
 		return rc;
 	if (!cs.has_data)
 		return tp.is_data ? -ENOENT : -ENODATA;
