@@ -390,6 +390,73 @@ static const struct topo_backend fake_real_backend = {
     .children = fake_children,
 };
 
+static int gets; /* get() calls of fake_etcd_backend */
+
+static int fake_counted_get(struct topo_store *s, const char *path,
+			    struct topo_entry *e)
+{
+	gets++;
+	return fake_real_get(s, path, e);
+}
+
+/* etcd-like: notices name the version (mod_revision) of the change. */
+static const struct topo_backend fake_etcd_backend = {
+    .name = "fakeetcd",
+    .list = fake_list,
+    .get = fake_counted_get,
+};
+
+/* The watch often tells of our own write before the store's answer to it
+ * arrives. A notice of that version (or an older one) is answered by the
+ * write: no get(). A newer one (another client's write after ours) is
+ * read again. */
+static void test_notice_before_own_write(void)
+{
+	fake_clear();
+	fake_put("ks/Keyspace", "old");
+	struct cache *c = cache_new(&fake_etcd_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "ks", &rc), "Keyspace ");
+	gets = 0;
+
+	fake_put("ks/Keyspace", "ours"); /* our put lands at fk.rev */
+	int64_t ours = fk.rev;
+	cache_changed(c, TOPO_CHANGE_NODE, "ks/Keyspace", ours); /* notice */
+	struct topo_meta m = {.version = ours, .has_data = true};
+	cache_note_put(c, "ks/Keyspace", "ours", 4, &m); /* the answer */
+	unsigned char *v;
+	CHECK_INT(cache_value(c, "ks/Keyspace", &v, &m), 0);
+	CHECK_MEM(v, m.size, "ours", 4);
+	CHECK_INT(m.version, ours);
+	CHECK_INT(gets, 0);
+	free(v);
+
+	/* ours, then another client's: its notice came first */
+	fake_put("ks/Keyspace", "ours2");
+	ours = fk.rev;
+	fake_put("ks/Keyspace", "theirs");
+	cache_changed(c, TOPO_CHANGE_NODE, "ks/Keyspace", ours);
+	cache_changed(c, TOPO_CHANGE_NODE, "ks/Keyspace", fk.rev);
+	m = (struct topo_meta){.version = ours, .has_data = true};
+	cache_note_put(c, "ks/Keyspace", "ours2", 5, &m);
+	CHECK_INT(cache_value(c, "ks/Keyspace", &v, &m), 0);
+	CHECK_MEM(v, m.size, "theirs", 6);
+	CHECK_INT(m.version, fk.rev);
+	CHECK_INT(gets, 1);
+	free(v);
+
+	/* a notice without a version is never taken for ours */
+	fake_put("ks/Keyspace", "x");
+	cache_changed(c, TOPO_CHANGE_NODE, "ks/Keyspace", -1);
+	m = (struct topo_meta){.version = fk.rev, .has_data = true};
+	cache_note_put(c, "ks/Keyspace", "x", 1, &m);
+	CHECK_INT(cache_value(c, "ks/Keyspace", &v, &m), 0);
+	CHECK_INT(gets, 2);
+	free(v);
+	cache_free(c);
+}
+
 /* A child notice on a node that is not a directory (its last child went,
  * or a file gained one) re-reads that node, not its parent's listing: a
  * restore over existing files made that quadratic. */
@@ -465,6 +532,7 @@ int main(void)
 	test_derived_size();
 	test_last_child_after_child_notice();
 	test_child_notice_on_a_file();
+	test_notice_before_own_write();
 	fake_clear();
 	return check_report();
 }
