@@ -299,14 +299,63 @@ static int entry_stat(struct topofs *t, const char *dir,
 	return 0;
 }
 
+/* An open directory holds its entries as of the readdir at offset 0, so
+ * that a listing read in several requests is one snapshot and each request
+ * costs only its own entries. Offsets: 1 after ".", 2 after "..", then
+ * 3 + i after entry i. Passing offsets to the filler is also what makes the
+ * high-level libfuse answer READDIRPLUS with real entries (a node ID and
+ * attributes), so the kernel needs no LOOKUP and GETATTR per name. */
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
+	struct dir_collect *dc = calloc(1, sizeof(*dc));
+	if (!dc)
+		return -ENOMEM;
+	fi->fh = (uintptr_t)dc;
 	/* With the store's watch, a directory's listing reaches the kernel
 	 * as an invalidation when it changes: the kernel may cache it. */
 	fi->cache_readdir = fs()->watched;
 	fi->keep_cache = fs()->watched;
 	return 0;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct dir_collect *dc = (struct dir_collect *)(uintptr_t)fi->fh;
+	if (dc) {
+		collect_free(dc);
+		free(dc);
+	}
+	return 0;
+}
+
+/* Take a new snapshot of the entries of directory tp into dc. */
+static int collect_dir(struct topofs *t, const struct tpath *tp,
+		       struct dir_collect *dc)
+{
+	collect_free(dc);
+	memset(dc, 0, sizeof(*dc));
+	int rc = cache_list_dir(t->cache, tp->p, collect_store, dc);
+	if (rc)
+		return rc;
+	scratch_list(&t->scratch, tp->p, collect_memory, dc);
+	handle_list_new_in(&t->handles, tp->p, collect_memory, dc);
+	return dc->err;
+}
+
+/* Stat entry `name` of directory `dir` (FUSE paths) as getattr would now.
+ * For READDIRPLUS the high-level libfuse looks every entry up by calling
+ * getattr, and one that fails fails the whole readdir: an entry deleted
+ * since the snapshot is left out here instead. */
+static int stat_now(const char *dir, const char *name, struct stat *st)
+{
+	char p[PATH_MAX];
+	int n =
+	    snprintf(p, sizeof(p), "%s/%s", strcmp(dir, "/") ? dir : "", name);
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -ENAMETOOLONG;
+	return op_getattr(p, st, NULL);
 }
 
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
@@ -315,36 +364,29 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 {
 	struct topofs *t = fs();
 	struct tpath tp;
-	struct dir_collect dc = {0};
-	(void)off;
-	(void)fi;
+	struct dir_collect *dc = (struct dir_collect *)(uintptr_t)fi->fh;
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
 	if (tp.is_data)
 		return -ENOTDIR;
-	rc = cache_list_dir(t->cache, tp.p, collect_store, &dc);
-	if (!rc) {
-		scratch_list(&t->scratch, tp.p, collect_memory, &dc);
-		handle_list_new_in(&t->handles, tp.p, collect_memory, &dc);
-		rc = dc.err;
-	}
-	if (rc)
-		goto out;
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
+	if (off == 0 && (rc = collect_dir(t, &tp, dc)))
+		return rc;
+	if (off < 1 && filler(buf, ".", NULL, 1, 0))
+		return 0;
+	if (off < 2 && filler(buf, "..", NULL, 2, 0))
+		return 0;
 	bool plus = flags & FUSE_READDIR_PLUS;
-	for (size_t i = 0; i < dc.count; i++) {
+	for (size_t i = off > 2 ? (size_t)off - 2 : 0; i < dc->count; i++) {
 		struct stat st;
-		if (entry_stat(t, tp.p, &dc.ents[i], &st))
+		if (plus ? stat_now(path, dc->ents[i].name, &st)
+			 : entry_stat(t, tp.p, &dc->ents[i], &st))
 			continue; /* hidden (noephemeral) or gone meanwhile */
-		if (filler(buf, dc.ents[i].name, &st, 0,
+		if (filler(buf, dc->ents[i].name, &st, (off_t)i + 3,
 			   plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
-out:
-	collect_free(&dc);
-	return rc;
+	return 0;
 }
 
 /* The parent of store path p must be a directory: 0, -ENOENT, -ENOTDIR. */
@@ -1216,6 +1258,7 @@ const struct fuse_operations topofs_ops = {
     .getattr = op_getattr,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .releasedir = op_releasedir,
     .mkdir = op_mkdir,
     .rmdir = op_rmdir,
     .open = op_open,
