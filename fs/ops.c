@@ -370,7 +370,11 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return rc;
 	if (tp.is_data)
 		return -ENOTDIR;
-	if (off == 0 && (rc = collect_dir(t, &tp, dc)))
+	if (!dc)
+		return -EBADF;
+	/* a new listing at offset 0 (rewinddir too), or for a seekdir on a
+	 * handle that has none yet */
+	if ((off == 0 || !dc->ents) && (rc = collect_dir(t, &tp, dc)))
 		return rc;
 	if (off < 1 && filler(buf, ".", NULL, 1, 0))
 		return 0;
