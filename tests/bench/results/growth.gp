@@ -9,7 +9,7 @@ set ylabel 'seconds (median of runs)'
 set key outside right top vertical font ',8' spacing 0.9
 set grid
 set format x '%.0s%c'
-set title "time (solid: topofs, dashed: references)\n(etcd.restore etcd.restore_wb zk.restore stopped at --cmd-timeout: lower bounds)"
+set title "time (solid: topofs, dashed: references)"
 plot 'growth.dat' using 1:2 with linespoints lw 2 dt 2 pt 1 lc rgb '#000000' title 'tmpfs tar', \
      'growth.dat' using 1:3 with linespoints lw 2 dt 2 pt 2 lc rgb '#1f77b4' title 'squashfuse\_ll cold tar', \
      'growth.dat' using 1:4 with linespoints lw 2 dt 2 pt 3 lc rgb '#17becf' title 'squashfuse\_ll warm tar', \
