@@ -1077,7 +1077,7 @@ def main():
                     help="a tar through topofs that makes no progress for this many "
                          "seconds is a hang: the daemon is killed and the measurement "
                          "fails (default %(default)s)")
-    ap.add_argument("--cmd-timeout", type=float, default=300,
+    ap.add_argument("--cmd-timeout", type=float, default=900,
                     help="a timed tar through topofs still running after this many "
                          "seconds is stopped and reported as a lower bound (\"> N s\"); "
                          "0: no limit (default %(default)s)")
