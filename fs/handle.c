@@ -38,50 +38,50 @@ static struct seen_version *find_seen(struct seen_version *e, const char *path,
 }
 
 /* Make (path, pid) the newest entry of e, reusing its old entry or the
- * oldest one; `copy` is taken over. Lock held. */
-static void remember(struct seen_version *e, char *copy, pid_t pid,
-		     int64_t version)
-{
-	size_t i = 0;
-	while (i < SEEN_MAX - 1 && e[i].path &&
-	       !(e[i].pid == pid && strcmp(e[i].path, copy) == 0))
-		i++;
-	free(e[i].path); /* the same path, or the oldest entry */
-	memmove(&e[1], &e[0], i * sizeof(e[0]));
-	e[0] =
-	    (struct seen_version){.path = copy, .pid = pid, .version = version};
-}
-
-void handle_seen(struct handle_list *l, const char *path, int64_t version)
+ * oldest one. */
+static void remember(struct handle_list *l, struct seen_version *e,
+		     const char *path, pid_t pid, int64_t version)
 {
 	char *copy = strdup(path);
 	if (!copy)
 		return;
 	pthread_mutex_lock(&l->lock);
-	remember(l->seen, copy, 0, version);
+	struct seen_version *old = find_seen(e, path, pid);
+	size_t i = old ? (size_t)(old - e) : SEEN_MAX - 1;
+	free(e[i].path); /* the same path, or the oldest entry */
+	memmove(&e[1], &e[0], i * sizeof(e[0]));
+	e[0] =
+	    (struct seen_version){.path = copy, .pid = pid, .version = version};
 	pthread_mutex_unlock(&l->lock);
+}
+
+/* The version of (path, pid) in e, if remembered. */
+static bool recall(struct handle_list *l, struct seen_version *e,
+		   const char *path, pid_t pid, int64_t *version)
+{
+	pthread_mutex_lock(&l->lock);
+	struct seen_version *found = find_seen(e, path, pid);
+	if (found)
+		*version = found->version;
+	pthread_mutex_unlock(&l->lock);
+	return found != NULL;
+}
+
+void handle_seen(struct handle_list *l, const char *path, int64_t version)
+{
+	remember(l, l->seen, path, 0, version);
 }
 
 void handle_read_by(struct handle_list *l, const char *path, pid_t pid,
 		    int64_t version)
 {
-	char *copy = strdup(path);
-	if (!copy)
-		return;
-	pthread_mutex_lock(&l->lock);
-	remember(l->read_by, copy, pid, version);
-	pthread_mutex_unlock(&l->lock);
+	remember(l, l->read_by, path, pid, version);
 }
 
 bool handle_last_read(struct handle_list *l, const char *path, pid_t pid,
 		      int64_t *version)
 {
-	pthread_mutex_lock(&l->lock);
-	struct seen_version *e = find_seen(l->read_by, path, pid);
-	if (e)
-		*version = e->version;
-	pthread_mutex_unlock(&l->lock);
-	return e != NULL;
+	return recall(l, l->read_by, path, pid, version);
 }
 
 void handle_seen_moved(struct handle_list *l, const char *path, int64_t version)
@@ -116,12 +116,7 @@ bool handle_take_moved(struct handle_list *l, const char *path,
 bool handle_seen_version(struct handle_list *l, const char *path,
 			 int64_t *version)
 {
-	pthread_mutex_lock(&l->lock);
-	struct seen_version *e = find_seen(l->seen, path, 0);
-	if (e)
-		*version = e->version;
-	pthread_mutex_unlock(&l->lock);
-	return e != NULL;
+	return recall(l, l->seen, path, 0, version);
 }
 
 struct handle *handle_new(struct handle_list *l, const char *path, bool is_data,
@@ -294,8 +289,10 @@ static int queue_create(struct topofs *t, struct handle *h,
  * cache's error. */
 static int settle_queued(struct topofs *t, struct handle *h)
 {
-	if (h->queued || writeback_queued(t->wb, h->path))
-		writeback_wait(t->wb); /* the create of this key first */
+	if (h->queued)
+		writeback_wait(t->wb); /* our own create first */
+	else
+		writeback_wait_for(t->wb, h->path);
 	if (!h->queued)
 		return 0;
 	struct cache_stat cs;
