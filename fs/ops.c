@@ -539,8 +539,8 @@ static int64_t open_base(struct topofs *t, const struct tpath *tp,
 	if (writable && handle_take_moved(&t->handles, tp->p, &base))
 		return base;
 	handle_seen(&t->handles, tp->p, meta->version);
-	if (writable &&
-	    trunc) /* a whole rewrite: of what pid read, if it did */
+	/* a whole rewrite: of what pid read, if it did */
+	if (writable && trunc)
 		handle_last_read(&t->handles, tp->p, pid, &base);
 	else if (!writeback_queued(t->wb, tp->p)) /* else no store version */
 		handle_read_by(&t->handles, tp->p, pid, meta->version);
@@ -554,8 +554,8 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	unsigned char *buf;
 	struct topo_meta meta;
 	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	if (writable && writeback_queued(t->wb, tp->p))
-		writeback_wait(t->wb); /* a queued create's real version */
+	if (writable) /* a queued create's real version */
+		writeback_wait_for(t->wb, tp->p);
 	int rc = cache_value(t->cache, tp->p, &buf, &meta);
 	if (rc)
 		return rc;
@@ -747,8 +747,7 @@ static int op_unlink(const char *path)
 		return rc;
 	if (tp.scratch)
 		return scratch_remove(&t->scratch, tp.p);
-	if (writeback_queued(t->wb, tp.p))
-		writeback_wait(t->wb); /* its create first */
+	writeback_wait_for(t->wb, tp.p); /* its create first */
 	if ((rc = cache_stat_brief(t->cache, tp.p, &cs)))
 		return rc;
 	if (!cs.data_shown || (tp.is_data && !cs.is_dir))

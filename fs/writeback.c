@@ -269,6 +269,12 @@ static bool listed(const struct wb_op *ops, const char *path)
 	return false;
 }
 
+void writeback_wait_for(struct writeback *w, const char *path)
+{
+	if (writeback_queued(w, path))
+		writeback_wait(w);
+}
+
 bool writeback_queued(struct writeback *w, const char *path)
 {
 	if (!w)

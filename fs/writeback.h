@@ -47,6 +47,10 @@ void writeback_wait(struct writeback *w);
 /* Whether a create of `path` is queued or being applied. NULL is ok. */
 bool writeback_queued(struct writeback *w, const char *path);
 
+/* writeback_wait if a create of `path` is queued (before another write of
+ * that key). NULL is ok. */
+void writeback_wait_for(struct writeback *w, const char *path);
+
 /* writeback_wait, then report: -EIO if a queued create failed since the
  * last report, else 0. NULL is ok. */
 int writeback_sync(struct writeback *w);
