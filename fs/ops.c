@@ -313,7 +313,8 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 		return -ENOMEM;
 	fi->fh = (uintptr_t)dc;
 	/* With the store's watch, a directory's listing reaches the kernel
-	 * as an invalidation when it changes: the kernel may cache it. */
+	 * as an invalidation when it changes: the kernel may cache it. (The
+	 * high-level libfuse 3.14 does not pass these two flags on yet.) */
 	fi->cache_readdir = fs()->watched;
 	fi->keep_cache = fs()->watched;
 	return 0;
@@ -490,7 +491,12 @@ static int op_rmdir(const char *path)
  * see another process's uncommitted edits, or the empty file a writer's
  * O_TRUNC left in the kernel, and a read-modify-write could start from a
  * stale page and lose an update. So files are opened with direct I/O: every
- * read is served from the handle's own buffer. */
+ * read is served from the handle's own buffer. Read-only opens too: the
+ * kernel bounds a cached read by the size it last heard of, and between a
+ * change in the store and its invalidation reaching the kernel, pages of
+ * the new value would be cut to the old size. A pinned mount (-o revision,
+ * -o snapshot) is read-only and shows one revision that never changes:
+ * there the kernel keeps pages, names and attributes (op_init). */
 
 static size_t max_value(struct topofs *t, const struct handle *h)
 {
@@ -590,7 +596,8 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 		h->dirty = true;
 	}
 	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
-	fi->direct_io = 1;	 /* see ops_open_snapshot */
+	/* see ops_open_snapshot; a past revision has one snapshot only */
+	fi->direct_io = !t->opts->pin_revision;
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -1182,6 +1189,10 @@ static int op_removexattr(const char *path, const char *name)
 	return -ENOTSUP;
 }
 
+/* How long the kernel may keep what a pinned (past-revision) mount shows:
+ * for as long as it likes; a day is "forever" to the kernel's caches. */
+#define PINNED_KERNEL_TTL 86400.0
+
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct topofs *t = fs();
@@ -1201,6 +1212,15 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/* Keep file pages cached across opens unless mtime or size changed;
 	 * st_mtime changes whenever the value does (see set_time). */
 	cfg->auto_cache = 1;
+	if (t->opts->pin_revision) {
+		/* A past revision never changes: names, absent names,
+		 * attributes and pages may stay in the kernel (open_store
+		 * serves such files without direct I/O). */
+		cfg->entry_timeout = PINNED_KERNEL_TTL;
+		cfg->attr_timeout = PINNED_KERNEL_TTL;
+		cfg->negative_timeout = PINNED_KERNEL_TTL;
+		cfg->kernel_cache = 1;
+	}
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	return t;

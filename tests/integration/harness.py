@@ -27,11 +27,13 @@ Standard library only (plus kazoo for ZooKeeper).  Run with /usr/bin/python3.
 
 import atexit
 import base64
+import collections
 import errno
 import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -150,6 +152,19 @@ def is_mounted(path):
     except OSError:
         return False
     return False
+
+
+def fuse_requests(m, func):
+    """FUSE requests by opcode while func runs, from the log of mount m
+    (started with -d)."""
+    time.sleep(0.3)
+    pos = os.path.getsize(m.logpath)
+    func()
+    time.sleep(0.3)
+    with open(m.logpath, "rb") as f:
+        f.seek(pos)
+        log = f.read().decode("utf-8", "replace")
+    return collections.Counter(re.findall(r"opcode: (\w+)", log))
 
 
 def force_unmount(path):

@@ -74,19 +74,6 @@ class EfficiencyTest(h.TopofsTestCase):
         self.assertEqual(delta.get("Put", 0) + delta.get("Txn", 0)
                          + delta.get("DeleteRange", 0), 0, "reading wrote")
 
-    def fuse_requests(self, m, func):
-        """FUSE requests by opcode during func, from the -d log of m."""
-        import collections
-        import re
-        time.sleep(0.3)
-        pos = os.path.getsize(m.logpath)
-        func()
-        time.sleep(0.3)
-        with open(m.logpath, "rb") as f:
-            f.seek(pos)
-            log = f.read().decode("utf-8", "replace")
-        return collections.Counter(re.findall(r"opcode: (\w+)", log))
-
     def test_readdirplus_spares_lookups(self):
         """ls -l of a directory is its listing (READDIRPLUS) and nothing
         per entry: each entry comes back with its node and attributes, so
@@ -100,7 +87,7 @@ class EfficiencyTest(h.TopofsTestCase):
             out = subprocess.run(["ls", "-l", flat], check=True,
                                  stdout=subprocess.PIPE).stdout
             self.assertEqual(out.count(b"\n"), NFILES + 1)   # "total" line
-        ops = self.fuse_requests(m, ls_l)
+        ops = h.fuse_requests(m, ls_l)
         sys.stderr.write("\n  [efficiency] ls -l of %d files: FUSE %r\n"
                          % (NFILES, dict(ops)))
         self.assertGreaterEqual(ops["READDIRPLUS"], 1)

@@ -138,6 +138,33 @@ class TimeTravelTest(h.TopofsTestCase):
         time.sleep(1.5)   # longer than any cache or name lifetime
         self.assertEqual(tree(self.p()), want)
 
+    def test_pinned_mount_is_served_from_the_kernel_cache(self):
+        """A past revision never changes: once read, a file's pages, its
+        name, its attributes and an absent name stay in the kernel, so
+        reading and stat-ing again cost no FUSE request. A live mount reads
+        every open through (direct I/O), which shows the count can fail."""
+        rev, _ = self.history()
+        pinned = self.mount(["-d", "-o", "revision=%d" % rev])
+        live = self.mount(["-d"])
+
+        def reread(m, name, want):
+            path = os.path.join(m.mnt, name)
+            for _ in range(5):
+                self.assertEqual(read_file(path), want)
+                os.stat(path)
+                self.assertFalse(os.path.exists(os.path.join(m.mnt, "d/nope")))
+        for m, name, want in ((pinned, "d/c", b"charlie\n"),
+                              (live, "a", b"alpha changed\n")):
+            reread(m, name, want)  # the first reads fill the caches
+            ops = h.fuse_requests(m, lambda: reread(m, name, want))
+            sys.stderr.write("\n  [pinned cache] %s: FUSE %r\n"
+                             % ("pinned" if m is pinned else "live", dict(ops)))
+            if m is pinned:
+                for op in ("READ", "LOOKUP", "GETATTR"):
+                    self.assertEqual(ops[op], 0, "%s: %r" % (op, dict(ops)))
+            else:
+                self.assertGreaterEqual(ops["READ"], 5, dict(ops))
+
     def test_writes_fail_with_erofs_and_change_nothing(self):
         rev, _ = self.history()
         self.mount(["-o", "revision=%d" % rev])
