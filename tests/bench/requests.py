@@ -35,8 +35,11 @@ OPCODE = re.compile(rb"opcode: (\w+)")
 class DebugSquashMount(SquashMount):
     """squashfuse_ll -d, its debug log (libfuse's) in a file."""
 
-    def start(self, timeout=30):
+    def __init__(self, image):
+        super().__init__(image)
         self.logpath = self.mnt + ".log"
+
+    def start(self, timeout=30):
         log = open(self.logpath, "wb")
         self.proc = subprocess.Popen(["squashfuse_ll", "-d", self.image, self.mnt],
                                      stdin=subprocess.DEVNULL, stdout=log,
@@ -51,7 +54,10 @@ class DebugSquashMount(SquashMount):
         return self
 
     def stop(self):
-        super().stop()
+        if self.proc:
+            super().stop()
+        else:
+            remove_tempdir(self.mnt)
         if os.path.exists(self.logpath):
             os.unlink(self.logpath)
 
@@ -72,8 +78,8 @@ def count_tar(m, out, topo):
 
 def measure(name, factory, stop, work, topo, rows):
     m = factory()
-    m.start()
     try:
+        m.start()
         for phase in ("cold", "warm"):
             ops = count_tar(m, os.path.join(work, "r.tar"), topo)
             rows.append((name, phase, ops))
