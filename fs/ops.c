@@ -1077,11 +1077,13 @@ static size_t node_xattrs(struct topofs *t, const struct topo_meta *m,
 }
 
 /* The metadata behind a path's attributes. -ENOENT, or -ENODATA when the
- * node holds no value (a plain directory, a scratch file). */
+ * node holds no value (a plain directory, a scratch file, a file being
+ * created that the store does not hold yet: stat shows it, so it exists). */
 static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
 {
 	struct tpath tp;
 	struct cache_stat cs;
+	size_t pending;
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
@@ -1090,7 +1092,11 @@ static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
 		rc = stat_scratch(t, &tp, &st);
 		return rc ? rc : -ENODATA;
 	}
-	if ((rc = cache_stat_brief(t->cache, tp.p, &cs)))
+	rc = cache_stat_brief(t->cache, tp.p, &cs);
+	bool absent = rc == -ENOENT || (!rc && !cs.has_data && tp.is_data);
+	if (absent && handle_pending(&t->handles, tp.p, true, &pending))
+		return -ENODATA;
+	if (rc)
 		return rc;
 	if (!cs.has_data)
 		return tp.is_data ? -ENOENT : -ENODATA;

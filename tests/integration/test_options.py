@@ -104,6 +104,29 @@ class OptionsTest(h.TopofsTestCase):
             os.setxattr(self.p("a"), "user.topo.version", b"1")
         self.assertUnchanged(before)
 
+
+    def test_xattrs_of_a_file_being_created(self):
+        """A file created through the mount and still open exists (stat
+        shows it) while the store holds nothing yet: its attributes are
+        absent (ENODATA), not the file (ENOENT); after close they are the
+        store's."""
+        self.mount()
+        path = self.p("new")
+        with open(path, "wb") as f:
+            f.write(b"x\n")
+            f.flush()
+            self.assertEqual(os.stat(path).st_size, 2)
+            self.assertEqual(os.listxattr(path), [])
+            for name in ("user.topo.version", "security.capability"):
+                with self.assertRaises(OSError) as cm:
+                    os.getxattr(path, name)
+                self.assertEqual(cm.exception.errno, errno.ENODATA, name)
+            self.assertIsNone(self.store.get(self.key("new")))
+        self.assertEqual(self.store.get(self.key("new")), b"x\n")
+        self.assertIn("user.topo.version", os.listxattr(path))
+        with self.assertRaises(OSError) as cm:
+            os.getxattr(self.p("absent"), "user.topo.version")
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
     def test_sed_i_updates_in_place(self):
         self.mount()
         before = self.snapshot()
