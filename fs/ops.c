@@ -106,6 +106,8 @@ static void stat_file(struct topofs *t, struct stat *st, const char *path,
 {
 	stat_common(t, st, path_ino(path, is_data));
 	mode_t perm = meta->ephemeral ? 0444 : 0644;
+	if (meta->denied)
+		perm = 0; /* the store lets us see the name only */
 	if (read_only(t))
 		perm &= ~0222;
 	st->st_mode = S_IFREG | perm;
@@ -120,6 +122,8 @@ static void stat_dir(struct topofs *t, struct stat *st, const char *path,
 {
 	stat_common(t, st, path_ino(path, false));
 	st->st_mode = S_IFDIR | (read_only(t) ? 0555 : 0755);
+	if (cs->has_data && cs->meta.denied)
+		st->st_mode = S_IFDIR; /* the store lets us see the name only */
 	st->st_nlink = 2 + cs->subdirs;
 	st->st_size = 4096;
 	st->st_blocks = 8;
@@ -307,7 +311,13 @@ static int entry_stat(struct topofs *t, const char *dir,
  * attributes), so the kernel needs no LOOKUP and GETATTR per name. */
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
+	struct topofs *t = fs();
+	struct tpath tp;
+	struct cache_stat cs;
+	if (resolve(t, path, &tp) == 0 && !tp.scratch &&
+	    cache_stat_brief(t->cache, tp.p, &cs) == 0 && cs.has_data &&
+	    cs.meta.denied)
+		return -EACCES;
 	struct dir_collect *dc = calloc(1, sizeof(*dc));
 	if (!dc)
 		return -ENOMEM;
@@ -565,6 +575,10 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	int rc = cache_value(t->cache, tp->p, &buf, &meta);
 	if (rc)
 		return rc;
+	if (meta.denied) {
+		free(buf);
+		return -EACCES;
+	}
 	if (meta.ephemeral && (writable || t->opts->noephemeral)) {
 		free(buf);
 		return t->opts->noephemeral ? -ENOENT : -EACCES;
@@ -761,7 +775,7 @@ static int op_unlink(const char *path)
 		return -ENOENT;
 	if (cs.is_dir && !tp.is_data)
 		return -EISDIR;
-	if (cs.meta.ephemeral)
+	if (cs.meta.ephemeral || cs.meta.denied)
 		return -EACCES;
 	bool real_dirs = t->be->caps & TOPO_CAP_REAL_DIRS;
 	if (tp.is_data && real_dirs) {
@@ -812,7 +826,7 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 		rc = -EISDIR;
 	else if (exists && noreplace)
 		rc = -EEXIST;
-	else if (exists && cs.meta.ephemeral)
+	else if (exists && (cs.meta.ephemeral || cs.meta.denied))
 		rc = -EACCES;
 	else if (len > t->be->max_value)
 		rc = -EFBIG;
@@ -939,7 +953,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 		rc = -EISDIR;
 	else if (exists && noreplace)
 		rc = -EEXIST;
-	else if (exists && dst.meta.ephemeral)
+	else if (exists && (dst.meta.ephemeral || dst.meta.denied))
 		rc = -EACCES;
 	else if (!to->is_data && (rc = check_parent(t, to->p)))
 		;
@@ -988,7 +1002,7 @@ static int op_rename(const char *from_path, const char *to_path,
 		return rename_scratch_to_store(t, &from, &to, noreplace);
 	if ((rc = cache_stat_brief(t->cache, from.p, &src)))
 		return rc;
-	if (src.has_data && src.meta.ephemeral)
+	if (src.has_data && (src.meta.ephemeral || src.meta.denied))
 		return -EACCES;
 	if (to.scratch)
 		return src.is_dir && !from.is_data
@@ -1100,6 +1114,8 @@ static int xattr_meta(struct topofs *t, const char *path, struct topo_meta *m)
 		return rc;
 	if (!cs.has_data)
 		return tp.is_data ? -ENOENT : -ENODATA;
+	if (cs.meta.denied)
+		return -EACCES;
 	*m = cs.meta;
 	return 0;
 }

@@ -1243,6 +1243,7 @@ struct walk {
 	bool reconnect; /* wait for the session before sending */
 	bool watch;	/* leave watches on what is read */
 	int64_t deadline;
+	const char *top; /* absolute path of the listed node */
 };
 
 /* Queue a request for `abs` (taken over: freed here on failure). */
@@ -1342,6 +1343,21 @@ static int walk_children(struct walk *w, struct zreq *r)
 	return 0;
 }
 
+/* A node below the listed one that our credentials may not read: its name
+ * (from its parent's children) is all that shows, so that one protected
+ * znode does not make the whole listing fail. */
+static int walk_denied(struct walk *w, struct zreq *r)
+{
+	if (r->kind != ZR_GET)
+		return 0; /* its children stay unknown */
+	/* shown as a directory: its listing and anything below it are
+	 * EACCES (a protected znode is most often a subtree) */
+	struct topo_meta m = {
+	    .has_data = true, .real_dir = true, .denied = true};
+	const char *rel = zk_rel_path(w->s->root, r->path);
+	return topo_listing_add(w->out, rel, strlen(rel), &m, NULL);
+}
+
 /* Handle one answer of the walk (r is the walk's to keep or free). */
 static int walk_take(struct walk *w, struct zreq *r)
 {
@@ -1352,6 +1368,8 @@ static int walk_take(struct walk *w, struct zreq *r)
 	}
 	if (r->rc == ZOK)
 		rc = r->kind == ZR_GET ? walk_node(w, r) : walk_children(w, r);
+	else if (r->rc == ZNOAUTH && strcmp(r->path, w->top) != 0)
+		rc = walk_denied(w, r);
 	else if (r->rc != ZNONODE) /* vanished mid-walk: skip */
 		rc = zk_errno(r->rc, "list", r->path);
 	req_free(r);
@@ -1410,14 +1428,17 @@ static int zk_list(struct topo_store *s, const char *path,
 			 s->servers);
 		return rc;
 	}
+	char *top = zk_abs_path(s->root, path);
+	w.top = top;
 	w.b = batch_new();
-	rc = w.b ? walk_push_node(&w, zk_abs_path(s->root, path)) : -ENOMEM;
+	rc = w.b && top ? walk_push_node(&w, strdup(top)) : -ENOMEM;
 	if (!rc)
 		rc = walk_run(&w);
 	walk_drop(&w);
 	if (w.b)
 		batch_unref(w.b); /* answers still in flight free themselves */
 	sess_put(s, w.ss);
+	free(top);
 	if (rc)
 		topo_listing_free(out);
 	else

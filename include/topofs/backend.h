@@ -73,6 +73,8 @@ struct topo_meta {
 	bool ephemeral;	  /* leased key / ephemeral znode: shown read-only */
 	bool has_data;	  /* the node itself holds a value (etcd: always) */
 	bool real_dir;	  /* the store knows this node as a directory (ZK) */
+	bool denied;	  /* the store refused to read it (ZooKeeper ACL): its
+			     name is all that is known; using it is EACCES */
 };
 
 /* One backend-specific extended attribute (SPEC 3), e.g.

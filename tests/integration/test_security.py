@@ -580,19 +580,43 @@ class ZkAclTest(SecureCase):
 
     def test_protected_subtree_is_eacces(self):
         """A znode only alice may read, below a world-readable root: its
-        contents never show to another user (EACCES). (A listing fails as
-        a whole: the directories above it are EACCES too.)"""
+        contents never show to another user (EACCES), but the rest of the
+        tree does: the protected znode shows by name only, as a directory
+        with no permissions that cannot be opened or listed."""
         self.make("", b"", self.world_read)
+        self.make("pub", b"public\n", self.world_read)
         self.make("private", b"", self.alice_acl)
         self.make("private/s", b"secret\n", self.alice_acl)
+        self.make("private/t", b"", self.alice_acl)
+        self.make("private/t/u", b"secret too\n", self.alice_acl)
         self.mount(["--topo_zk_auth_file=" + self.bob_file])
+        self.assertEqual(sorted(os.listdir(self.p())), ["private", "pub"])
+        self.assertEqual(read_file(self.p("pub")), b"public\n")
+        st = os.stat(self.p("private"))
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0)
         self.assertErrno(errno.EACCES, os.listdir, self.p("private"))
-        self.assertErrno(errno.EACCES, read_file, self.p("private/s"))
-        self.assertErrno(errno.EACCES, os.listdir, self.p())
+        self.assertErrno(errno.EACCES, os.open, self.p("private"), os.O_RDONLY)
+        for rel in ("private/s", "private/t/u", "private/nope"):
+            self.assertErrno(errno.EACCES, read_file, self.p(rel))
+            self.assertErrno(errno.EACCES, os.stat, self.p(rel))
+        self.assertErrno(errno.EACCES, os.getxattr, self.p("private"),
+                         "user.topo.version")
+        # tar takes what it may read and reports the rest
+        r = subprocess.run(["tar", "-C", self.p(), "-cf", "-", "."],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(b"Permission denied", r.stderr)
+        names = subprocess.run(["tar", "-tf", "-"], input=r.stdout, check=True,
+                               stdout=subprocess.PIPE).stdout.split()
+        self.assertIn(b"./pub", names)
+        self.assertNotIn(b"./private/s", names)
+        self.assertNotIn(b"secret", r.stdout)
         self.assertNotIn("secret", self.m.log())
         # alice sees it all
         m = self.mount(["--topo_zk_auth_file=" + self.alice_file])
         self.assertEqual(read_file(m.path("private/s")), b"secret\n")
+        self.assertEqual(read_file(m.path("private/t/u")), b"secret too\n")
 
     def test_auth_again_after_reconnect_and_new_session(self):
         """A tree only alice may use. The server stopped and started: the
