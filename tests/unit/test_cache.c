@@ -522,6 +522,68 @@ static void test_last_child_after_child_notice(void)
 	cache_free(c);
 }
 
+/* ZooKeeper-like, where "p" may not be read (an ACL): a listing names it
+ * (denied, as a directory) and nothing below it; listing p itself is
+ * refused, as zk_list of a node we may not read is. */
+static int fake_denied_list(struct topo_store *s, const char *path,
+			    struct topo_listing *out)
+{
+	if (path_within(path, "p"))
+		return -EACCES;
+	struct topo_listing all = {0};
+	int rc = fake_real_list(s, path, &all);
+	for (size_t i = 0; !rc && i < all.count; i++) {
+		struct topo_entry *e = &all.entries[i];
+		if (path_within(e->path, "p"))
+			continue;
+		rc = topo_listing_add(out, e->path, strlen(e->path), &e->meta,
+				      e->value);
+		e->value = NULL; /* now out's */
+	}
+	struct topo_meta denied = {
+	    .has_data = true, .real_dir = true, .denied = true};
+	if (!rc && !*path)
+		rc = topo_listing_add(out, "p", 1, &denied, NULL);
+	topo_listing_free(&all);
+	topo_listing_sort(out);
+	return rc;
+}
+
+static const struct topo_backend fake_denied_backend = {
+    .name = "fakedenied",
+    .caps = TOPO_CAP_REAL_DIRS,
+    .list = fake_denied_list,
+    .children = fake_children,
+};
+
+/* A node the store will not show: its name lists (as a directory), and
+ * everything about its contents is EACCES, not ENOENT. */
+static void test_denied_node(void)
+{
+	fake_clear();
+	fake_put("a", "1");
+	fake_put("p/s", "secret");
+	struct cache *c = cache_new(&fake_denied_backend, NULL, 60000);
+	struct cache_stat cs;
+	unsigned char *buf = NULL;
+	struct topo_meta m;
+	int rc;
+	CHECK_STR(ls(c, "", &rc), "a p/ ");
+	CHECK_INT(rc, 0);
+	CHECK_INT(cache_stat(c, "p", &cs), 0);
+	CHECK(cs.is_dir && cs.has_data && cs.meta.denied);
+	CHECK_STR(ls(c, "p", &rc), "");
+	CHECK_INT(rc, -EACCES);
+	CHECK_INT(cache_stat(c, "p/s", &cs), -EACCES);
+	CHECK_INT(cache_stat_brief(c, "p/x/y", &cs), -EACCES);
+	CHECK_INT(cache_value(c, "p/s", &buf, &m), -EACCES);
+	CHECK_INT(cache_value(c, "a", &buf, &m), 0);
+	CHECK_MEM(buf, m.size, "1", 1);
+	free(buf);
+	CHECK_INT(fk.lists, 1);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -533,6 +595,7 @@ int main(void)
 	test_last_child_after_child_notice();
 	test_child_notice_on_a_file();
 	test_notice_before_own_write();
+	test_denied_node();
 	fake_clear();
 	return check_report();
 }
