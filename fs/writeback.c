@@ -10,6 +10,11 @@
  *   bounded (WB_MAX_OPS creates, WB_MAX_BYTES of values): a full queue makes
  *   writeback_create wait, so memory stays bounded whatever the restore.
  *
+ *   With a batch not full and nobody waiting, the thread lingers up to
+ *   WB_LINGER_US for more creates (a waiter or a full batch ends that):
+ *   a restore whose creates trickle in (a slow tar, a loaded machine)
+ *   still goes in batches, not one create per transaction.
+ *
  *   A batch is one multi() of creates (expect absent) in queue order, so a
  *   directory is made before what is created in it. If the store refuses
  *   the batch, every create of it is tried alone, and only those the store
@@ -22,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "topofs/log.h"
@@ -32,6 +38,7 @@
 #define WB_MAX_BYTES (64u << 20) /* queued value bytes, at most */
 #define WB_RETRIES 3		 /* tries of a batch the store missed */
 #define WB_RETRY_PAUSE_US (500 * 1000)
+#define WB_LINGER_US 2000 /* wait this long for a batch to fill, at most */
 
 struct wb_op {
 	struct wb_op *next;
@@ -56,6 +63,7 @@ struct writeback {
 	struct wb_op *inflight;	   /* the batch being applied */
 	size_t nops, nbytes;	   /* in the queue and in the batch in flight */
 	uint64_t queued, done;	   /* creates ever queued / applied or failed */
+	unsigned waiters;	   /* in writeback_wait: do not linger */
 	size_t failed;		   /* creates failed, ever */
 	bool failed_unreported;	   /* ... since writeback_sync last said so */
 	bool stopping;
@@ -162,6 +170,22 @@ static struct wb_op *take_batch(struct writeback *w, size_t *n)
 	return batch;
 }
 
+/* Let the queue fill for up to WB_LINGER_US (see Concurrency). Called and
+ * returns with mu held. */
+static void linger(struct writeback *w)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += WB_LINGER_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (w->head && !w->stopping && !w->waiters && w->nops < WB_BATCH &&
+	       pthread_cond_timedwait(&w->work, &w->mu, &until) == 0)
+		;
+}
+
 static void *writeback_main(void *arg)
 {
 	struct writeback *w = arg;
@@ -171,6 +195,7 @@ static void *writeback_main(void *arg)
 			pthread_cond_wait(&w->work, &w->mu);
 		if (!w->head)
 			break; /* stopping, and all applied */
+		linger(w);
 		size_t n;
 		struct wb_op *batch = take_batch(w, &n);
 		w->inflight = batch;
@@ -255,8 +280,11 @@ void writeback_wait(struct writeback *w)
 		return;
 	pthread_mutex_lock(&w->mu);
 	uint64_t target = w->queued;
+	w->waiters++;
+	pthread_cond_signal(&w->work); /* no lingering now */
 	while (w->done < target)
 		pthread_cond_wait(&w->progress, &w->mu);
+	w->waiters--;
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -136,6 +136,8 @@ class BackupTest(WorkflowBase):
         self.sh(["tar", "-C", dst.mnt, "-xf", backup])
         self.sh(["sync", dst.mnt])
         transactions = self.store.revision() - rev0
+        sys.stderr.write("\n  [writeback] %d store transactions for %d keys\n"
+                         % (transactions, len(kvs)))
         self.assertSnapshotsEqual(rel_snapshot(self.store, root2),
                                   rel_snapshot(self.store, self.root),
                                   "restored root vs original root")
