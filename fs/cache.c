@@ -765,7 +765,7 @@ static int lock_fresh(struct cache *c, const char *path, bool self)
 	pthread_mutex_lock(&c->mu);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
-		if (d->has_data && d->meta.denied) {
+		if (d->meta.denied) {
 			pthread_mutex_unlock(&c->mu);
 			return -EACCES; /* a node the store will not show us */
 		}

@@ -106,8 +106,6 @@ static void stat_file(struct topofs *t, struct stat *st, const char *path,
 {
 	stat_common(t, st, path_ino(path, is_data));
 	mode_t perm = meta->ephemeral ? 0444 : 0644;
-	if (meta->denied)
-		perm = 0; /* the store lets us see the name only */
 	if (read_only(t))
 		perm &= ~0222;
 	st->st_mode = S_IFREG | perm;
@@ -122,7 +120,7 @@ static void stat_dir(struct topofs *t, struct stat *st, const char *path,
 {
 	stat_common(t, st, path_ino(path, false));
 	st->st_mode = S_IFDIR | (read_only(t) ? 0555 : 0755);
-	if (cs->has_data && cs->meta.denied)
+	if (cs->meta.denied) /* always a directory (see walk_denied) */
 		st->st_mode = S_IFDIR; /* the store lets us see the name only */
 	st->st_nlink = 2 + cs->subdirs;
 	st->st_size = 4096;
@@ -315,8 +313,7 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 	struct tpath tp;
 	struct cache_stat cs;
 	if (resolve(t, path, &tp) == 0 && !tp.scratch &&
-	    cache_stat_brief(t->cache, tp.p, &cs) == 0 && cs.has_data &&
-	    cs.meta.denied)
+	    cache_stat_brief(t->cache, tp.p, &cs) == 0 && cs.meta.denied)
 		return -EACCES;
 	struct dir_collect *dc = calloc(1, sizeof(*dc));
 	if (!dc)
@@ -325,8 +322,8 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 	/* With the store's watch, a directory's listing reaches the kernel
 	 * as an invalidation when it changes: the kernel may cache it. (The
 	 * high-level libfuse 3.14 does not pass these two flags on yet.) */
-	fi->cache_readdir = fs()->watched;
-	fi->keep_cache = fs()->watched;
+	fi->cache_readdir = t->watched;
+	fi->keep_cache = t->watched;
 	return 0;
 }
 
@@ -775,7 +772,7 @@ static int op_unlink(const char *path)
 		return -ENOENT;
 	if (cs.is_dir && !tp.is_data)
 		return -EISDIR;
-	if (cs.meta.ephemeral || cs.meta.denied)
+	if (cs.meta.ephemeral)
 		return -EACCES;
 	bool real_dirs = t->be->caps & TOPO_CAP_REAL_DIRS;
 	if (tp.is_data && real_dirs) {
