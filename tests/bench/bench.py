@@ -531,33 +531,49 @@ class TimedMount(Mount):
 
 
 class SquashMount:
-    def __init__(self, image):
+    """squashfuse_ll serving image; with logpath, in debug mode (-d), its
+    libfuse request log written there."""
+
+    def __init__(self, image, logpath=None):
         self.image = image
+        self.logpath = logpath
         self.mnt = make_tempdir("topofs-bench-sqfs-")
         self.proc = None
 
     def start(self, timeout=30):
-        self.proc = subprocess.Popen(["squashfuse_ll", "-f", self.image, self.mnt],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        if self.logpath:
+            with open(self.logpath, "wb") as log:
+                self.proc = subprocess.Popen(
+                    ["squashfuse_ll", "-d", self.image, self.mnt],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        else:
+            self.proc = subprocess.Popen(["squashfuse_ll", "-f", self.image, self.mnt],
+                                         stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
         _procs.append((self.proc, self.mnt))
         deadline = time.time() + timeout
         while time.time() < deadline:
             if is_mounted(self.mnt):
                 return self
             if self.proc.poll() is not None:
-                raise BenchError("squashfuse_ll exited: %s"
-                                 % self.proc.stderr.read().decode()[-500:])
+                raise BenchError("squashfuse_ll exited: %s" % self.output()[-500:])
             time.sleep(0.002)
         raise BenchError("squashfuse_ll did not mount")
+
+    def output(self):
+        if not self.logpath:
+            return self.proc.stderr.read().decode(errors="replace")
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
 
     def stop(self):
         if is_mounted(self.mnt):
             subprocess.run([FUSERMOUNT, "-u", self.mnt], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         try:
-            self.proc.wait(10)
+            if self.proc:
+                self.proc.wait(10)
         except subprocess.TimeoutExpired:
             force_unmount(self.mnt)
             stop_pid(self.proc, 5)

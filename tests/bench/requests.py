@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -30,36 +29,6 @@ from bench import (EtcdServer, SquashMount, TimedMount, Topology,  # noqa: E402
                    check_archive, make_tempdir, parse_size, remove_tempdir)
 
 OPCODE = re.compile(rb"opcode: (\w+)")
-
-
-class DebugSquashMount(SquashMount):
-    """squashfuse_ll -d, its debug log (libfuse's) in a file."""
-
-    def __init__(self, image):
-        super().__init__(image)
-        self.logpath = self.mnt + ".log"
-
-    def start(self, timeout=30):
-        log = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(["squashfuse_ll", "-d", self.image, self.mnt],
-                                     stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=log)
-        log.close()
-        bench._procs.append((self.proc, self.mnt))
-        deadline = time.time() + timeout
-        while not bench.is_mounted(self.mnt):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise bench.BenchError("squashfuse_ll did not mount")
-            time.sleep(0.01)
-        return self
-
-    def stop(self):
-        if self.proc:
-            super().stop()
-        else:
-            remove_tempdir(self.mnt)
-        if os.path.exists(self.logpath):
-            os.unlink(self.logpath)
 
 
 def count_tar(m, out, topo):
@@ -120,7 +89,8 @@ def main():
         subprocess.run(["mksquashfs", tree, image, "-noappend", "-quiet",
                         "-no-progress"], check=True, stdout=subprocess.DEVNULL)
         shutil.rmtree(tree)
-        measure("squashfuse_ll", lambda: DebugSquashMount(image),
+        measure("squashfuse_ll",
+                lambda: SquashMount(image, os.path.join(work, "squashfuse.log")),
                 lambda m: m.stop(), work, topo, rows)
         srv = EtcdServer().start()
         bench.gen_topology.etcd_load(srv.endpoint, topo.kvs)
