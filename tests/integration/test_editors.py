@@ -354,7 +354,10 @@ class EditorTest(h.TopofsTestCase):
         scr = t.wait_for(r"really edit the buffer|Replaced \d+ occurrence")
         if "really edit the buffer" in scr:
             t.type("n")
-            t.wait_for(r"changed on disk|supersession|File reverted")
+            # emacs' answer to "n" is an error in the echo area; it must be
+            # text the prompt itself ("rec changed on disk; ...") lacks, or
+            # M-x below may be typed into the prompt still open
+            t.wait_for(r"File changed on disk:|File reverted:")
         else:
             t.keys("C-x", "C-s")
             t.wait_for(r"changed since visited or saved|changed on disk")
