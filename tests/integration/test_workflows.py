@@ -3,7 +3,7 @@
 exact commands of the README sections "Backups" and "Moving between etcd and
 ZooKeeper" (tests/integration/WORKFLOWS.md):
 
-- Backups: `tar -C MNT -cf backup.tar .` from a `-o noephemeral` mount, and
+- Backups: `tar -C MNT -cf backup.tar .` from a `-o ro,noephemeral` mount, and
   `tar -C MNT2 -xf backup.tar` into an empty root mounted with
   `-o create_root`, restore every key byte-exact (binary, empty, 1,000,000
   byte values, `.topofs-data`); leased keys / ephemeral znodes stay out;
@@ -104,7 +104,7 @@ class BackupTest(WorkflowBase):
                         "metadata/dirdata", "metadata/dirdata/child"):
             self.assertIn(special, rels)
         self.assertEqual(len(kvs[self.key("metadata/large")]), 1000000)
-        src = self.mount(["-o", "noephemeral"])
+        src = self.mount(["-o", "ro,noephemeral"])   # as the README says
         backup = os.path.join(self.work, "backup.tar")
         self.sh(["tar", "-C", src.mnt, "-cf", backup, "."])
         members = self.sh(["tar", "-tf", backup]).splitlines()
