@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The workflows users mount topofs for (issue 4), with the real tools and the
 exact commands of the README sections "Backups" and "Moving between etcd and
-ZooKeeper" (tests/integration/WORKFLOWS.md):
+ZooKeeper":
 
 - Backups: `tar -C MNT -cf backup.tar .` from a `-o ro,noephemeral` mount, and
   `tar -C MNT2 -xf backup.tar` into an empty root mounted with
