@@ -541,16 +541,15 @@ class SquashMount:
         self.proc = None
 
     def start(self, timeout=30):
-        if self.logpath:
-            with open(self.logpath, "wb") as log:
-                self.proc = subprocess.Popen(
-                    ["squashfuse_ll", "-d", self.image, self.mnt],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        else:
-            self.proc = subprocess.Popen(["squashfuse_ll", "-f", self.image, self.mnt],
-                                         stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE)
+        log = open(self.logpath, "wb") if self.logpath else None
+        try:
+            self.proc = subprocess.Popen(
+                ["squashfuse_ll", "-d" if log else "-f", self.image, self.mnt],
+                stdin=subprocess.DEVNULL, stdout=log or subprocess.DEVNULL,
+                stderr=log or subprocess.PIPE)
+        finally:
+            if log:
+                log.close()
         _procs.append((self.proc, self.mnt))
         deadline = time.time() + timeout
         while time.time() < deadline:

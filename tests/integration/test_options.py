@@ -104,7 +104,6 @@ class OptionsTest(h.TopofsTestCase):
             os.setxattr(self.p("a"), "user.topo.version", b"1")
         self.assertUnchanged(before)
 
-
     def test_xattrs_of_a_file_being_created(self):
         """A file created through the mount and still open exists (stat
         shows it) while the store holds nothing yet: its attributes are
@@ -127,6 +126,7 @@ class OptionsTest(h.TopofsTestCase):
         with self.assertRaises(OSError) as cm:
             os.getxattr(self.p("absent"), "user.topo.version")
         self.assertEqual(cm.exception.errno, errno.ENOENT)
+
     def test_sed_i_updates_in_place(self):
         self.mount()
         before = self.snapshot()
