@@ -438,6 +438,8 @@ static void prune_empty(struct cache *c, const char *path)
 		struct cnode *parent = walk_parent(c, buf);
 		if (!parent)
 			return;
+		if (!n->fetched_ms)
+			parent->fetched_ms = 0; /* its pending re-listing */
 		kid_remove(parent, n);
 		node_free(n);
 	}
@@ -1094,19 +1096,38 @@ int cache_rmdir(struct cache *c, const char *path)
 	return rc;
 }
 
-/* Mark every in-memory dir at or below n (store path p) in `marks`. */
-static void move_local_walk(struct cache *c, struct cnode *n, const char *to)
+/* Take node n (already detached) in as the node at store path `to`,
+ * replacing what the cache had there. False on ENOMEM (n is then freed). */
+static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 {
-	if (n->local_dir) {
-		struct cnode *dst = walk(c->root, to, true);
-		if (dst)
-			dst->local_dir = true;
+	const char *base = path_basename(to);
+	char *name = strdup(base);
+	struct cnode *parent = NULL;
+	if (name && path_parent_len(to)) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to),
+			 to);
+		parent = walk(c->root, dir, true);
+	} else if (name) {
+		parent = c->root;
 	}
-	for (size_t i = 0; i < n->nkids; i++) {
-		char sub[4096];
-		if (path_join(sub, sizeof(sub), to, n->kids[i]->name) == 0)
-			move_local_walk(c, n->kids[i], sub);
+	if (parent) {
+		struct cnode *old = kid_find(parent, base, strlen(base));
+		if (old) {
+			kid_remove(parent, old);
+			node_free(old);
+		}
+		bool found;
+		size_t i = kid_index(parent, base, strlen(base), &found);
+		free(n->name);
+		n->name = name;
+		name = NULL;
+		if (kid_insert_at(parent, i, n) == 0)
+			return true;
 	}
+	free(name);
+	node_free(n);
+	return false;
 }
 
 void cache_move_local(struct cache *c, const char *from, const char *to)
@@ -1114,15 +1135,16 @@ void cache_move_local(struct cache *c, const char *from, const char *to)
 	pthread_mutex_lock(&c->mu);
 	touch(c, from, -1);
 	touch(c, to, -1);
-	struct cnode *n = walk(c->root, from, false);
-	if (n) {
-		move_local_walk(c, n, to);
-		struct cnode *parent = walk_parent(c, from);
-		if (parent && n != c->root) {
-			kid_remove(parent, n);
-			node_free(n);
-			prune_empty(c, from);
-		}
+	struct cnode *n = *from ? walk(c->root, from, false) : NULL;
+	struct cnode *parent = n ? walk_parent(c, from) : NULL;
+	if (parent) {
+		kid_remove(parent, n);
+		/* The parent of `to` stays what it was: a listing must not be
+		 * made to decide about it (with `from` gone, the nearest
+		 * directory the cache knows may be the root) */
+		if (!node_adopt(c, n, to))
+			prune_empty(c, to);
+		prune_empty(c, from);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -1186,22 +1208,38 @@ static void forget_node(struct cache *c, const char *path, struct cnode *n)
 	}
 }
 
-/* A notice that the node at `path` changed: mark just that node for a get()
- * when its parent's listing is in the cache. False when there is nothing
- * to correct that way (the caller then marks a listing stale). */
+/* The node at `path`, made if the listing that decides about it is in the
+ * cache and lacks it (a key created since, maybe below directories that are
+ * new too); NULL when that listing is not in the cache. */
+static struct cnode *noticed_node(struct cache *c, const char *path)
+{
+	char dir[4096];
+	struct cnode *d = deciding_dir(c, path, false, dir, sizeof(dir));
+	size_t skip = *dir ? strlen(dir) + 1 : 0;
+	if (!is_fresh(c, d))
+		return NULL;
+	if ((c->be->caps & TOPO_CAP_REAL_DIRS) &&
+	    strlen(dir) != path_parent_len(path))
+		return NULL; /* a parent that is a node of its own is missing */
+	return walk(d, path + skip, true);
+}
+
+/* A notice that the node at `path` changed or was created: mark just that
+ * node for a get() when the listing that decides about it is in the cache.
+ * Recording a new key at once, rather than re-listing, also keeps the
+ * directories above it: the other half of a directory rename (its old
+ * name's deletes) must not prune a parent both names share. False when
+ * there is nothing to correct that way (the caller then marks a listing
+ * stale). */
 static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 {
 	if (!*path) {
 		node_mark_stale(c->root, version);
 		return true;
 	}
-	struct cnode *parent = walk_parent(c, path);
-	if (!parent || !node_is_dir(c, parent) || !is_fresh(c, parent))
-		return false;
-	const char *base = path_basename(path);
-	if (!path_segment_ok(base, strlen(base)))
+	if (!path_store_ok(path))
 		return true; /* never shown */
-	struct cnode *n = kid_get(parent, base, strlen(base));
+	struct cnode *n = noticed_node(c, path);
 	if (!n)
 		return false;
 	node_mark_stale(n, version);

@@ -91,7 +91,10 @@ int cache_mkdir(struct cache *c, const char *path, bool real);
 /* Remove an empty directory node. -ENOENT, -ENOTEMPTY, -ENOTDIR. */
 int cache_rmdir(struct cache *c, const char *path);
 
-/* Move the in-memory directories at or below `from` to `to` (rename). */
+/* A directory rename about to be sent to the store: move the cached
+ * subtree at `from`, in-memory directories included, to `to`. The values
+ * keep their old versions until the store's notices or a re-listing
+ * replace them. */
 void cache_move_local(struct cache *c, const char *from, const char *to);
 
 /* Change notices from the store's watch (topo_backend.watch). */

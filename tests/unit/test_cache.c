@@ -584,6 +584,110 @@ static void test_denied_node(void)
 	cache_free(c);
 }
 
+/* A directory rename moves the cached subtree: the parent the two names
+ * share stays known (no re-listing of the root, which a busy store's
+ * notices could keep discarding), in-memory directories move along, and
+ * only the new name is re-listed. */
+static void test_move_dir(void)
+{
+	fake_clear();
+	fake_put("rd/xb/y0", "0");
+	fake_put("rd/xb/y1", "1");
+	fake_put("a/only/z", "Z");
+	fake_put("b/k", "K");
+	struct cache *c = cache_new(&fake_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	struct cache_stat st;
+	CHECK_STR(ls(c, "", &rc), "a/ b/ rd/ ");
+	CHECK_STR(ls(c, "rd/xb", &rc), "y0 y1 ");
+
+	/* rd/xb -> rd/xa, as rename_dir does it */
+	cache_move_local(c, "rd/xb", "rd/xa");
+	fake_del("rd/xb/y0");
+	fake_del("rd/xb/y1");
+	fake_put("rd/xa/y0", "0");
+	fake_put("rd/xa/y1", "1");
+	cache_invalidate(c, "rd/xa");
+	int lists = fk.lists;
+	CHECK_INT(cache_stat(c, "rd", &st), 0);
+	CHECK(st.is_dir);
+	CHECK_INT(cache_stat(c, "b/k", &st), 0);
+	CHECK_STR(ls(c, "rd", &rc), "xa/ ");
+	CHECK_INT(fk.lists, lists); /* neither the root nor rd re-listed */
+	CHECK_STR(ls(c, "rd/xa", &rc), "y0 y1 ");
+	CHECK_INT(fk.lists, lists + 1); /* rd/xa alone */
+	CHECK_INT(cache_stat(c, "rd/xb", &st), -ENOENT);
+
+	/* and back, with a directory made here inside */
+	CHECK_INT(cache_mkdir(c, "rd/xa/e", false), 0);
+	cache_move_local(c, "rd/xa", "rd/xb");
+	fake_del("rd/xa/y0");
+	fake_del("rd/xa/y1");
+	fake_put("rd/xb/y0", "0");
+	fake_put("rd/xb/y1", "1");
+	cache_invalidate(c, "rd/xb");
+	CHECK_STR(ls(c, "rd", &rc), "xb/ ");
+	CHECK_STR(ls(c, "rd/xb", &rc), "e/ y0 y1 ");
+
+	/* to another parent: the one left empty goes (etcd) */
+	cache_move_local(c, "a/only", "b/only");
+	fake_del("a/only/z");
+	fake_put("b/only/z", "Z");
+	cache_invalidate(c, "b/only");
+	CHECK_STR(ls(c, "", &rc), "b/ rd/ ");
+	CHECK_STR(ls(c, "b", &rc), "k only/ ");
+	CHECK_STR(ls(c, "b/only", &rc), "z ");
+	cache_free(c);
+}
+
+/* Another client's directory rename, as etcd's watch tells it: the new
+ * keys first, then the deletes of the old ones. The new keys are recorded
+ * (one get() each), so the deletes do not prune the parent both names
+ * share, and nothing is re-listed. */
+static void test_rename_notices(void)
+{
+	fake_clear();
+	fake_put("rd/xb/y0", "0");
+	fake_put("rd/xb/y1", "1");
+	fake_put("b/k", "K");
+	struct cache *c = cache_new(&fake_etcd_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	struct cache_stat st;
+	CHECK_STR(ls(c, "", &rc), "b/ rd/ ");
+	CHECK_STR(ls(c, "rd/xb", &rc), "y0 y1 ");
+	fake_put("rd/xa/y0", "0");
+	fake_put("rd/xa/y1", "1");
+	fake_del("rd/xb/y0");
+	fake_del("rd/xb/y1");
+	int lists = fk.lists;
+	gets = 0;
+	cache_changed(c, TOPO_CHANGE_NODE, "rd/xa/y0", fk.rev);
+	cache_changed(c, TOPO_CHANGE_NODE, "rd/xa/y1", fk.rev);
+	cache_changed(c, TOPO_CHANGE_DELETED, "rd/xb/y0", fk.rev);
+	cache_changed(c, TOPO_CHANGE_DELETED, "rd/xb/y1", fk.rev);
+	CHECK_INT(cache_stat(c, "rd", &st), 0);
+	CHECK_STR(ls(c, "rd", &rc), "xa/ ");
+	CHECK_STR(ls(c, "rd/xa", &rc), "y0 y1 ");
+	CHECK_INT(gets, 2);
+	unsigned char *v;
+	struct topo_meta m;
+	CHECK_INT(cache_value(c, "rd/xa/y1", &v, &m), 0);
+	CHECK_MEM(v, m.size, "1", 1);
+	free(v);
+	CHECK_INT(fk.lists, lists);
+
+	/* a key below a directory the cache has not listed: its listing
+	 * decides (the root's listing holds the whole tree here) */
+	cache_invalidate(c, "rd");
+	fake_put("rd/n/z", "Z");
+	cache_changed(c, TOPO_CHANGE_NODE, "rd/n/z", fk.rev);
+	CHECK_STR(ls(c, "rd", &rc), "n/ xa/ ");
+	CHECK_INT(fk.lists, lists + 1);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -596,6 +700,8 @@ int main(void)
 	test_child_notice_on_a_file();
 	test_notice_before_own_write();
 	test_denied_node();
+	test_move_dir();
+	test_rename_notices();
 	fake_clear();
 	return check_report();
 }
