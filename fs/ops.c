@@ -56,6 +56,13 @@ static bool read_only(const struct topofs *t)
 	return t->opts->read_only;
 }
 
+/* A node whose value this mount never changes (EACCES): an ephemeral one
+ * (a Vitess lock or election) or one the store will not show us. */
+static bool untouchable(const struct topo_meta *m)
+{
+	return m->ephemeral || m->denied;
+}
+
 /* The errno for a failed store write, the way SPEC 7 says: a conflict is
  * EIO with a log line naming the key; other failures are logged too. */
 static int store_error(struct topofs *t, const char *path, int rc,
@@ -772,7 +779,7 @@ static int op_unlink(const char *path)
 		return -ENOENT;
 	if (cs.is_dir && !tp.is_data)
 		return -EISDIR;
-	if (cs.meta.ephemeral)
+	if (untouchable(&cs.meta))
 		return -EACCES;
 	bool real_dirs = t->be->caps & TOPO_CAP_REAL_DIRS;
 	if (tp.is_data && real_dirs) {
@@ -823,7 +830,7 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 		rc = -EISDIR;
 	else if (exists && noreplace)
 		rc = -EEXIST;
-	else if (exists && (cs.meta.ephemeral || cs.meta.denied))
+	else if (exists && untouchable(&cs.meta))
 		rc = -EACCES;
 	else if (len > t->be->max_value)
 		rc = -EFBIG;
@@ -950,7 +957,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 		rc = -EISDIR;
 	else if (exists && noreplace)
 		rc = -EEXIST;
-	else if (exists && (dst.meta.ephemeral || dst.meta.denied))
+	else if (exists && untouchable(&dst.meta))
 		rc = -EACCES;
 	else if (!to->is_data && (rc = check_parent(t, to->p)))
 		;
@@ -999,7 +1006,7 @@ static int op_rename(const char *from_path, const char *to_path,
 		return rename_scratch_to_store(t, &from, &to, noreplace);
 	if ((rc = cache_stat_brief(t->cache, from.p, &src)))
 		return rc;
-	if (src.has_data && (src.meta.ephemeral || src.meta.denied))
+	if (src.has_data && untouchable(&src.meta))
 		return -EACCES;
 	if (to.scratch)
 		return src.is_dir && !from.is_data
