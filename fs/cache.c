@@ -1130,7 +1130,7 @@ static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 	return false;
 }
 
-void cache_move_local(struct cache *c, const char *from, const char *to)
+void cache_move_subtree(struct cache *c, const char *from, const char *to)
 {
 	pthread_mutex_lock(&c->mu);
 	touch(c, from, -1);

@@ -95,7 +95,7 @@ int cache_rmdir(struct cache *c, const char *path);
  * subtree at `from`, in-memory directories included, to `to`. The values
  * keep their old versions until the store's notices or a re-listing
  * replace them. */
-void cache_move_local(struct cache *c, const char *from, const char *to);
+void cache_move_subtree(struct cache *c, const char *from, const char *to);
 
 /* Change notices from the store's watch (topo_backend.watch). */
 

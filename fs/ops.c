@@ -923,9 +923,10 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 	else
 		rc = n ? move_ops(&sub, from->p, to->p, ops, paths) : 0;
 	if (!rc) {
-		/* Move the directories made here first: the store's notices of
-		 * the deletes may reach the cache before this thread does. */
-		cache_move_local(t->cache, from->p, to->p);
+		/* Move the cached subtree (directories made here included)
+		 * first: the store's notices of the deletes may reach the cache
+		 * before this thread does. */
+		cache_move_subtree(t->cache, from->p, to->p);
 		if (n)
 			rc = multi_error(t, from->p,
 					 t->be->multi(t->st, ops, 2 * n));

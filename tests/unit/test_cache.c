@@ -603,7 +603,7 @@ static void test_move_dir(void)
 	CHECK_STR(ls(c, "rd/xb", &rc), "y0 y1 ");
 
 	/* rd/xb -> rd/xa, as rename_dir does it */
-	cache_move_local(c, "rd/xb", "rd/xa");
+	cache_move_subtree(c, "rd/xb", "rd/xa");
 	fake_del("rd/xb/y0");
 	fake_del("rd/xb/y1");
 	fake_put("rd/xa/y0", "0");
@@ -621,7 +621,7 @@ static void test_move_dir(void)
 
 	/* and back, with a directory made here inside */
 	CHECK_INT(cache_mkdir(c, "rd/xa/e", false), 0);
-	cache_move_local(c, "rd/xa", "rd/xb");
+	cache_move_subtree(c, "rd/xa", "rd/xb");
 	fake_del("rd/xa/y0");
 	fake_del("rd/xa/y1");
 	fake_put("rd/xb/y0", "0");
@@ -631,7 +631,7 @@ static void test_move_dir(void)
 	CHECK_STR(ls(c, "rd/xb", &rc), "e/ y0 y1 ");
 
 	/* to another parent: the one left empty goes (etcd) */
-	cache_move_local(c, "a/only", "b/only");
+	cache_move_subtree(c, "a/only", "b/only");
 	fake_del("a/only/z");
 	fake_put("b/only/z", "Z");
 	cache_invalidate(c, "b/only");
