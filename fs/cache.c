@@ -1102,15 +1102,9 @@ static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 {
 	const char *base = path_basename(to);
 	char *name = strdup(base);
-	struct cnode *parent = NULL;
-	if (name && path_parent_len(to)) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to),
-			 to);
-		parent = walk(c->root, dir, true);
-	} else if (name) {
-		parent = c->root;
-	}
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to), to);
+	struct cnode *parent = name ? walk(c->root, dir, true) : NULL;
 	if (parent) {
 		struct cnode *old = kid_find(parent, base, strlen(base));
 		if (old) {
