@@ -56,6 +56,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,8 @@ struct lowlevel {
 	double entry_timeout, attr_timeout, negative_timeout;
 	double race_timeout; /* for replies that raced an invalidation */
 	bool keep_pages;     /* file pages kept across opens */
+
+	atomic_bool stopped; /* lowlevel_stop: no more invalidations */
 };
 
 static _Thread_local struct topofs_request current;
@@ -771,7 +774,8 @@ static const struct fuse_lowlevel_ops lowlevel_ops = {
  * of node ino. -ENOENT, the kernel holding nothing of it, is fine. */
 static void inval_inode(struct lowlevel *ll, uint64_t ino)
 {
-	fuse_lowlevel_notify_inval_inode(ll->se, ino, 0, 0);
+	if (!atomic_load(&ll->stopped))
+		fuse_lowlevel_notify_inval_inode(ll->se, ino, 0, 0);
 }
 
 /* Make the kernel look `name` in `parent` up again before using it (and
@@ -780,8 +784,9 @@ static void inval_inode(struct lowlevel *ll, uint64_t ino)
  * (Kernels before 6.2 invalidate instead: also right, only costlier.) */
 static void expire_entry(struct lowlevel *ll, uint64_t parent, const char *name)
 {
-	fuse_lowlevel_notify_expire_entry(ll->se, parent, name, strlen(name),
-					  FUSE_LL_EXPIRE_ONLY);
+	if (!atomic_load(&ll->stopped))
+		fuse_lowlevel_notify_expire_entry(
+		    ll->se, parent, name, strlen(name), FUSE_LL_EXPIRE_ONLY);
 }
 
 /* Drop what the kernel holds of node r; with `entry`, of its name too. */
@@ -843,8 +848,8 @@ void lowlevel_invalidate(void *arg, const char *path, int kind)
 	struct inode_ref self;
 	while (*path == '/')
 		path++;
-	if (strlen(path) >= sizeof(p))
-		return; /* no such path in the kernel */
+	if (atomic_load(&ll->stopped) || strlen(path) >= sizeof(p))
+		return; /* nothing to tell, or no such path in the kernel */
 	strcpy(p, path);
 	inode_note_change(ll->inodes); /* before anything is looked at */
 	if (kind == INVAL_ALL) {
@@ -873,6 +878,7 @@ struct lowlevel *lowlevel_new(struct topofs *t)
 	if (!ll)
 		return NULL;
 	ll->t = t;
+	atomic_init(&ll->stopped, false);
 	ll->inodes = inode_table_new();
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
@@ -896,6 +902,11 @@ struct fuse_session *lowlevel_session(struct lowlevel *ll,
 	ll->se =
 	    fuse_session_new(args, &lowlevel_ops, sizeof(lowlevel_ops), ll);
 	return ll->se;
+}
+
+void lowlevel_stop(struct lowlevel *ll)
+{
+	atomic_store(&ll->stopped, true);
 }
 
 void lowlevel_free(struct lowlevel *ll)

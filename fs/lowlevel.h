@@ -20,6 +20,11 @@ struct lowlevel *lowlevel_new(struct topofs *t);
 struct fuse_session *lowlevel_session(struct lowlevel *ll,
 				      struct fuse_args *args);
 
+/* The session's loop ended: invalidate nothing any more. The kernel may
+ * hold directory locks for requests no one will answer now, which an
+ * invalidation would wait for until the session is destroyed. */
+void lowlevel_stop(struct lowlevel *ll);
+
 /* Free ll, once its session is destroyed and nothing invalidates any
  * more. NULL is ok. */
 void lowlevel_free(struct lowlevel *ll);

@@ -173,8 +173,8 @@ static int add_mount_names(struct fuse_args *args, const struct topofs_opts *o)
 
 /* Stop what serves the mount, in order: the writeback queue (it applies
  * what is queued), the re-checks (they read the store), the store (its
- * watch ends: no notice after this), then the invalidations (done). rc:
- * the exit status so far. */
+ * watch ends: no notice after this), then the invalidations (dropped: the
+ * loop has ended). rc: the exit status so far. */
 static int stop_serving(struct topofs *t, int rc)
 {
 	if (t->wb) {
@@ -190,7 +190,7 @@ static int stop_serving(struct topofs *t, int rc)
 	}
 	notifier_stop(t->rechecker, false); /* its work reads the store */
 	t->be->close(t->st); /* stops the watch: no notice after this */
-	notifier_stop(t->notifier, true);
+	notifier_stop(t->notifier, false); /* unmounted: nothing to tell */
 	notifier_stop(t->renotifier, false);
 	notifier_free(t->rechecker);
 	notifier_free(t->notifier);
@@ -224,6 +224,7 @@ static int serve_session(struct topofs *t, struct fuse_session *se,
 			  o->implementation, o->servers, o->root,
 			  o->mountpoint);
 	rc = run_loop(se, o);
+	lowlevel_stop(t->ll);
 	if (!o->foreground)
 		topo_info("stopping: %s", o->mountpoint);
 out_signals:
