@@ -10,8 +10,10 @@ made with the harness's independent client."""
 
 import errno
 import os
+import random
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -174,6 +176,70 @@ class KernelCacheTest(h.TopofsTestCase):
         self.assertEqual(sorted(files), sorted(want))
         for rel, value in want.items():
             self.assertEqual(read_file(self.p(rel)), value, rel)
+
+    def test_converges_after_a_storm_of_changes(self):
+        """Another client changes names, values and types as fast as it
+        can while local readers walk, stat and read the tree: no EIO, and
+        once the store is quiet the mount shows exactly the store (a reply
+        that raced an invalidation must not leave a stale name, type,
+        listing or value in the kernel for its hour)."""
+        self.mount()
+        rnd = random.Random(1234)
+        names = ["s%d/%s%d" % (i % 3, "k", i) for i in range(24)]
+        errors, stop = [], threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    for dp, dn, fn in os.walk(self.p()):
+                        for f in fn:
+                            try:
+                                read_file(os.path.join(dp, f))
+                            except OSError as e:
+                                if e.errno == errno.EIO:
+                                    errors.append((os.path.join(dp, f), e))
+                except OSError as e:
+                    if e.errno == errno.EIO:
+                        errors.append(("walk", e))
+        def delete(rel):
+            try:
+                self.store.delete(self.key(rel))
+            except Exception as e:   # ZooKeeper: a node with children
+                if type(e).__name__ not in ("NotEmptyError", "NoNodeError"):
+                    raise
+        readers = [threading.Thread(target=reader) for _ in range(3)]
+        for t in readers:
+            t.start()
+        try:
+            deadline = time.time() + 6
+            n = 0
+            while time.time() < deadline:
+                rel = rnd.choice(names)
+                op = rnd.random()
+                if op < 0.35:
+                    self.store.put(self.key(rel), b"v%d\n" % n)
+                elif op < 0.6:
+                    delete(rel)
+                elif op < 0.8:   # a file that gains a child: a directory
+                    self.store.put(self.key(rel + "/c"), b"c%d\n" % n)
+                else:            # ... that loses it
+                    delete(rel + "/c")
+                n += 1
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        self.assertEqual(errors, [])
+        time.sleep(2.5)   # quiet: notices, re-checks (ZooKeeper) and
+        # the second invalidation pass are done
+        want = self.expected_files()
+        files, _ = h.walk_files(self.p())
+        self.assertEqual(sorted(files), sorted(want), "after %d changes" % n)
+        for rel, value in want.items():
+            self.assertEqual(read_file(self.p(rel)), value, rel)
+            self.assertEqual(os.stat(self.p(rel)).st_size, len(value), rel)
+        sys.stderr.write("\n  [kernel cache] %d changes by another client: "
+                         "the mount converged\n" % n)
 
 
 if __name__ == "__main__":
