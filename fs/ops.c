@@ -1256,7 +1256,7 @@ void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind)
 {
 	/* Done at once, and again a little later: a LOOKUP or READDIRPLUS
 	 * answered just before the change may reach the kernel's caches just
-	 * after the first invalidation (see lowlevel_invalidate). */
+	 * after the first invalidation (lowlevel.c). */
 	notifier_push(t->notifier, p, kind);
 	notifier_push(t->renotifier, p, kind);
 }
