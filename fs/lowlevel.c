@@ -46,9 +46,19 @@
  *   A LOOKUP answered from the cache just before a change, whose reply
  *   reaches the kernel's caches just after the invalidation of that
  *   change, would keep the old name or attributes for the full hour. So a
- *   reply built while an invalidation ran (inode_changes moved) carries
- *   only the short cache lifetime, and every invalidation is done again
- *   RENOTIFY_MS later (main.c), after such a reply has landed.
+ *   reply built while a change came (inode_changes moved: counted when the
+ *   cache shows the change, lowlevel_note_change, not when the notifier's
+ *   thread gets to it) carries only the short cache lifetime, and every
+ *   invalidation is done again RENOTIFY_MS later (main.c), after such a
+ *   reply has landed.
+ *
+ *   A directory's listing has no lifetime: the kernel keeps what a READDIR
+ *   brought until it is invalidated. Building one may take long (a
+ *   READDIRPLUS stats every entry, which may wait for the store), longer
+ *   than RENOTIFY_MS after the change it raced. So a listing reply that
+ *   raced a change, or that the cache only trusts for cache_ttl (a
+ *   ZooKeeper directory whose child watch fired), is invalidated again
+ *   RENOTIFY_MS after it was sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -135,6 +145,15 @@ static void check_gone(struct lowlevel *ll, int rc, const char *path)
 {
 	if (rc == -ENOENT && path)
 		topofs_invalidate(ll->t, path, INVAL_GONE);
+}
+
+/* How long the kernel may keep attributes read since inode_changes() was
+ * `seen`: briefly if a change came meanwhile (see A reply racing an
+ * invalidation). */
+static double attr_lifetime(const struct lowlevel *ll, uint64_t seen)
+{
+	bool raced = inode_changes(ll->inodes) != seen;
+	return raced ? ll->race_timeout : ll->attr_timeout;
 }
 
 /* Count a lookup of `name` in `parent`, which has attributes st, into e.
@@ -283,6 +302,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct lowlevel *ll = enter(req);
 	char buf[PATH_MAX];
 	struct stat st;
+	uint64_t seen = inode_changes(ll->inodes);
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
 	const char *path = rc ? NULL : buf;
 	if (path || fi) /* by an open file's handle, any node will do */
@@ -295,7 +315,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		reply_err(req, rc);
 	} else {
 		fix_attr(ll, &st);
-		fuse_reply_attr(req, &st, ll->attr_timeout);
+		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
 	}
 	leave(ll);
 }
@@ -333,6 +353,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int valid, struct fuse_file_info *fi)
 {
 	struct lowlevel *ll = enter(req);
+	uint64_t seen = inode_changes(ll->inodes);
 	char buf[PATH_MAX];
 	struct stat st;
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
@@ -347,7 +368,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		reply_err(req, rc);
 	} else {
 		fix_attr(ll, &st);
-		fuse_reply_attr(req, &st, ll->attr_timeout);
+		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
 	}
 	leave(ll);
 }
@@ -580,6 +601,20 @@ static int fill(void *arg, const char *name, const struct stat *st, off_t off,
 	return 0;
 }
 
+/* Whether the listing of directory `path` (a FUSE path) just read may be
+ * older than what the kernel was told since inode_changes() was `seen`,
+ * or than the store (see A reply racing an invalidation). */
+static bool listing_in_doubt(struct lowlevel *ll, const char *path,
+			     uint64_t seen)
+{
+	char p[PATH_MAX];
+	bool is_data;
+	if (inode_changes(ll->inodes) != seen)
+		return true;
+	return path_from_fuse(path, p, sizeof(p), &is_data) == 0 &&
+	       !cache_listing_watched(ll->t->cache, p);
+}
+
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi, bool plus)
 {
@@ -599,11 +634,14 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 					plus ? FUSE_READDIR_PLUS : 0);
 	if (!rc)
 		rc = d.err;
+	bool doubt = !rc && listing_in_doubt(ll, path, d.seen);
 	if (rc)
 		reply_err(req, rc);
 	if (rc || fuse_reply_buf(req, d.buf, d.len) != 0)
 		for (size_t i = 0; i < d.ntaken; i++) /* the kernel got none */
 			inode_forget(ll->inodes, d.taken[i], 1);
+	else if (doubt) /* once the kernel has kept it */
+		topofs_invalidate_later(ll->t, path, INVAL_LISTING);
 	free(d.taken);
 	free(d.buf);
 	leave(ll);
@@ -851,6 +889,12 @@ void lowlevel_invalidate(void *arg, const char *path, int kind)
 	if (atomic_load(&ll->stopped) || strlen(path) >= sizeof(p))
 		return; /* nothing to tell, or no such path in the kernel */
 	strcpy(p, path);
+	if (kind == INVAL_LISTING) {
+		/* no change of its own: replies racing it are not stale */
+		if (inode_find(ll->inodes, p, &self) == 0)
+			inval_inode(ll, self.ino);
+		return;
+	}
 	inode_note_change(ll->inodes); /* before anything is looked at */
 	if (kind == INVAL_ALL) {
 		drop_all(ll);
@@ -868,6 +912,12 @@ void lowlevel_invalidate(void *arg, const char *path, int kind)
 		return;
 	p[path_parent_len(p)] = '\0';
 	drop_listing(ll, p); /* its names, nlink and mtime */
+}
+
+void lowlevel_note_change(struct lowlevel *ll)
+{
+	if (ll)
+		inode_note_change(ll->inodes);
 }
 
 /* ---- life ---- */

@@ -29,6 +29,11 @@ void lowlevel_stop(struct lowlevel *ll);
  * more. NULL is ok. */
 void lowlevel_free(struct lowlevel *ll);
 
+/* The store changed and the cache shows it: replies being built now may
+ * carry what it replaced (see lowlevel.c, A reply racing an
+ * invalidation). Any thread; NULL is ok. */
+void lowlevel_note_change(struct lowlevel *ll);
+
 /* A notifier_fn (arg is the struct topofs): tell the kernel what changed at
  * store path `path`, an enum topofs_inval. Never call it from a request
  * handler (see notify.h). */

@@ -23,6 +23,7 @@
 #include <linux/fs.h>
 #include <sys/statvfs.h>
 
+#include "lowlevel.h"
 #include "topofs.h"
 #include "topofs/log.h"
 #include "view_json.h"
@@ -1254,10 +1255,20 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind)
 {
+	/* A reply being built from the cache as it was may carry what this
+	 * change replaced: it must know now, not when the notifier's thread
+	 * gets to it (that thread may wait long for the kernel's locks). */
+	lowlevel_note_change(t->ll);
 	/* Done at once, and again a little later: a LOOKUP or READDIRPLUS
 	 * answered just before the change may reach the kernel's caches just
 	 * after the first invalidation (lowlevel.c). */
 	notifier_push(t->notifier, p, kind);
+	notifier_push(t->renotifier, p, kind);
+}
+
+void topofs_invalidate_later(struct topofs *t, const char *p,
+			     enum topofs_inval kind)
+{
 	notifier_push(t->renotifier, p, kind);
 }
 

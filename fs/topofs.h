@@ -56,11 +56,19 @@ enum topofs_inval {
 	INVAL_CHILDREN, /* a directory's children */
 	INVAL_WRITTEN,	/* our own queued create reached the store */
 	INVAL_ALL,	/* anything: the watch lost track */
+	INVAL_LISTING,	/* a directory's listing the kernel may have kept
+			   from before a change (no new change itself) */
 };
 
 /* Queue the kernel's invalidations for store path p (lowlevel_invalidate
- * does them on the notifier's thread). */
+ * does them on the notifier's thread). Called once the cache shows the
+ * change: replies being built now are counted as racing it at once. */
 void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind);
+
+/* Queue an invalidation for p for RENOTIFY_MS from now only: after a reply
+ * that may carry what a change replaced has reached the kernel. */
+void topofs_invalidate_later(struct topofs *t, const char *p,
+			     enum topofs_inval kind);
 
 /* The store's change notices (a topo_change_fn; arg is the struct topofs):
  * mark the cache stale and queue the kernel's invalidations. */
