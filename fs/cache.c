@@ -585,8 +585,9 @@ static bool same_kids(const struct cnode *n, const char *names, size_t count)
 /* Confirm the children of `dir` with one names-only read, which also sets
  * its child watch again: 0 when they are the cache's (its listing is fresh
  * again) or when nothing is known, 1 when they differ (it is marked for
- * re-listing), or the store's error. Unless `force`, only while its
- * listing is not trusted any more. */
+ * re-listing) or when it has none left and is a file again, or the
+ * store's error. Unless `force`, only while its listing is not trusted any
+ * more. */
 static int check_kids(struct cache *c, const char *dir, bool force)
 {
 	pthread_mutex_lock(&c->refresh_mu); /* one store listing at a time */
@@ -608,9 +609,12 @@ static int check_kids(struct cache *c, const char *dir, bool force)
 	n = walk(c->root, dir, false);
 	if (n && n->kids_seq == seq && (rc == 0 || rc == -ENOENT)) {
 		if (rc == 0 && same_kids(n, names, count)) {
+			bool was_dir = node_is_dir(c, n);
 			n->kids_unwatched = false;
 			n->fetched_ms = asked;
 			lost_child(c, n); /* none left: a file again */
+			if (was_dir && !node_is_dir(c, n))
+				rc = 1; /* a change the kernel must hear of */
 		} else {
 			n->fetched_ms = 0;
 			rc = 1;
@@ -1286,6 +1290,24 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 	}
 	pthread_mutex_unlock(&c->mu);
 	return changed;
+}
+
+bool cache_listing_watched(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	bool watched = c->watched && !(n && n->kids_unwatched);
+	pthread_mutex_unlock(&c->mu);
+	return watched;
+}
+
+bool cache_knows_dir(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	bool dir = n && !n->stale && node_is_dir(c, n);
+	pthread_mutex_unlock(&c->mu);
+	return dir;
 }
 
 /* Collect the paths of every node under n (store path p), depth first. */

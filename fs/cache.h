@@ -109,14 +109,26 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 
 /* After a TOPO_CHANGE_CHILDREN notice for directory `path`: confirm its
  * children with the store (setting its child watch again) and re-list it
- * if they differ. 1 when it was re-listed, 0 when nothing changed or there
- * was nothing to check, or the store's error. */
+ * if they differ. 1 when it was re-listed or is a file now (it has none
+ * left), 0 when nothing changed or there was nothing to check, or the
+ * store's error. */
 int cache_recheck(struct cache *c, const char *path);
 
 /* Call fn(arg, path) for every node the cache holds (with the cache
  * locked: fn must not call back into the cache). */
 void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),
 			 void *arg);
+
+/* Whether directory `path`'s listing stays as the cache holds it until a
+ * change notice says otherwise: with the store's watch, except while a
+ * ZooKeeper child watch that fired is not set again (see cache.c,
+ * Freshness; the listing is then trusted for ttl_ms only). */
+bool cache_listing_watched(struct cache *c, const char *path);
+
+/* Whether the cache holds `path` as a directory now, as the last listings
+ * and notices left it (no store request; false for a node a notice made
+ * uncertain). */
+bool cache_knows_dir(struct cache *c, const char *path);
 
 /* The node at `path` changed in the store in a way the cache does not know
  * exactly (its metadata): the next access re-reads it with one get(). */

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lowlevel.h"
 #include "topofs.h"
 #include "topofs/log.h"
 
@@ -97,12 +99,10 @@ static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 	return rc;
 }
 
-/* notifier_fn: drop the kernel's caches of one FUSE path (-ENOENT: the
- * kernel holds nothing for it: fine). */
-static void invalidate_path(void *fuse, const char *path)
-{
-	fuse_invalidate_path(fuse, path);
-}
+/* How long after a change its invalidations are done again: longer than a
+ * reply racing the first ones takes to reach the kernel's caches (see
+ * lowlevel.c), short enough not to matter to a reader. */
+#define RENOTIFY_MS 500
 
 /* Start the store's change notices, if it has them. */
 static void start_watch(struct topofs *t)
@@ -115,7 +115,8 @@ static void start_watch(struct topofs *t)
 	}
 	if (!t->be->watch)
 		return;
-	t->notifier = notifier_start(invalidate_path, t->fuse, 0);
+	t->notifier = notifier_start(lowlevel_invalidate, t, 0);
+	t->renotifier = notifier_start(lowlevel_invalidate, t, RENOTIFY_MS);
 	t->rechecker = notifier_start(topofs_recheck, t, t->opts->cache_ttl_ms);
 	int rc = t->be->watch(t->st, topofs_on_change, t);
 	if (rc) {
@@ -128,16 +129,16 @@ static void start_watch(struct topofs *t)
 	t->watched = true;
 }
 
-static int run_loop(struct fuse *f, const struct topofs_opts *o)
+static int run_loop(struct fuse_session *se, const struct topofs_opts *o)
 {
 	if (o->single_thread)
-		return fuse_loop(f) < 0 ? 1 : 0;
+		return fuse_session_loop(se) < 0 ? 1 : 0;
 	struct fuse_loop_config *loop = fuse_loop_cfg_create();
 	if (!loop)
 		return 1;
 	fuse_loop_cfg_set_max_threads(loop, 16);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
-	int rc = fuse_loop_mt(f, loop);
+	int rc = fuse_session_loop_mt(se, loop);
 	fuse_loop_cfg_destroy(loop);
 	return rc < 0 ? 1 : 0; /* a signal ends the loop with 0 */
 }
@@ -170,43 +171,12 @@ static int add_mount_names(struct fuse_args *args, const struct topofs_opts *o)
 	return rc ? -1 : 0;
 }
 
-static int serve(struct topofs *t, struct fuse_args *args,
-		 const struct topofs_opts *o)
+/* Stop what serves the mount, in order: the writeback queue (it applies
+ * what is queued), the re-checks (they read the store), the store (its
+ * watch ends: no notice after this), then the invalidations (dropped: the
+ * loop has ended). rc: the exit status so far. */
+static int stop_serving(struct topofs *t, int rc)
 {
-	int rc = 1;
-	/* Reading must not invalidate attributes (atime): the stores keep
-	 * none, and every read would cost a GETATTR. */
-	if (fuse_opt_add_arg(args, "-onoatime") != 0 ||
-	    add_mount_names(args, o) != 0)
-		return 1;
-	struct fuse *f = fuse_new(args, &topofs_ops, sizeof(topofs_ops), t);
-	if (!f)
-		return 1; /* libfuse printed why (an unknown -o option) */
-	t->fuse = f;
-	if (fuse_mount(f, o->mountpoint) != 0)
-		goto out_destroy;
-	if (fuse_daemonize(o->foreground) != 0)
-		goto out_unmount;
-	if (!o->foreground)
-		topo_log_to_syslog(true);
-	if (connect_store(t->be, o, &t->st))
-		goto out_unmount;
-	t->cache = cache_new(t->be, t->st, o->cache_ttl_ms);
-	if (!t->cache || fuse_set_signal_handlers(fuse_get_session(f)) != 0)
-		goto out_close;
-	start_watch(t);
-	if (o->writeback && !(t->wb = writeback_start(t->be, t->st, t->cache,
-						      topofs_written, t)))
-		goto out_close;
-	if (!o->foreground)
-		topo_info("topofs %s: %s://%s%s mounted on %s", TOPOFS_VERSION,
-			  o->implementation, o->servers, o->root,
-			  o->mountpoint);
-	rc = run_loop(f, o);
-	if (!o->foreground)
-		topo_info("stopping: %s", o->mountpoint);
-	fuse_remove_signal_handlers(fuse_get_session(f));
-out_close:
 	if (t->wb) {
 		/* unmounted: apply what is queued before exiting */
 		size_t failed = writeback_stop(t->wb);
@@ -220,14 +190,70 @@ out_close:
 	}
 	notifier_stop(t->rechecker, false); /* its work reads the store */
 	t->be->close(t->st); /* stops the watch: no notice after this */
-	notifier_stop(t->notifier, true);
+	notifier_stop(t->notifier, false); /* unmounted: nothing to tell */
+	notifier_stop(t->renotifier, false);
 	notifier_free(t->rechecker);
 	notifier_free(t->notifier);
+	notifier_free(t->renotifier);
 	cache_free(t->cache);
+	return rc;
+}
+
+/* Mount, daemonise, connect and serve until unmounted. */
+static int serve_session(struct topofs *t, struct fuse_session *se,
+			 const struct topofs_opts *o)
+{
+	int rc = 1;
+	if (fuse_session_mount(se, o->mountpoint) != 0)
+		return 1;
+	if (fuse_daemonize(o->foreground) != 0)
+		goto out_unmount;
+	if (!o->foreground)
+		topo_log_to_syslog(true);
+	if (connect_store(t->be, o, &t->st))
+		goto out_unmount;
+	t->cache = cache_new(t->be, t->st, o->cache_ttl_ms);
+	if (!t->cache || fuse_set_signal_handlers(se) != 0)
+		goto out_close;
+	start_watch(t);
+	if (o->writeback && !(t->wb = writeback_start(t->be, t->st, t->cache,
+						      topofs_written, t)))
+		goto out_signals;
+	if (!o->foreground)
+		topo_info("topofs %s: %s://%s%s mounted on %s", TOPOFS_VERSION,
+			  o->implementation, o->servers, o->root,
+			  o->mountpoint);
+	rc = run_loop(se, o);
+	lowlevel_stop(t->ll);
+	if (!o->foreground)
+		topo_info("stopping: %s", o->mountpoint);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_close:
+	rc = stop_serving(t, rc);
 out_unmount:
-	fuse_unmount(f);
-out_destroy:
-	fuse_destroy(f);
+	fuse_session_unmount(se);
+	return rc;
+}
+
+static int serve(struct topofs *t, struct fuse_args *args,
+		 const struct topofs_opts *o)
+{
+	int rc = 1;
+	/* Reading must not invalidate attributes (atime): the stores keep
+	 * none, and every read would cost a GETATTR. */
+	if (fuse_opt_add_arg(args, "-onoatime") != 0 ||
+	    add_mount_names(args, o) != 0)
+		return 1;
+	if (!(t->ll = lowlevel_new(t)))
+		return 1;
+	struct fuse_session *se = lowlevel_session(t->ll, args);
+	if (se) { /* else libfuse printed why (an unknown -o option) */
+		rc = serve_session(t, se, o);
+		fuse_session_destroy(se);
+	}
+	lowlevel_free(t->ll);
+	t->ll = NULL;
 	return rc;
 }
 
@@ -284,8 +310,8 @@ int main(int argc, char **argv)
 	struct topofs t = {
 	    .be = topo_backend_select(o.implementation, o.etcd_api),
 	    .opts = &o,
-	    .uid = getuid(),
-	    .gid = getgid(),
+	    .uid = o.uid ? (uid_t)o.uid_value : getuid(),
+	    .gid = o.gid ? (gid_t)o.gid_value : getgid(),
 	    .json_view = strcmp(o.view, "json") == 0,
 	};
 	if (probe_store(t.be, &o) != 0)

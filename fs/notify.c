@@ -13,6 +13,7 @@
 struct note {
 	struct note *next;
 	uint64_t due_ms;
+	int kind;
 	char path[];
 };
 
@@ -64,7 +65,7 @@ static void *notifier_main(void *arg)
 		if (!n->head)
 			n->tail = NULL;
 		pthread_mutex_unlock(&n->lock);
-		n->fn(n->arg, note->path);
+		n->fn(n->arg, note->path, note->kind);
 		free(note);
 		pthread_mutex_lock(&n->lock);
 	}
@@ -95,7 +96,7 @@ struct notifier *notifier_start(notifier_fn fn, void *arg, unsigned delay_ms)
 	return n;
 }
 
-void notifier_push(struct notifier *n, const char *path)
+void notifier_push(struct notifier *n, const char *path, int kind)
 {
 	if (!n)
 		return;
@@ -105,6 +106,7 @@ void notifier_push(struct notifier *n, const char *path)
 		return;
 	note->next = NULL;
 	note->due_ms = now_ms() + n->delay_ms;
+	note->kind = kind;
 	memcpy(note->path, path, len);
 	pthread_mutex_lock(&n->lock);
 	if (n->stopping) {

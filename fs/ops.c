@@ -1,5 +1,6 @@
 /*
- * ops.c - the FUSE operations (libfuse's path-based API).
+ * ops.c - the FUSE operations, by path (the shape of libfuse's high-level
+ * API, served to the kernel by lowlevel.c).
  *
  * Every operation maps its FUSE path to a store path (path.c), then asks the
  * cache (reads), an open handle (I/O on open files), the scratch files
@@ -22,6 +23,7 @@
 #include <linux/fs.h>
 #include <sys/statvfs.h>
 
+#include "lowlevel.h"
 #include "topofs.h"
 #include "topofs/log.h"
 #include "view_json.h"
@@ -30,7 +32,7 @@
 
 static struct topofs *fs(void)
 {
-	return fuse_get_context()->private_data;
+	return topofs_request()->t;
 }
 
 /* A FUSE path resolved to the store. */
@@ -311,26 +313,28 @@ static int entry_stat(struct topofs *t, const char *dir,
 /* An open directory holds its entries as of the readdir at offset 0, so
  * that a listing read in several requests is one snapshot and each request
  * costs only its own entries. Offsets: 1 after ".", 2 after "..", then
- * 3 + i after entry i. Passing offsets to the filler is also what makes the
- * high-level libfuse answer READDIRPLUS with real entries (a node ID and
- * attributes), so the kernel needs no LOOKUP and GETATTR per name. */
+ * 3 + i after entry i. For READDIRPLUS every entry comes with its
+ * attributes (FUSE_FILL_DIR_PLUS), so the kernel needs no LOOKUP and
+ * GETATTR per name. */
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
 	struct topofs *t = fs();
 	struct tpath tp;
 	struct cache_stat cs;
-	if (resolve(t, path, &tp) == 0 && !tp.scratch &&
-	    cache_stat_brief(t->cache, tp.p, &cs) == 0 && cs.meta.denied)
+	bool found = resolve(t, path, &tp) == 0 && !tp.scratch;
+	if (found && cache_stat_brief(t->cache, tp.p, &cs) == 0 &&
+	    cs.meta.denied)
 		return -EACCES;
 	struct dir_collect *dc = calloc(1, sizeof(*dc));
 	if (!dc)
 		return -ENOMEM;
 	fi->fh = (uintptr_t)dc;
 	/* With the store's watch, a directory's listing reaches the kernel
-	 * as an invalidation when it changes: the kernel may cache it. (The
-	 * high-level libfuse 3.14 does not pass these two flags on yet.) */
-	fi->cache_readdir = t->watched;
-	fi->keep_cache = t->watched;
+	 * as an invalidation when it changes: the kernel may cache it. But
+	 * not while the cache itself trusts it for cache_ttl only. */
+	fi->cache_readdir =
+	    t->watched && (!found || cache_listing_watched(t->cache, tp.p));
+	fi->keep_cache = fi->cache_readdir;
 	return 0;
 }
 
@@ -359,10 +363,9 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
 	return dc->err;
 }
 
-/* Stat entry `name` of directory `dir` (FUSE paths) as getattr would now.
- * For READDIRPLUS the high-level libfuse looks every entry up by calling
- * getattr, and one that fails fails the whole readdir: an entry deleted
- * since the snapshot is left out here instead. */
+/* Stat entry `name` of directory `dir` (FUSE paths) as getattr would now:
+ * a READDIRPLUS entry is a lookup, and an entry deleted since the
+ * snapshot is left out. */
 static int stat_now(const char *dir, const char *name, struct stat *st)
 {
 	char p[PATH_MAX];
@@ -598,7 +601,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 			return rc2;
 		buf = shown;
 	}
-	pid_t pid = fuse_get_context()->pid;
+	pid_t pid = topofs_request()->pid;
 	int64_t base =
 	    open_base(t, tp, writable, fi->flags & O_TRUNC, pid, &meta);
 	struct handle *h =
@@ -1220,25 +1223,28 @@ static int op_removexattr(const char *path, const char *name)
  * for as long as it likes; a day is "forever" to the kernel's caches. */
 #define PINNED_KERNEL_TTL 86400.0
 
+/* How long the kernel may keep names and attributes while the store's
+ * watch tells it of every change (topofs_on_change): an hour. */
+#define WATCHED_KERNEL_TTL 3600.0
+
+/* The kernel's cache policy, read by lowlevel.c: cfg's entry_timeout,
+ * attr_timeout, negative_timeout and kernel_cache (file pages kept across
+ * opens); the rest of cfg means nothing here. */
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct topofs *t = fs();
-	/* With the store's watch, every change of a node reaches the kernel
-	 * as an invalidation: attributes may be kept long. But a name can
-	 * change type (a file gains children and becomes a directory), which
-	 * only a new lookup tells the kernel, and the high-level API can only
-	 * invalidate inodes, not names: names are kept for the cache lifetime
-	 * (1 s). New names must show at once: no negative caching. */
+	/* With the store's watch, every change reaches the kernel as an
+	 * invalidation of the node, of its name (a file may gain children
+	 * and become a directory: the kernel must look the name up again)
+	 * and of its parent's listing: names and attributes may be kept
+	 * long. Without one, for the cache lifetime. New names must show at
+	 * once: no negative caching. */
 	double ttl = t->opts->cache_ttl_ms / 1000.0;
-	cfg->use_ino = 1;
-	cfg->readdir_ino = 1;
-	cfg->entry_timeout = ttl;
-	cfg->attr_timeout = t->watched ? 3600.0 : ttl;
+	cfg->entry_timeout = t->watched ? WATCHED_KERNEL_TTL : ttl;
+	cfg->attr_timeout = t->watched ? WATCHED_KERNEL_TTL : ttl;
 	cfg->negative_timeout = 0;
-	cfg->hard_remove = 1; /* never rename an open file to .fuse_hidden* */
-	/* Keep file pages cached across opens unless mtime or size changed;
-	 * st_mtime changes whenever the value does (see set_time). */
-	cfg->auto_cache = 1;
+	cfg->kernel_cache = 0; /* files are read with direct I/O: see
+				  ops_open_snapshot */
 	if (t->opts->pin_revision) {
 		/* A past revision never changes: names, absent names,
 		 * attributes and pages may stay in the kernel (open_store
@@ -1253,22 +1259,39 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return t;
 }
 
-/* Queue the kernel invalidations for store path p ("" is the root). */
-static void invalidate_node(struct topofs *t, const char *p)
+/* ---- change notices: the kernel's invalidations ---- */
+
+void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind)
 {
-	char fpath[PATH_MAX + sizeof("//" TOPO_DATA_NAME)];
-	if (strlen(p) >= PATH_MAX)
-		return; /* no such FUSE path */
-	snprintf(fpath, sizeof(fpath), "/%s", p);
-	notifier_push(t->notifier, fpath);
-	snprintf(fpath, sizeof(fpath), "%s%s/" TOPO_DATA_NAME, *p ? "/" : "",
-		 p);
-	notifier_push(t->notifier, fpath);
+	/* A reply being built from the cache as it was may carry what this
+	 * change replaced: it must know now, not when the notifier's thread
+	 * gets to it (that thread may wait long for the kernel's locks). */
+	lowlevel_note_change(t->ll);
+	/* Done at once, and again a little later: a LOOKUP or READDIRPLUS
+	 * answered just before the change may reach the kernel's caches just
+	 * after the first invalidation (lowlevel.c). */
+	notifier_push(t->notifier, p, kind);
+	notifier_push(t->renotifier, p, kind);
 }
 
-static void invalidate_one(void *arg, const char *p)
+void topofs_invalidate_later(struct topofs *t, const char *p,
+			     enum topofs_inval kind)
 {
-	invalidate_node(arg, p);
+	notifier_push(t->renotifier, p, kind);
+}
+
+static enum topofs_inval inval_kind(enum topo_change what)
+{
+	switch (what) {
+	case TOPO_CHANGE_NODE:
+		return INVAL_NODE;
+	case TOPO_CHANGE_DELETED:
+		return INVAL_GONE;
+	case TOPO_CHANGE_CHILDREN:
+		return INVAL_CHILDREN;
+	default:
+		return INVAL_ALL;
+	}
 }
 
 void topofs_on_change(void *arg, enum topo_change what, const char *path,
@@ -1277,30 +1300,22 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 	struct topofs *t = arg;
 	cache_changed(t->cache, what, path, version);
 	if (what == TOPO_CHANGE_CHILDREN)
-		notifier_push(t->rechecker, path);
-	if (what == TOPO_CHANGE_ALL) {
-		cache_for_each_path(t->cache, invalidate_one, t);
-		return;
-	}
-	invalidate_node(t, path);
-	if (*path && what != TOPO_CHANGE_CHILDREN) {
-		char parent[PATH_MAX];
-		snprintf(parent, sizeof(parent), "%.*s",
-			 (int)path_parent_len(path), path);
-		invalidate_node(t, parent); /* its nlink and mtime */
-	}
+		notifier_push(t->rechecker, path, 0);
+	topofs_invalidate(t, what == TOPO_CHANGE_ALL ? "" : path,
+			  inval_kind(what));
 }
 
 void topofs_written(void *arg, const char *path)
 {
-	invalidate_node(arg, path);
+	topofs_invalidate(arg, path, INVAL_WRITTEN);
 }
 
-void topofs_recheck(void *arg, const char *path)
+void topofs_recheck(void *arg, const char *path, int kind)
 {
 	struct topofs *t = arg;
+	(void)kind;
 	if (cache_recheck(t->cache, path) > 0)
-		invalidate_node(t, path);
+		topofs_invalidate(t, path, INVAL_CHILDREN);
 }
 
 const struct fuse_operations topofs_ops = {

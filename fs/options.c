@@ -59,6 +59,9 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("--etcd_password=", KEY_PASSWORD),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+    STR("uid=%s", uid),
+    STR("gid=%s", gid),
+    STR("umask=%s", umask),
     STR("revision=%s", revision),
     STR("etcd_api=%s", etcd_api),
     FLAG("snapshot", snapshot),
@@ -100,6 +103,27 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("nostrictatime", KEY_IGNORE),
     FUSE_OPT_KEY("lazytime", KEY_IGNORE),
     FUSE_OPT_KEY("nolazytime", KEY_IGNORE),
+    /* libfuse's high-level API took these (topofs used to run on it). The
+     * kernel's cache lifetimes were always topofs's choice (op_init), and
+     * topofs serves files as use_ino, readdir_ino and hard_remove asked:
+     * accepted and ignored, so that command and fstab lines still mount.
+     * (uid=, gid= and umask= above still do what they did.) */
+    FUSE_OPT_KEY("hard_remove", KEY_IGNORE),
+    FUSE_OPT_KEY("use_ino", KEY_IGNORE),
+    FUSE_OPT_KEY("readdir_ino", KEY_IGNORE),
+    FUSE_OPT_KEY("direct_io", KEY_IGNORE),
+    FUSE_OPT_KEY("kernel_cache", KEY_IGNORE),
+    FUSE_OPT_KEY("auto_cache", KEY_IGNORE),
+    FUSE_OPT_KEY("noauto_cache", KEY_IGNORE),
+    FUSE_OPT_KEY("no_rofd_flush", KEY_IGNORE),
+    FUSE_OPT_KEY("entry_timeout=", KEY_IGNORE),
+    FUSE_OPT_KEY("attr_timeout=", KEY_IGNORE),
+    FUSE_OPT_KEY("ac_attr_timeout=", KEY_IGNORE),
+    FUSE_OPT_KEY("negative_timeout=", KEY_IGNORE),
+    FUSE_OPT_KEY("noforget", KEY_IGNORE),
+    FUSE_OPT_KEY("remember=", KEY_IGNORE),
+    FUSE_OPT_KEY("intr", KEY_IGNORE),
+    FUSE_OPT_KEY("intr_signal=", KEY_IGNORE),
     FUSE_OPT_END,
 };
 
@@ -128,8 +152,9 @@ const char opts_usage[] =
     "topofs options (-o NAME=VALUE):\n"
     "  -o timeout=SECONDS    bound on every store operation (default 10);\n"
     "                        also --timeout=SECONDS\n"
-    "  -o cache_ttl=MS       how long the kernel keeps names, and a listing\n"
-    "                        is trusted without watches (default 1000)\n"
+    "  -o cache_ttl=MS       without the store's watch: how long the kernel\n"
+    "                        keeps names and attributes, and a listing is\n"
+    "                        trusted (default 1000)\n"
     "  -o view=raw|json      values as stored (default), or Vitess records\n"
     "                        (Keyspace, Shard, Tablet, ...) as JSON;\n"
     "                        also --view=raw|json\n"
@@ -284,6 +309,34 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max,
 	return 0;
 }
 
+/* -o uid=, gid= (whole numbers) and umask= (octal, at most 0777), when
+ * given. */
+static int parse_owner(struct topofs_opts *o, char *err, size_t errlen)
+{
+	const unsigned long id_max = 4294967294ul; /* (uid_t)-1 is none */
+	char *end;
+	if (o->uid && parse_uint(o->uid, 0, id_max, &o->uid_value)) {
+		snprintf(err, errlen, "bad uid '%s': a user ID", o->uid);
+		return -EINVAL;
+	}
+	if (o->gid && parse_uint(o->gid, 0, id_max, &o->gid_value)) {
+		snprintf(err, errlen, "bad gid '%s': a group ID", o->gid);
+		return -EINVAL;
+	}
+	if (!o->umask)
+		return 0;
+	errno = 0;
+	unsigned long mask = strtoul(o->umask, &end, 8);
+	if (!*o->umask || *o->umask == '-' || *o->umask == '+' || *end ||
+	    errno || mask > 0777) {
+		snprintf(err, errlen, "bad umask '%s': octal, at most 0777",
+			 o->umask);
+		return -EINVAL;
+	}
+	o->umask_value = (unsigned)mask;
+	return 0;
+}
+
 /* Check and normalise the root: absolute, no empty, "." or ".." segment;
  * trailing slashes dropped. */
 static int check_root(char *root, char *err, size_t errlen)
@@ -356,6 +409,8 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 			 "--topo_zk_auth_file)");
 		return -EINVAL;
 	}
+	if (parse_owner(o, err, errlen))
+		return -EINVAL;
 	if (!o->mountpoint) {
 		snprintf(err, errlen, "no mountpoint given (see --help)");
 		return -EINVAL;
@@ -479,13 +534,26 @@ out:
 
 void opts_free(struct topofs_opts *o)
 {
-	char **fields[] = {
-	    &o->implementation, &o->servers,	  &o->root,
-	    &o->timeout,	&o->cache_ttl,	  &o->view,
-	    &o->scratch,	&o->tls_cert,	  &o->tls_key,
-	    &o->tls_ca,		&o->zk_auth_file, &o->source,
-	    &o->mountpoint,	&o->etcd_user,	  &o->etcd_password_file,
-	    &o->revision,	&o->etcd_api};
+	char **fields[] = {&o->implementation,
+			   &o->servers,
+			   &o->root,
+			   &o->timeout,
+			   &o->cache_ttl,
+			   &o->view,
+			   &o->scratch,
+			   &o->tls_cert,
+			   &o->tls_key,
+			   &o->tls_ca,
+			   &o->zk_auth_file,
+			   &o->source,
+			   &o->mountpoint,
+			   &o->etcd_user,
+			   &o->etcd_password_file,
+			   &o->revision,
+			   &o->etcd_api,
+			   &o->uid,
+			   &o->gid,
+			   &o->umask};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;

@@ -21,9 +21,11 @@ struct topofs_opts {
 	char *scratch;	      /* -o scratch=PATTERNS */
 	char *tls_cert, *tls_key, *tls_ca, *zk_auth_file;
 	char *etcd_user, *etcd_password_file; /* -o etcd_user=, ... */
-	char *revision; /* -o revision=N, NULL if not given */
-	char *etcd_api; /* -o etcd_api=v2|v3, NULL if not given (v3) */
-	char *source;	/* first positional when two are given */
+	char *revision;		 /* -o revision=N, NULL if not given */
+	char *etcd_api;		 /* -o etcd_api=v2|v3, NULL if not given (v3) */
+	char *uid, *gid, *umask; /* -o uid=N, gid=N, umask=OCTAL: the owner
+				    and modes shown; NULL if not given */
+	char *source;		 /* first positional when two are given */
 	char *mountpoint;
 	int noephemeral, create_root, read_only, writeback;
 	int allow_other, default_permissions; /* seen among the -o options */
@@ -34,11 +36,12 @@ struct topofs_opts {
 	/* validated values, set by opts_parse */
 	unsigned timeout_ms;
 	unsigned cache_ttl_ms;
-	int64_t pin_revision; /* -o revision=N; 0: none */
+	int64_t pin_revision;			    /* -o revision=N; 0: none */
+	unsigned uid_value, gid_value, umask_value; /* when given */
 };
 
 /* Parse argv into *o; what libfuse must see (mount options such as
- * allow_other, uid=, ro; -d) is left in *fuse_args, which the caller frees
+ * allow_other, ro; -d) is left in *fuse_args, which the caller frees
  * with fuse_opt_free_args. Returns 0, or -EINVAL with a one-line reason in
  * err (no "topofs:" prefix). --help and --version set show_* and return 0
  * without checking the rest. */

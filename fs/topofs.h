@@ -27,17 +27,48 @@ struct topofs {
 	struct handle_list handles;
 	uid_t uid;
 	gid_t gid;
-	struct fuse *fuse;
-	struct notifier *notifier;  /* kernel invalidations, NULL if none */
-	struct writeback *wb;	    /* -o writeback, else NULL */
-	struct notifier *rechecker; /* directories whose child watch fired,
-				       re-checked after cache_ttl */
+	struct lowlevel *ll;	     /* the kernel's side (lowlevel.c) */
+	struct notifier *notifier;   /* kernel invalidations, NULL if none */
+	struct notifier *renotifier; /* the same again, a little later */
+	struct writeback *wb;	     /* -o writeback, else NULL */
+	struct notifier *rechecker;  /* directories whose child watch fired,
+					re-checked after cache_ttl */
 	bool watched;	/* the store's watch keeps the cache fresh */
 	bool json_view; /* -o view=json */
 };
 
-/* The FUSE operations (ops.c). */
+/* The FUSE operations (ops.c), by path. lowlevel.c serves the kernel's
+ * requests with them; libfuse's high-level API is not used. */
 extern const struct fuse_operations topofs_ops;
+
+/* The request the calling thread serves: lowlevel.c sets it before every
+ * call into topofs_ops (fuse_get_context() of the high-level API). */
+struct topofs_request {
+	struct topofs *t;
+	pid_t pid; /* the process that made the request */
+};
+const struct topofs_request *topofs_request(void);
+
+/* What changed in the store, for the kernel's invalidations. */
+enum topofs_inval {
+	INVAL_NODE,	/* a node's value or metadata, or a new node */
+	INVAL_GONE,	/* a node may be gone, or now of another type */
+	INVAL_CHILDREN, /* a directory's children */
+	INVAL_WRITTEN,	/* our own queued create reached the store */
+	INVAL_ALL,	/* anything: the watch lost track */
+	INVAL_LISTING,	/* a directory's listing the kernel may have kept
+			   from before a change (no new change itself) */
+};
+
+/* Queue the kernel's invalidations for store path p (lowlevel_invalidate
+ * does them on the notifier's thread). Called once the cache shows the
+ * change: replies being built now are counted as racing it at once. */
+void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind);
+
+/* Queue an invalidation for p for RENOTIFY_MS from now only: after a reply
+ * that may carry what a change replaced has reached the kernel. */
+void topofs_invalidate_later(struct topofs *t, const char *p,
+			     enum topofs_inval kind);
 
 /* The store's change notices (a topo_change_fn; arg is the struct topofs):
  * mark the cache stale and queue the kernel's invalidations. */
@@ -50,6 +81,6 @@ void topofs_written(void *arg, const char *path);
 
 /* A notifier_fn (arg is the struct topofs): re-check the children of
  * store path `path` (cache_recheck) and tell the kernel if they changed. */
-void topofs_recheck(void *arg, const char *path);
+void topofs_recheck(void *arg, const char *path, int kind);
 
 #endif

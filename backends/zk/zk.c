@@ -58,7 +58,9 @@
  *   watches. Once watch() is called, list() asks the data (zoo_awget) and
  *   the children (zoo_awget_children) of every node it reads -- of leaves
  *   too: only a child watch tells that a file became a directory -- and
- *   get() the data, or on a missing node an exists watch (zoo_awexists)
+ *   get() the data and the children likewise (a node the cache learns of
+ *   by get(), one another client created, must be watched as a listed
+ *   one), or on a missing node an exists watch (zoo_awexists)
  *   that tells its creation. The watcher of every watch is the session's
  *   own (on_event, zsess): the client keeps one entry per path for that
  *   pair however often the path is read (the server, one per path and
@@ -1448,6 +1450,30 @@ static int zk_list(struct topo_store *s, const char *path,
 
 /* ---- get ----------------------------------------------------------------- */
 
+/* Send watched reads of abs, one of each of kinds[0..n), without waiting
+ * for them: the answers free themselves with their batch. Sent before a
+ * later request of this thread, they reach the server first (a session
+ * is served in order). */
+static void leave_watches(struct topo_store *s, const char *abs,
+			  const enum zreq_kind *kinds, size_t n)
+{
+	struct zsess *ss;
+	if (!watching(s) || sess_get(s, deadline_of(s), &ss))
+		return;
+	struct zbatch *b = batch_new();
+	for (size_t i = 0; b && i < n; i++) {
+		struct zreq *r = req_new(kinds[i], abs);
+		if (!r)
+			break;
+		r->watch = true;
+		if (req_submit(ss, b, r) != ZOK)
+			break; /* r consumed */
+	}
+	if (b)
+		batch_unref(b);
+	sess_put(s, ss);
+}
+
 /* One node with its value. */
 static int zk_get(struct topo_store *s, const char *path,
 		  struct topo_entry *out)
@@ -1458,6 +1484,13 @@ static int zk_get(struct topo_store *s, const char *path,
 	struct zreq *g;
 	int64_t deadline = deadline_of(s);
 	bool watch = watching(s);
+	/* Watched, a node read here is watched as a listing would leave it:
+	 * its children too, read first. Without that child watch, a file the
+	 * cache learnt of by get() (one another client created) that then
+	 * gains a child is never told, and shows as a file for good. */
+	const enum zreq_kind kids = ZR_CHILDREN;
+	if (watch)
+		leave_watches(s, abs, &kids, 1);
 	int rc = read_node_w(s, abs, deadline, watch, &g);
 	/* Watched, a missing node gets an exists watch, which tells its
 	 * creation; if it was created in between, read it again. */
@@ -1731,26 +1764,11 @@ static int do_create(const struct wr *w, bool settle);
 
 /* After our own create of abs, leave the watches a listing would have left
  * on it (data and children: see Watches), so that other clients' changes
- * to it are told although no listing reads it. Fire and forget: the
- * answers free themselves with their batch. */
+ * to it are told although no listing reads it. */
 static void watch_created(struct topo_store *s, const char *abs)
 {
-	struct zsess *ss;
-	if (!watching(s) || sess_get(s, deadline_of(s), &ss))
-		return;
-	struct zbatch *b = batch_new();
 	const enum zreq_kind kinds[] = {ZR_EXISTS, ZR_CHILDREN};
-	for (size_t i = 0; b && i < 2; i++) {
-		struct zreq *r = req_new(kinds[i], abs);
-		if (!r)
-			break;
-		r->watch = true;
-		if (req_submit(ss, b, r) != ZOK)
-			break; /* r consumed */
-	}
-	if (b)
-		batch_unref(b);
-	sess_put(s, ss);
+	leave_watches(s, abs, kinds, 2);
 }
 
 /* A create was cut off by a connection loss: did it land? It did if the

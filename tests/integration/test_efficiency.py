@@ -77,8 +77,7 @@ class EfficiencyTest(h.TopofsTestCase):
     def test_readdirplus_spares_lookups(self):
         """ls -l of a directory is its listing (READDIRPLUS) and nothing
         per entry: each entry comes back with its node and attributes, so
-        the kernel sends no LOOKUP or GETATTR per name (libfuse's high-level
-        API does that only for a filler given offsets)."""
+        the kernel sends no LOOKUP or GETATTR per name."""
         m = self.mount(["-d", "-o", "cache_ttl=60000"])
         flat = os.path.join(m.mnt, "flat")
         os.listdir(m.mnt)   # the root's listing: "flat" looked up

@@ -219,6 +219,48 @@ static void test_mount_options(void)
 	done(&o, &fa);
 }
 
+/* -o uid=, gid= and umask= are topofs's (libfuse's high-level API took
+ * them before); the high-level API's other options are accepted and left
+ * out of what goes to libfuse's low-level session, which would refuse
+ * them. */
+static void test_owner_and_high_level_options(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *argv[] = {
+	    "topofs",
+	    "etcd2://h:1/r",
+	    "/m",
+	    "-o",
+	    "uid=4321,gid=8765,umask=027,ro,use_ino,readdir_ino,hard_remove,"
+	    "kernel_cache,auto_cache,entry_timeout=5,attr_timeout=5.5,"
+	    "negative_timeout=0,noforget,remember=3,intr,direct_io",
+	    NULL};
+	CHECK_INT(parse(&o, &fa, err, argv), 0);
+	CHECK_STR(err, "");
+	CHECK_STR(o.uid, "4321");
+	CHECK_INT(o.uid_value, 4321);
+	CHECK_INT(o.gid_value, 8765);
+	CHECK_INT(o.umask_value, 027);
+	CHECK_INT(o.read_only, 1);
+	CHECK_INT(fa.argc, 3);
+	CHECK_STR(fa.argv[2], "ro");
+	done(&o, &fa);
+
+	const char *none[] = {"topofs", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, none), 0);
+	CHECK(o.uid == NULL && o.gid == NULL && o.umask == NULL);
+	done(&o, &fa);
+
+	const char *bad_uid[] = {"topofs", "/m", "-o", "uid=-1", NULL};
+	refused(bad_uid, "bad uid '-1': a user ID");
+	const char *bad_gid[] = {"topofs", "/m", "-o", "gid=x", NULL};
+	refused(bad_gid, "bad gid 'x': a group ID");
+	const char *bad_umask[] = {"topofs", "/m", "-o", "umask=0800", NULL};
+	refused(bad_umask, "bad umask '0800': octal, at most 0777");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -226,6 +268,7 @@ int main(void)
 	test_source_and_options();
 	test_help_version();
 	test_mount_options();
+	test_owner_and_high_level_options();
 	test_security_options();
 	test_refusals();
 	return check_report();

@@ -1,0 +1,969 @@
+/*
+ * lowlevel.c - the kernel's requests (libfuse's low-level API), served by
+ * the path-based operations of ops.c.
+ *
+ * libfuse's high-level API used to serve topofs_ops. It cannot make the
+ * kernel forget a name (only an inode), nor pass on that a directory's
+ * listing may be cached, so the kernel had to ask again for every name
+ * each second. This is the little of that API topofs needs: node IDs and
+ * lookup counts (inode.c), a path for each operation, and invalidations
+ * that reach the kernel's names, attributes and listings when the store
+ * changes, so that the kernel may keep them as long as op_init says.
+ *
+ * What the kernel is told
+ *   A node's attributes are what getattr gives, st_ino included (stable
+ *   per path: path_ino); its node ID is ours (inode.c). READDIRPLUS
+ *   entries are lookups. An open file or directory is the handle ops.c
+ *   made (fi->fh), told as is: direct I/O, noflush, and the listing cache
+ *   flags of op_opendir. An unlinked or renamed-over file that is still
+ *   open keeps working through its handle; by path it is -ESTALE.
+ *
+ * Concurrency
+ *   Requests come on libfuse's threads. Each sets the thread's
+ *   topofs_request (ops.c's fuse_get_context()).
+ *
+ *   `names` (a writer-preferring rwlock) keeps paths still: every request
+ *   that builds a path holds it shared until its operation is done, and
+ *   RENAME holds it exclusively. The kernel serialises the operations on
+ *   one name (they hold its directory's lock), but not the rename of a
+ *   directory against operations below it: without the lock an operation
+ *   could build "/a/x" just before "a" moved to "b", then find nothing.
+ *   (The high-level API locked the nodes of the paths in use for the same
+ *   reason.) Requests on open handles (read, write, flush, release, fsync)
+ *   need no path and do not take it. No holder of `names` waits for
+ *   anything that waits for it: operations wait only for the store, the
+ *   cache and each other's mutexes, never for the kernel.
+ *
+ *   The node table's mutex (inode.c) is taken inside `names` or alone, and
+ *   nothing is taken inside it.
+ *
+ *   Invalidations are written to the kernel only by the notifier threads
+ *   (notify.c), never by a request handler: the kernel may hold, while it
+ *   waits for a reply, the very directory lock an invalidation takes. They
+ *   hold no lock of ours while they write.
+ *
+ * A reply racing an invalidation
+ *   A LOOKUP answered from the cache just before a change, whose reply
+ *   reaches the kernel's caches just after the invalidation of that
+ *   change, would keep the old name or attributes for the full hour. So a
+ *   reply built while a change came (inode_changes moved: counted when the
+ *   cache shows the change, lowlevel_note_change, not when the notifier's
+ *   thread gets to it) carries only the short cache lifetime, and every
+ *   invalidation is done again RENOTIFY_MS later (main.c), after such a
+ *   reply has landed.
+ *
+ *   A directory's listing has no lifetime: the kernel keeps what a READDIR
+ *   brought until it is invalidated. Building one may take long (a
+ *   READDIRPLUS stats every entry, which may wait for the store), longer
+ *   than RENOTIFY_MS after the change it raced. So a listing reply that
+ *   raced a change, or that the cache only trusts for cache_ttl (a
+ *   ZooKeeper directory whose child watch fired), is invalidated again
+ *   RENOTIFY_MS after it was sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "inode.h"
+#include "lowlevel.h"
+#include "topofs.h"
+
+#define UNKNOWN_INO 0xffffffffu /* a dirent's "no inode number" */
+
+struct lowlevel {
+	struct topofs *t;
+	struct fuse_session *se;
+	struct inode_table *inodes;
+	pthread_rwlock_t names; /* see Concurrency */
+
+	/* the kernel's cache policy (op_init), set by INIT */
+	double entry_timeout, attr_timeout, negative_timeout;
+	double race_timeout; /* for replies that raced an invalidation */
+	bool keep_pages;     /* file pages kept across opens */
+
+	atomic_bool stopped; /* lowlevel_stop: no more invalidations */
+};
+
+static _Thread_local struct topofs_request current;
+
+const struct topofs_request *topofs_request(void)
+{
+	return &current;
+}
+
+/* ---- serving a request ---- */
+
+/* Start serving req: its context for ops.c. */
+static struct lowlevel *begin(fuse_req_t req)
+{
+	struct lowlevel *ll = fuse_req_userdata(req);
+	current.t = ll->t;
+	current.pid = fuse_req_ctx(req)->pid;
+	return ll;
+}
+
+/* Start serving a request that uses paths (see Concurrency). */
+static struct lowlevel *enter(fuse_req_t req)
+{
+	struct lowlevel *ll = begin(req);
+	pthread_rwlock_rdlock(&ll->names);
+	return ll;
+}
+
+static void leave(struct lowlevel *ll)
+{
+	pthread_rwlock_unlock(&ll->names);
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, -rc);
+}
+
+/* Attributes as the kernel gets them: -o umask= replaces the modes. */
+static void fix_attr(const struct lowlevel *ll, struct stat *st)
+{
+	const struct topofs_opts *o = ll->t->opts;
+	if (o->umask)
+		st->st_mode = (st->st_mode & S_IFMT) | (0777 & ~o->umask_value);
+}
+
+/* A node the kernel holds turned out gone (an operation on it found no
+ * such path): make the kernel look its name up again, which drops it.
+ * Our view and the kernel's part when a change reached one first (a
+ * create -o writeback could not apply, a notice still queued). */
+static void check_gone(struct lowlevel *ll, int rc, const char *path)
+{
+	if (rc == -ENOENT && path)
+		topofs_invalidate(ll->t, path, INVAL_GONE);
+}
+
+/* How long the kernel may keep attributes read since inode_changes() was
+ * `seen`: briefly if a change came meanwhile (see A reply racing an
+ * invalidation). */
+static double attr_lifetime(const struct lowlevel *ll, uint64_t seen)
+{
+	bool raced = inode_changes(ll->inodes) != seen;
+	return raced ? ll->race_timeout : ll->attr_timeout;
+}
+
+/* Count a lookup of `name` in `parent`, which has attributes st, into e.
+ * `seen`: inode_changes() before st was read. */
+static int take_entry(struct lowlevel *ll, fuse_ino_t parent, const char *name,
+		      const struct stat *st, uint64_t seen,
+		      struct fuse_entry_param *e)
+{
+	uint64_t ino;
+	memset(e, 0, sizeof(*e));
+	int rc =
+	    inode_lookup(ll->inodes, parent, name, st->st_mode & S_IFMT, &ino);
+	if (rc)
+		return rc;
+	bool raced = inode_changes(ll->inodes) != seen;
+	e->ino = ino;
+	e->attr = *st;
+	fix_attr(ll, &e->attr);
+	e->entry_timeout = raced ? ll->race_timeout : ll->entry_timeout;
+	e->attr_timeout = raced ? ll->race_timeout : ll->attr_timeout;
+	return 0;
+}
+
+/* Reply with the entry of `name` in `parent`, at `path` (made by an
+ * operation just now, or looked up). */
+static void reply_entry(struct lowlevel *ll, fuse_req_t req, fuse_ino_t parent,
+			const char *name, const char *path, uint64_t seen)
+{
+	struct stat st;
+	struct fuse_entry_param e;
+	int rc = topofs_ops.getattr(path, &st, NULL);
+	if (!rc)
+		rc = take_entry(ll, parent, name, &st, seen, &e);
+	if (rc)
+		reply_err(req, rc);
+	else if (fuse_reply_entry(req, &e) != 0)
+		inode_forget(ll->inodes, e.ino, 1); /* the kernel did not
+						       get it */
+}
+
+/* ---- names ---- */
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct lowlevel *ll = enter(req);
+	uint64_t seen = inode_changes(ll->inodes);
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.getattr(path, &st, NULL);
+	if (rc == -ENOENT && ll->negative_timeout > 0) {
+		/* the absent name, kept (a pinned mount) */
+		struct fuse_entry_param e = {.entry_timeout =
+						 ll->negative_timeout};
+		fuse_reply_entry(req, &e);
+	} else if (rc) {
+		reply_err(req, rc);
+	} else {
+		reply_entry(ll, req, parent, name, path, seen);
+	}
+	leave(ll);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct lowlevel *ll = fuse_req_userdata(req);
+	inode_forget(ll->inodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct lowlevel *ll = fuse_req_userdata(req);
+	for (size_t i = 0; i < count; i++)
+		inode_forget(ll->inodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct lowlevel *ll = enter(req);
+	uint64_t seen = inode_changes(ll->inodes);
+	char path[PATH_MAX];
+	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.mkdir(path, mode);
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_entry(ll, req, parent, name, path, seen);
+	leave(ll);
+}
+
+/* unlink or rmdir: op on the path, then the name is gone. */
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
+			int (*op)(const char *))
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
+	if (!rc)
+		rc = op(path);
+	if (!rc)
+		inode_unlink(ll->inodes, parent, name);
+	leave(ll);
+	reply_err(req, rc);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, topofs_ops.unlink);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, topofs_ops.rmdir);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct lowlevel *ll = begin(req);
+	char from[PATH_MAX], to[PATH_MAX];
+	pthread_rwlock_wrlock(&ll->names); /* no path in use may move */
+	int rc = inode_child_path(ll->inodes, parent, name, from, sizeof(from));
+	if (!rc)
+		rc = inode_child_path(ll->inodes, newparent, newname, to,
+				      sizeof(to));
+	if (!rc)
+		rc = topofs_ops.rename(from, to, flags);
+	if (!rc) /* (no memory: the node lost its path; looked up again) */
+		inode_rename(ll->inodes, parent, name, newparent, newname);
+	pthread_rwlock_unlock(&ll->names);
+	reply_err(req, rc);
+}
+
+/* ---- attributes ---- */
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	char buf[PATH_MAX];
+	struct stat st;
+	uint64_t seen = inode_changes(ll->inodes);
+	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
+	const char *path = rc ? NULL : buf;
+	if (path || fi) /* by an open file's handle, any node will do */
+		rc = topofs_ops.getattr(path, &st, fi);
+	if (!rc && !inode_type_is(ll->inodes, ino, st.st_mode & S_IFMT))
+		rc = -ENOENT; /* that node is gone: the name now has another
+				 type (the kernel would take it for broken) */
+	check_gone(ll, rc, path);
+	if (rc) {
+		reply_err(req, rc);
+	} else {
+		fix_attr(ll, &st);
+		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
+	}
+	leave(ll);
+}
+
+/* The parts of a SETATTR, in the high-level API's order. */
+static int set_attrs(const char *path, const struct stat *attr, int valid,
+		     struct fuse_file_info *fi)
+{
+	int rc = 0;
+	if (valid & FUSE_SET_ATTR_MODE)
+		rc = topofs_ops.chmod(path, attr->st_mode, fi);
+	if (!rc && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = topofs_ops.chown(
+		    path, valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
+		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1, fi);
+	if (!rc && (valid & FUSE_SET_ATTR_SIZE))
+		rc = topofs_ops.truncate(path, attr->st_size, fi);
+	if (!rc && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_nsec = UTIME_OMIT}};
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		rc = topofs_ops.utimens(path, tv, fi);
+	}
+	return rc;
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	uint64_t seen = inode_changes(ll->inodes);
+	char buf[PATH_MAX];
+	struct stat st;
+	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
+	const char *path = rc ? NULL : buf;
+	if (path || fi) {
+		rc = set_attrs(path, attr, valid, fi);
+		if (!rc)
+			rc = topofs_ops.getattr(path, &st, fi);
+	}
+	check_gone(ll, rc, path);
+	if (rc) {
+		reply_err(req, rc);
+	} else {
+		fix_attr(ll, &st);
+		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
+	}
+	leave(ll);
+}
+
+/* ---- files ---- */
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!rc) {
+		rc = topofs_ops.open(path, fi);
+		check_gone(ll, rc, path);
+	}
+	if (!rc && ll->keep_pages)
+		fi->keep_cache = 1;
+	if (rc)
+		reply_err(req, rc);
+	else if (fuse_reply_open(req, fi) != 0)
+		topofs_ops.release(path, fi); /* the open was interrupted */
+	leave(ll);
+}
+
+/* Create `name` in `parent` and open it into fi; its entry in *e. */
+static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi,
+		       struct fuse_entry_param *e)
+{
+	uint64_t seen = inode_changes(ll->inodes);
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.create(path, mode, fi);
+	if (rc)
+		return rc;
+	rc = topofs_ops.getattr(path, &st, fi); /* the new file's handle */
+	if (!rc && !S_ISREG(st.st_mode))
+		rc = -EIO;
+	if (!rc)
+		rc = take_entry(ll, parent, name, &st, seen, e);
+	if (rc)
+		topofs_ops.release(path, fi);
+	else if (ll->keep_pages)
+		fi->keep_cache = 1;
+	return rc;
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	struct fuse_entry_param e;
+	int rc = create_file(ll, parent, name, mode, fi, &e);
+	if (rc) {
+		reply_err(req, rc);
+	} else if (fuse_reply_create(req, &e, fi) != 0) {
+		topofs_ops.release(NULL, fi); /* the open was interrupted */
+		inode_forget(ll->inodes, e.ino, 1);
+	}
+	leave(ll);
+}
+
+/* mknod of a regular file (mknod(2), or an open with O_CREAT where the
+ * kernel does not use CREATE) is a create and a close, as in the
+ * high-level API; other types do not exist here. */
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)rdev;
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	struct lowlevel *ll = enter(req);
+	struct fuse_entry_param e;
+	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
+	int rc = create_file(ll, parent, name, mode, &fi, &e);
+	if (!rc) {
+		topofs_ops.release(NULL, &fi);
+		if (fuse_reply_entry(req, &e) != 0)
+			inode_forget(ll->inodes, e.ino, 1);
+	} else {
+		reply_err(req, rc);
+	}
+	leave(ll);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	char *buf = malloc(size ? size : 1);
+	int n = buf ? topofs_ops.read(NULL, buf, size, off, fi) : -ENOMEM;
+	if (n < 0)
+		reply_err(req, n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	int n = topofs_ops.write(NULL, buf, size, off, fi);
+	if (n < 0)
+		reply_err(req, n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	reply_err(req, topofs_ops.flush(NULL, fi));
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	int rc = fi->flush ? topofs_ops.flush(NULL, fi) : 0;
+	topofs_ops.release(NULL, fi);
+	reply_err(req, rc);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	reply_err(req, topofs_ops.fsync(NULL, datasync, fi));
+}
+
+/* ---- directories ---- */
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!rc) {
+		rc = topofs_ops.opendir(path, fi);
+		check_gone(ll, rc, path);
+	}
+	if (rc)
+		reply_err(req, rc);
+	else if (fuse_reply_open(req, fi) != 0)
+		topofs_ops.releasedir(path, fi); /* interrupted */
+	leave(ll);
+}
+
+/* One READDIR or READDIRPLUS reply being filled (a fuse_fill_dir_t's
+ * buffer). */
+struct dir_fill {
+	struct lowlevel *ll;
+	fuse_req_t req;
+	fuse_ino_t dir;
+	bool plus;
+	uint64_t seen; /* inode_changes() at the start */
+	char *buf;
+	size_t size, len;
+	uint64_t *taken; /* the lookups this reply counts (READDIRPLUS) */
+	size_t ntaken, cap;
+	int err;
+};
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' &&
+	       (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* A READDIRPLUS entry: a lookup of name (not of "." and ".."), counted in
+ * d->taken. */
+static int plus_entry(struct dir_fill *d, const char *name,
+		      const struct stat *st, bool with_attr,
+		      struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->attr = *st; /* ino 0: the kernel takes only the name and type */
+	if (!with_attr || is_dot(name))
+		return 0;
+	if (d->ntaken == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 64;
+		uint64_t *t = realloc(d->taken, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		d->taken = t;
+		d->cap = cap;
+	}
+	int rc = take_entry(d->ll, d->dir, name, st, d->seen, e);
+	if (!rc)
+		d->taken[d->ntaken++] = e->ino;
+	return rc;
+}
+
+static int fill(void *arg, const char *name, const struct stat *st, off_t off,
+		enum fuse_fill_dir_flags flags)
+{
+	struct dir_fill *d = arg;
+	struct stat dot = {.st_ino = UNKNOWN_INO, .st_mode = S_IFDIR};
+	char *p = d->buf + d->len;
+	size_t room = d->size - d->len, need;
+	if (!st)
+		st = &dot; /* "." and ".." */
+	if (!d->plus) {
+		need = fuse_add_direntry(d->req, p, room, name, st, off);
+		if (need > room)
+			return 1; /* full */
+	} else {
+		struct fuse_entry_param e;
+		need = fuse_add_direntry_plus(d->req, NULL, 0, name, NULL, 0);
+		if (need > room)
+			return 1; /* full: not looked up */
+		d->err =
+		    plus_entry(d, name, st, flags & FUSE_FILL_DIR_PLUS, &e);
+		if (d->err)
+			return 1;
+		fuse_add_direntry_plus(d->req, p, room, name, &e, off);
+	}
+	d->len += need;
+	return 0;
+}
+
+/* Whether the listing of directory `path` (a FUSE path) just read may be
+ * older than what the kernel was told since inode_changes() was `seen`,
+ * or than the store (see A reply racing an invalidation). */
+static bool listing_in_doubt(struct lowlevel *ll, const char *path,
+			     uint64_t seen)
+{
+	char p[PATH_MAX];
+	bool is_data;
+	if (inode_changes(ll->inodes) != seen)
+		return true;
+	return path_from_fuse(path, p, sizeof(p), &is_data) == 0 &&
+	       !cache_listing_watched(ll->t->cache, p);
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct lowlevel *ll = enter(req);
+	struct dir_fill d = {.ll = ll,
+			     .req = req,
+			     .dir = ino,
+			     .plus = plus,
+			     .seen = inode_changes(ll->inodes),
+			     .buf = malloc(size ? size : 1),
+			     .size = size};
+	char path[PATH_MAX];
+	int rc =
+	    d.buf ? inode_path(ll->inodes, ino, path, sizeof(path)) : -ENOMEM;
+	if (!rc)
+		rc = topofs_ops.readdir(path, &d, fill, off, fi,
+					plus ? FUSE_READDIR_PLUS : 0);
+	if (!rc)
+		rc = d.err;
+	bool doubt = !rc && listing_in_doubt(ll, path, d.seen);
+	if (rc)
+		reply_err(req, rc);
+	if (rc || fuse_reply_buf(req, d.buf, d.len) != 0)
+		for (size_t i = 0; i < d.ntaken; i++) /* the kernel got none */
+			inode_forget(ll->inodes, d.taken[i], 1);
+	else if (doubt) /* once the kernel has kept it */
+		topofs_invalidate_later(ll->t, path, INVAL_LISTING);
+	free(d.taken);
+	free(d.buf);
+	leave(ll);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	topofs_ops.releasedir(NULL, fi);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)ino;
+	begin(req);
+	reply_err(req, topofs_ops.fsyncdir(NULL, datasync, fi));
+}
+
+/* ---- the rest ---- */
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	struct statvfs sv;
+	if (inode_path(ll->inodes, ino, path, sizeof(path)) != 0)
+		strcpy(path, "/");
+	int rc = topofs_ops.statfs(path, &sv);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_statfs(req, &sv);
+	leave(ll);
+}
+
+/* Reply to a getxattr or listxattr: with size 0 the length wanted, else
+ * the n bytes in value. */
+static void reply_xattr(fuse_req_t req, int n, const char *value, size_t size)
+{
+	if (n < 0)
+		reply_err(req, n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, value, (size_t)n);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	char *value = size ? malloc(size) : NULL;
+	int n = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!n && size && !value)
+		n = -ENOMEM;
+	if (!n)
+		n = topofs_ops.getxattr(path, name, value, size);
+	reply_xattr(req, n, value, size);
+	free(value);
+	leave(ll);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	char *list = size ? malloc(size) : NULL;
+	int n = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!n && size && !list)
+		n = -ENOMEM;
+	if (!n)
+		n = topofs_ops.listxattr(path, list, size);
+	reply_xattr(req, n, list, size);
+	free(list);
+	leave(ll);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.setxattr(path, name, value, size, flags);
+	reply_err(req, rc);
+	leave(ll);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.removexattr(path, name);
+	reply_err(req, rc);
+	leave(ll);
+}
+
+/* INIT: op_init says what the kernel may cache, and for how long. */
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct lowlevel *ll = userdata;
+	struct fuse_config cfg = {0};
+	current.t = ll->t;
+	current.pid = 0;
+	topofs_ops.init(conn, &cfg);
+	double ttl = ll->t->opts->cache_ttl_ms / 1000.0;
+	ll->entry_timeout = cfg.entry_timeout;
+	ll->attr_timeout = cfg.attr_timeout;
+	ll->negative_timeout = cfg.negative_timeout;
+	ll->race_timeout = ttl < cfg.entry_timeout ? ttl : cfg.entry_timeout;
+	ll->keep_pages = cfg.kernel_cache;
+}
+
+static const struct fuse_lowlevel_ops lowlevel_ops = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .mknod = ll_mknod,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .rename = ll_rename,
+    .open = ll_open,
+    .create = ll_create,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .readdirplus = ll_readdirplus,
+    .releasedir = ll_releasedir,
+    .fsyncdir = ll_fsyncdir,
+    .statfs = ll_statfs,
+    .getxattr = ll_getxattr,
+    .listxattr = ll_listxattr,
+    .setxattr = ll_setxattr,
+    .removexattr = ll_removexattr,
+};
+
+/* ---- the kernel told of changes ---- */
+
+/* Drop the kernel's attributes and pages (a directory's cached listing)
+ * of node ino. -ENOENT, the kernel holding nothing of it, is fine. */
+static void inval_inode(struct lowlevel *ll, uint64_t ino)
+{
+	if (!atomic_load(&ll->stopped))
+		fuse_lowlevel_notify_inval_inode(ll->se, ino, 0, 0);
+}
+
+/* Make the kernel look `name` in `parent` up again before using it (and
+ * drop parent's attributes and listing). Expiring, unlike invalidating,
+ * keeps the names below a directory when the lookup finds it unchanged.
+ * (Kernels before 6.2 invalidate instead: also right, only costlier.) */
+static void expire_entry(struct lowlevel *ll, uint64_t parent, const char *name)
+{
+	if (!atomic_load(&ll->stopped))
+		fuse_lowlevel_notify_expire_entry(
+		    ll->se, parent, name, strlen(name), FUSE_LL_EXPIRE_ONLY);
+}
+
+/* Drop what the kernel holds of node r; with `entry`, of its name too. */
+static void drop_node(struct lowlevel *ll, const struct inode_ref *r,
+		      bool entry)
+{
+	if (entry && r->parent)
+		expire_entry(ll, r->parent, r->name);
+	inval_inode(ll, r->ino);
+}
+
+/* p/.topofs-data may have appeared, changed or gone with any change of p. */
+static void drop_data_file(struct lowlevel *ll, const char *p)
+{
+	char data[PATH_MAX + sizeof(TOPO_DATA_NAME) + 1];
+	struct inode_ref r;
+	snprintf(data, sizeof(data), "%s/%s", p, TOPO_DATA_NAME);
+	if (inode_find(ll->inodes, data, &r) == 0)
+		drop_node(ll, &r, true);
+}
+
+/* The listing of directory d (a store path, cut short here) changed. Go up
+ * while d itself may have appeared, gone or changed type: on etcd the
+ * first key under a prefix makes a directory and the last one's delete
+ * ends it; on either store a file may gain children. The kernel holds no
+ * dentry for a name it does not know (no negative caching), but its
+ * parent's listing may show it. */
+static void drop_listing(struct lowlevel *ll, char *d)
+{
+	for (;;) {
+		struct inode_ref r;
+		bool known = inode_find(ll->inodes, d, &r) == 0;
+		if (known)
+			inval_inode(ll, r.ino);
+		if (!*d)
+			return; /* the root */
+		if (known && S_ISDIR(r.type) &&
+		    cache_knows_dir(ll->t->cache, d))
+			return; /* still the directory the kernel knows */
+		if (known)
+			expire_entry(ll, r.parent, r.name);
+		d[path_parent_len(d)] = '\0';
+	}
+}
+
+static void drop_all(struct lowlevel *ll)
+{
+	struct inode_ref *refs;
+	ssize_t n = inode_list(ll->inodes, &refs);
+	for (ssize_t i = 0; i < n; i++)
+		drop_node(ll, &refs[i], true);
+	free(refs);
+}
+
+void lowlevel_invalidate(void *arg, const char *path, int kind)
+{
+	struct lowlevel *ll = ((struct topofs *)arg)->ll;
+	char p[PATH_MAX];
+	struct inode_ref self;
+	while (*path == '/')
+		path++;
+	if (atomic_load(&ll->stopped) || strlen(path) >= sizeof(p))
+		return; /* nothing to tell, or no such path in the kernel */
+	strcpy(p, path);
+	if (kind == INVAL_LISTING) {
+		/* no change of its own: replies racing it are not stale */
+		if (inode_find(ll->inodes, p, &self) == 0)
+			inval_inode(ll, self.ino);
+		return;
+	}
+	inode_note_change(ll->inodes); /* before anything is looked at */
+	if (kind == INVAL_ALL) {
+		drop_all(ll);
+		return;
+	}
+	if (kind == INVAL_CHILDREN) {
+		drop_listing(ll, p);
+		return;
+	}
+	/* a node's value, or its existence and type */
+	if (inode_find(ll->inodes, p, &self) == 0)
+		drop_node(ll, &self, kind == INVAL_GONE);
+	drop_data_file(ll, p);
+	if (kind == INVAL_WRITTEN || !*p)
+		return;
+	p[path_parent_len(p)] = '\0';
+	drop_listing(ll, p); /* its names, nlink and mtime */
+}
+
+void lowlevel_note_change(struct lowlevel *ll)
+{
+	if (ll)
+		inode_note_change(ll->inodes);
+}
+
+/* ---- life ---- */
+
+struct lowlevel *lowlevel_new(struct topofs *t)
+{
+	struct lowlevel *ll = calloc(1, sizeof(*ll));
+	if (!ll)
+		return NULL;
+	ll->t = t;
+	atomic_init(&ll->stopped, false);
+	ll->inodes = inode_table_new();
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+	    &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	int rc = pthread_rwlock_init(&ll->names, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (!ll->inodes || rc) {
+		if (!rc)
+			pthread_rwlock_destroy(&ll->names);
+		inode_table_free(ll->inodes);
+		free(ll);
+		return NULL;
+	}
+	return ll;
+}
+
+struct fuse_session *lowlevel_session(struct lowlevel *ll,
+				      struct fuse_args *args)
+{
+	ll->se =
+	    fuse_session_new(args, &lowlevel_ops, sizeof(lowlevel_ops), ll);
+	return ll->se;
+}
+
+void lowlevel_stop(struct lowlevel *ll)
+{
+	atomic_store(&ll->stopped, true);
+}
+
+void lowlevel_free(struct lowlevel *ll)
+{
+	if (!ll)
+		return;
+	pthread_rwlock_destroy(&ll->names);
+	inode_table_free(ll->inodes);
+	free(ll);
+}

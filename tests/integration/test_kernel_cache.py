@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""The kernel keeps names, attributes and listings while the store's watch
+keeps them true (topofs on libfuse's low-level API): a tree walked once is
+walked again without a LOOKUP or a listing request, and every change
+another client makes still shows within a second, without EIO, including a
+file that becomes a directory and back.
+
+Requests are counted from the daemon's -d log (h.fuse_requests); changes are
+made with the harness's independent client."""
+
+import errno
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import read_file  # noqa: E402
+
+LISTINGS = ("READDIR", "READDIRPLUS")
+
+
+def ls_lr(path):
+    return subprocess.run(["ls", "-lR", path], check=True,
+                          stdout=subprocess.PIPE).stdout
+
+
+class KernelCacheTest(h.TopofsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        kvs = {"a": b"alpha\n", "d/b": b"bravo\n", "d/c": b"charlie\n",
+               "d/e/f": b"foxtrot\n", "d/e/g": b"golf\n"}
+        kvs.update({"x/y/z%02d" % i: b"z" * i for i in range(20)})
+        self.load(kvs)
+
+    def test_warm_tree_costs_no_lookup_nor_listing(self):
+        """A second `ls -lR` of an unchanged tree is served by the kernel:
+        no LOOKUP, no READDIR or READDIRPLUS (only OPENDIR/RELEASEDIR,
+        which the kernel always sends, and what ls -l asks of xattrs)."""
+        m = self.mount(["-d"])
+        cold_out = []
+        cold = h.fuse_requests(m, lambda: cold_out.append(ls_lr(m.mnt)))
+        warm_out = []
+        warm = h.fuse_requests(m, lambda: warm_out.append(ls_lr(m.mnt)))
+        sys.stderr.write("\n  [kernel cache] ls -lR cold: %r\n  [kernel cache] "
+                         "ls -lR warm: %r\n" % (dict(cold), dict(warm)))
+        self.assertEqual(warm_out, cold_out)
+        self.assertGreaterEqual(cold["LOOKUP"] + cold["READDIRPLUS"], 1)
+        self.assertEqual(warm["LOOKUP"], 0, dict(warm))
+        for op in LISTINGS:
+            self.assertEqual(warm[op], 0, dict(warm))
+        # and a third time, after reading every file: still nothing
+        for rel in ("a", "d/b", "d/e/f", "x/y/z05"):
+            read_file(self.p(rel))
+        again = h.fuse_requests(m, lambda: ls_lr(m.mnt))
+        self.assertEqual(again["LOOKUP"], 0, dict(again))
+        for op in LISTINGS:
+            self.assertEqual(again[op], 0, dict(again))
+
+    def test_warm_tar_costs_no_lookup_nor_listing(self):
+        m = self.mount(["-d"])
+        out = os.path.join(h.make_tempdir("topofs-tar-"), "t.tar")
+        # (not to /dev/null: GNU tar then reads no file)
+
+        def tar():
+            subprocess.run(["tar", "-C", m.mnt, "-cf", out, "."], check=True)
+        cold = h.fuse_requests(m, tar)
+        warm = h.fuse_requests(m, tar)
+        sys.stderr.write("\n  [kernel cache] tar cold: %r\n  [kernel cache] "
+                         "tar warm: %r\n" % (dict(cold), dict(warm)))
+        self.assertEqual(warm["LOOKUP"], 0, dict(warm))
+        for op in LISTINGS:
+            self.assertEqual(warm[op], 0, dict(warm))
+
+    # -- other clients' changes
+
+    def assertShows(self, what, check, within=1.0):
+        """check() becomes true within `within` seconds of now; an EIO on
+        the way fails (a name of another type must be looked up again)."""
+        start = time.time()
+        last = None
+        while True:
+            try:
+                if check():
+                    return time.time() - start
+            except OSError as e:
+                if e.errno == errno.EIO:
+                    self.fail("%s: EIO after %.3f s" % (what, time.time() - start))
+                last = e
+            if time.time() - start > within:
+                self.fail("%s: not shown within %.1f s (last error: %r)"
+                          % (what, within, last))
+            time.sleep(0.01)
+
+    def warm(self):
+        """Fill the kernel's caches: every name, attribute and listing."""
+        ls_lr(self.m.mnt)
+        for rel in ("a", "d/b", "d/e/f"):
+            read_file(self.p(rel))
+        ls_lr(self.m.mnt)
+
+    def test_other_clients_changes_show_within_a_second(self):
+        self.mount()
+        self.warm()
+        root, d = self.p(), self.p("d")
+        took = {}
+        # ZooKeeper's child watches are one-shot: after one fired, topofs
+        # trusts the directory's listing for cache_ttl (1 s) from when it
+        # was read, then confirms it (cache.c, Freshness): a new or last
+        # child shows within about a second there, not at once.
+        names_within = 1.0 if self.is_etcd else 2.0
+
+        self.store.delete(self.key("d/b"))
+        took["delete"] = self.assertShows(
+            "deleted d/b",
+            lambda: "b" not in os.listdir(d) and not os.path.exists(self.p("d/b")))
+
+        self.store.put(self.key("d/new"), b"new\n")
+        took["create"] = self.assertShows(
+            "created d/new",
+            lambda: "new" in os.listdir(d) and read_file(self.p("d/new")) == b"new\n",
+            within=names_within)
+
+        self.store.put(self.key("a"), b"alpha 2\n")
+        took["change"] = self.assertShows(
+            "changed a", lambda: read_file(self.p("a")) == b"alpha 2\n"
+            and os.stat(self.p("a")).st_size == 8)
+
+        # a file that becomes a directory (etcd: a key that becomes the
+        # prefix of another; ZooKeeper: a znode that gains a child), its
+        # value now its .topofs-data
+        fd = os.open(self.p("a"), os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        self.store.put(self.key("a/kid"), b"kid\n")
+        took["file->dir"] = self.assertShows(
+            "a became a directory",
+            lambda: os.path.isdir(self.p("a"))
+            and sorted(os.listdir(self.p("a"))) == [".topofs-data", "kid"]
+            and read_file(self.p("a/kid")) == b"kid\n"
+            and read_file(self.p("a/.topofs-data")) == b"alpha 2\n")
+        self.assertTrue(os.path.isdir(self.p("a")))
+        # the file opened before is still readable (not a broken inode)
+        self.assertEqual(os.pread(fd, 100, 0), b"alpha 2\n")
+
+        # ... and back
+        self.store.delete(self.key("a/kid"))
+        took["dir->file"] = self.assertShows(
+            "a became a file again",
+            lambda: os.path.isfile(self.p("a"))
+            and read_file(self.p("a")) == b"alpha 2\n"
+            and "a" in os.listdir(root))
+
+        # a directory whose last node goes (etcd: the prefix is gone;
+        # ZooKeeper: the parent znode stays, an empty file)
+        for rel in ("x/y/z%02d" % i for i in range(20)):
+            self.store.delete(self.key(rel))
+        if self.is_zk:
+            took["dir emptied"] = self.assertShows(
+                "x/y became an empty file",
+                lambda: os.path.isfile(self.p("x/y"))
+                and os.stat(self.p("x/y")).st_size == 0, within=names_within)
+        else:
+            took["dir emptied"] = self.assertShows(
+                "x is gone",
+                lambda: "x" not in os.listdir(root)
+                and not os.path.exists(self.p("x")), within=names_within)
+        sys.stderr.write("\n  [kernel cache] shown after (s): %s\n"
+                         % ", ".join("%s %.3f" % kv for kv in took.items()))
+        # and the mount agrees with the store at the end
+        want = self.expected_files()
+        files, _ = h.walk_files(self.p())
+        self.assertEqual(sorted(files), sorted(want))
+        for rel, value in want.items():
+            self.assertEqual(read_file(self.p(rel)), value, rel)
+
+    def test_converges_after_a_storm_of_changes(self):
+        """Another client changes names, values and types as fast as it
+        can while local readers walk, stat and read the tree: no EIO, and
+        once the store is quiet the mount shows exactly the store (a reply
+        that raced an invalidation must not leave a stale name, type,
+        listing or value in the kernel for its hour)."""
+        self.mount()
+        rnd = random.Random(1234)
+        names = ["s%d/%s%d" % (i % 3, "k", i) for i in range(24)]
+        errors, stop = [], threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    for dp, dn, fn in os.walk(self.p()):
+                        for f in fn:
+                            try:
+                                read_file(os.path.join(dp, f))
+                            except OSError as e:
+                                if e.errno == errno.EIO:
+                                    errors.append((os.path.join(dp, f), e))
+                except OSError as e:
+                    if e.errno == errno.EIO:
+                        errors.append(("walk", e))
+        def delete(rel):
+            try:
+                self.store.delete(self.key(rel))
+            except Exception as e:   # ZooKeeper: a node with children
+                if type(e).__name__ not in ("NotEmptyError", "NoNodeError"):
+                    raise
+        readers = [threading.Thread(target=reader) for _ in range(3)]
+        for t in readers:
+            t.start()
+        try:
+            deadline = time.time() + 6
+            n = 0
+            while time.time() < deadline:
+                rel = rnd.choice(names)
+                op = rnd.random()
+                if op < 0.35:
+                    self.store.put(self.key(rel), b"v%d\n" % n)
+                elif op < 0.6:
+                    delete(rel)
+                elif op < 0.8:   # a file that gains a child: a directory
+                    self.store.put(self.key(rel + "/c"), b"c%d\n" % n)
+                else:            # ... that loses it
+                    delete(rel + "/c")
+                n += 1
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        self.assertEqual(errors, [])
+        time.sleep(2.5)   # quiet: notices, re-checks (ZooKeeper) and
+        # the second invalidation pass are done
+        want = self.expected_files()
+        files, _ = h.walk_files(self.p())
+        self.assertEqual(sorted(files), sorted(want), "after %d changes" % n)
+        for rel, value in want.items():
+            self.assertEqual(read_file(self.p(rel)), value, rel)
+            self.assertEqual(os.stat(self.p(rel)).st_size, len(value), rel)
+        sys.stderr.write("\n  [kernel cache] %d changes by another client: "
+                         "the mount converged\n" % n)
+
+
+if __name__ == "__main__":
+    h.main()
