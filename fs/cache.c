@@ -67,9 +67,10 @@ struct cnode {
 	bool pending;	     /* created by -o writeback, maybe not in the
 				store yet: kept across listings */
 	bool kids_unwatched; /* its child watch fired: see Freshness */
-	unsigned kids_seq;   /* counts child notices (see check_kids) */
-	unsigned stale_seq;  /* counts notices: a get() that raced one is not
-				taken for the newest */
+	uint64_t kids_seq;   /* stamp of the last child notice (see
+				check_kids) */
+	uint64_t stale_seq;  /* stamp of the last notice or write: a get()
+				that raced one is not taken for the newest */
 	int64_t noticed;     /* stale: the newest version a notice named
 				(INT64_MAX: a notice without one) */
 };
@@ -88,6 +89,7 @@ struct cache {
 	bool watched;	     /* change notices keep listings fresh */
 	const char *listing; /* the directory being listed, or NULL */
 	int64_t conflict;    /* newest change to it meanwhile (0: none) */
+	uint64_t stamps;     /* the last stamp given (see next_stamp) */
 	bool pending_ever;   /* some node was ever pending (-o writeback) */
 	char **logged;	     /* invalid keys already logged, to log each once */
 	size_t nlogged;
@@ -291,16 +293,28 @@ static void node_set_value(struct cnode *n, unsigned char *value,
 	n->real_dir = meta->real_dir;
 }
 
+/* A stamp for a node's stale_seq or kids_seq, never given before. A read
+ * of the store made while a node had stamp s is taken only if the node at
+ * that path still has stamp s when the answer comes. Stamps are unique
+ * across nodes because a node may be replaced meanwhile (a re-listing
+ * builds new nodes): a per-node count would start again from 0 there and
+ * could match, and an old answer (ENOENT from before a create) would be
+ * taken for the new node. Called with mu held. */
+static uint64_t next_stamp(struct cache *c)
+{
+	return ++c->stamps;
+}
+
 /* A notice said n changed (to `version`, or <= 0 if it did not say):
  * read it again at the next access. */
-static void node_mark_stale(struct cnode *n, int64_t version)
+static void node_mark_stale(struct cache *c, struct cnode *n, int64_t version)
 {
 	if (version <= 0)
 		version = INT64_MAX;
 	if (!n->stale || version > n->noticed)
 		n->noticed = version;
 	n->stale = true;
-	n->stale_seq++;
+	n->stale_seq = next_stamp(c);
 }
 
 static void node_clear_value(struct cnode *n)
@@ -594,7 +608,7 @@ static int check_kids(struct cache *c, const char *dir, bool force)
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = walk(c->root, dir, false);
 	bool check = n && can_check_kids(c, n) && (force || !is_fresh(c, n));
-	unsigned seq = n ? n->kids_seq : 0;
+	uint64_t seq = n ? n->kids_seq : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (!check) {
 		pthread_mutex_unlock(&c->refresh_mu);
@@ -642,7 +656,7 @@ int cache_recheck(struct cache *c, const char *path)
 
 struct stale_ref {
 	char path[4096];
-	unsigned seq;
+	uint64_t seq;
 };
 
 /* Add node n (store path p) to refs if a notice made it stale. */
@@ -991,7 +1005,8 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 	touch(c, path, meta->version);
 	struct cnode *n = walk(c->root, path, true);
 	if (n)
-		n->stale_seq++; /* a get() in flight may predate this write */
+		n->stale_seq = next_stamp(c); /* a get() in flight may
+						 predate this write */
 	if (n && older_than_cached(n, meta)) {
 		; /* a listing or notice already showed a later write */
 	} else if (n && (copy || !len)) {
@@ -1021,7 +1036,8 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 	struct cnode *n = walk(c->root, path, false);
 	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
 	if (n) {
-		n->stale_seq++; /* a get() in flight may predate this delete */
+		n->stale_seq = next_stamp(c); /* a get() in flight may
+						 predate this delete */
 		node_clear_value(n);
 		if (parent && node_is_empty(n)) {
 			kid_remove(parent, n);
@@ -1152,7 +1168,7 @@ void cache_mark_stale(struct cache *c, const char *path)
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = walk(c->root, path, false);
 	if (n) {
-		node_mark_stale(n, -1);
+		node_mark_stale(c, n, -1);
 		n->pending = false;
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -1232,7 +1248,7 @@ static struct cnode *noticed_node(struct cache *c, const char *path)
 static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 {
 	if (!*path) {
-		node_mark_stale(c->root, version);
+		node_mark_stale(c, c->root, version);
 		return true;
 	}
 	if (!path_store_ok(path))
@@ -1240,7 +1256,7 @@ static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 	struct cnode *n = noticed_node(c, path);
 	if (!n)
 		return false;
-	node_mark_stale(n, version);
+	node_mark_stale(c, n, version);
 	return true;
 }
 
@@ -1271,13 +1287,13 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 	} else if (what == TOPO_CHANGE_CHILDREN && n && node_is_dir(c, n) &&
 		   n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
-		n->kids_seq++;
+		n->kids_seq = next_stamp(c);
 	} else if (what == TOPO_CHANGE_CHILDREN && n && !node_is_dir(c, n)) {
 		/* A file that gained a child, or a directory whose last child
 		 * went: its own kind is read again, not its parent's whole
 		 * listing (that made a restore over existing files quadratic)
 		 */
-		node_mark_stale(n, -1);
+		node_mark_stale(c, n, -1);
 		n->fetched_ms = 0;
 	} else {
 		struct cnode *d = deciding_dir(
@@ -1285,7 +1301,7 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		d->fetched_ms = 0;
 		if (what == TOPO_CHANGE_CHILDREN && n) {
 			/* a file may have become a directory, or back */
-			node_mark_stale(n, -1);
+			node_mark_stale(c, n, -1);
 		}
 	}
 	pthread_mutex_unlock(&c->mu);

@@ -689,6 +689,73 @@ static void test_rename_notices(void)
 	cache_free(c);
 }
 
+/* What happens while the next get() is in flight: it answers from the
+ * store as it was when asked, then runs `meanwhile` (other threads' work
+ * in the real thing: the cache's lock is not held during a get). */
+static void (*meanwhile)(struct cache *c);
+static struct cache *meanwhile_cache;
+
+static int fake_racing_get(struct topo_store *s, const char *path,
+			   struct topo_entry *e)
+{
+	int rc = fake_counted_get(s, path, e);
+	void (*fn)(struct cache *) = meanwhile;
+	meanwhile = NULL;
+	if (fn)
+		fn(meanwhile_cache);
+	return rc;
+}
+
+static const struct topo_backend fake_racing_backend = {
+    .name = "fakeracing",
+    .list = fake_list,
+    .get = fake_racing_get,
+};
+
+/* During the get of d/k (which finds nothing): another client creates d/k,
+ * d is re-listed (new nodes), and d/k changes again. */
+static void relist_then_notice(struct cache *c)
+{
+	int rc;
+	fake_put("d/k", "K");
+	cache_invalidate(c, "d");
+	CHECK_STR(ls(c, "d", &rc), "a k ");
+	fake_put("d/k", "K2");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k", fk.rev);
+}
+
+/* A get() answer is taken only for the node it was asked for: not for a
+ * node that a re-listing put in its place meanwhile, even one a later
+ * notice made stale again (per-node notice counts matched there: the old
+ * ENOENT deleted the new node, and the key was lost until the next
+ * change). */
+static void test_get_racing_a_relisting(void)
+{
+	fake_clear();
+	fake_put("d/a", "A");
+	fake_put("d/k", "old");
+	struct cache *c = cache_new(&fake_racing_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "a k ");
+	fake_del("d/k");
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/k", ++fk.rev);
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k", ++fk.rev); /* a put, undone */
+	meanwhile = relist_then_notice;
+	meanwhile_cache = c;
+	gets = 0;
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "d/k", &st), 0);
+	CHECK_INT(gets, 2); /* the raced answer, then the right one */
+	CHECK_STR(ls(c, "d", &rc), "a k ");
+	unsigned char *v = NULL;
+	struct topo_meta m = {0};
+	CHECK_INT(cache_value(c, "d/k", &v, &m), 0);
+	CHECK_MEM(v, m.size, "K2", 2);
+	free(v);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -703,6 +770,7 @@ int main(void)
 	test_denied_node();
 	test_move_dir();
 	test_rename_notices();
+	test_get_racing_a_relisting();
 	fake_clear();
 	return check_report();
 }
