@@ -158,9 +158,14 @@ static bool data_shown(const struct cache *c, const struct cnode *n)
 	       !(c->be->caps & TOPO_CAP_REAL_DIRS);
 }
 
+/* Whether n holds nothing: no children, no value, not a directory of its
+ * own. A stale node is not empty: a notice said it changed and its value,
+ * not read yet, may be there (etcd: the put of "k" seen, then the delete
+ * of "k/c", its last child, must not prune "k"). */
 static bool node_is_empty(const struct cnode *n)
 {
-	return !n->nkids && !n->has_data && !n->local_dir && !n->real_dir;
+	return !n->nkids && !n->has_data && !n->local_dir && !n->real_dir &&
+	       !n->stale;
 }
 
 /* strcmp of NUL-terminated a against b[0..blen) (b holds no NUL). */

@@ -756,6 +756,46 @@ static void test_get_racing_a_relisting(void)
 	cache_free(c);
 }
 
+/* etcd tells of a put of "d/k" (a directory: it has "d/k/c"), then of the
+ * delete of "d/k/c": "d/k" is a file now, though its value was not read
+ * yet (it was pruned as an empty directory, and lost until its next
+ * change). */
+static void test_put_then_last_child_deleted(void)
+{
+	fake_clear();
+	fake_put("d/a", "A");
+	fake_put("d/k/c", "C");
+	struct cache *c = cache_new(&fake_etcd_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "a k/ ");
+	int lists = fk.lists;
+	fake_put("d/k", "K");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k", fk.rev);
+	fake_del("d/k/c");
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/k/c", ++fk.rev);
+	CHECK_STR(ls(c, "d", &rc), "a k ");
+	unsigned char *v = NULL;
+	struct topo_meta m = {0};
+	CHECK_INT(cache_value(c, "d/k", &v, &m), 0);
+	CHECK_MEM(v, m.size, "K", 1);
+	free(v);
+	CHECK_INT(fk.lists, lists); /* one get(), no listing */
+
+	/* and when "d/k" was deleted too, the get finds nothing */
+	fake_put("d/k/c", "C");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k/c", fk.rev);
+	CHECK_STR(ls(c, "d", &rc), "a k/ ");
+	fake_put("d/k", "K2");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k", fk.rev);
+	fake_del("d/k");
+	fake_del("d/k/c");
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/k/c", ++fk.rev);
+	CHECK_STR(ls(c, "d", &rc), "a ");
+	CHECK_INT(cache_value(c, "d/k", &v, &m), -ENOENT);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -771,6 +811,7 @@ int main(void)
 	test_move_dir();
 	test_rename_notices();
 	test_get_racing_a_relisting();
+	test_put_then_last_child_deleted();
 	fake_clear();
 	return check_report();
 }
