@@ -296,6 +296,24 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- attributes ---- */
 
+/* Reply to a GETATTR or SETATTR of node ino (at path, NULL if unknown):
+ * st, read since inode_changes() was `seen`, or the error rc. */
+static void reply_attr(struct lowlevel *ll, fuse_req_t req, int rc,
+		       fuse_ino_t ino, const char *path, struct stat *st,
+		       uint64_t seen)
+{
+	if (!rc && !inode_type_is(ll->inodes, ino, st->st_mode & S_IFMT))
+		rc = -ENOENT; /* that node is gone: the name now has another
+				 type (the kernel would take it for broken) */
+	check_gone(ll, rc, path);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	fix_attr(ll, st);
+	fuse_reply_attr(req, st, attr_lifetime(ll, seen));
+}
+
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -307,16 +325,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	const char *path = rc ? NULL : buf;
 	if (path || fi) /* by an open file's handle, any node will do */
 		rc = topofs_ops.getattr(path, &st, fi);
-	if (!rc && !inode_type_is(ll->inodes, ino, st.st_mode & S_IFMT))
-		rc = -ENOENT; /* that node is gone: the name now has another
-				 type (the kernel would take it for broken) */
-	check_gone(ll, rc, path);
-	if (rc) {
-		reply_err(req, rc);
-	} else {
-		fix_attr(ll, &st);
-		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
-	}
+	reply_attr(ll, req, rc, ino, path, &st, seen);
 	leave(ll);
 }
 
@@ -363,13 +372,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (!rc)
 			rc = topofs_ops.getattr(path, &st, fi);
 	}
-	check_gone(ll, rc, path);
-	if (rc) {
-		reply_err(req, rc);
-	} else {
-		fix_attr(ll, &st);
-		fuse_reply_attr(req, &st, attr_lifetime(ll, seen));
-	}
+	reply_attr(ll, req, rc, ino, path, &st, seen);
 	leave(ll);
 }
 
