@@ -18,6 +18,16 @@
  *   flags of op_opendir. An unlinked or renamed-over file that is still
  *   open keeps working through its handle; by path it is -ESTALE.
  *
+ * Zero-message opens
+ *   A pinned mount (-o snapshot, -o revision=N) never changes. There the
+ *   first OPEN and OPENDIR are answered ENOSYS, which tells the kernel to
+ *   open files and directories without asking from then on, keeping their
+ *   pages and listings (no OPEN, RELEASE, OPENDIR, RELEASEDIR, FLUSH per
+ *   entry: a warm tar asks nothing). Such a file or directory has no
+ *   handle (fh 0): a READ or READDIR on it is served by path, through a
+ *   handle made for that request. A live mount cannot do this: its reads
+ *   must bypass the page cache (see ops_open_snapshot).
+ *
  * Concurrency
  *   Requests come on libfuse's threads. Each sets the thread's
  *   topofs_request (ops.c's fuse_get_context()).
@@ -89,6 +99,8 @@ struct lowlevel {
 	double entry_timeout, attr_timeout, negative_timeout;
 	double race_timeout; /* for replies that raced an invalidation */
 	bool keep_pages;     /* file pages kept across opens */
+	bool no_open;	     /* OPEN answered ENOSYS: see Zero-message opens */
+	bool no_opendir;     /* OPENDIR too */
 
 	atomic_bool stopped; /* lowlevel_stop: no more invalidations */
 };
@@ -380,6 +392,10 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (((struct lowlevel *)fuse_req_userdata(req))->no_open) {
+		fuse_reply_err(req, ENOSYS); /* see Zero-message opens */
+		return;
+	}
 	struct lowlevel *ll = enter(req);
 	char path[PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
@@ -461,13 +477,33 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	leave(ll);
 }
 
+/* Read from node ino, which the kernel opened without asking (see
+ * Zero-message opens), through a handle of its own. */
+static int read_unopened(struct lowlevel *ll, fuse_ino_t ino, char *buf,
+			 size_t size, off_t off)
+{
+	char path[PATH_MAX];
+	struct fuse_file_info fi = {.flags = O_RDONLY};
+	pthread_rwlock_rdlock(&ll->names);
+	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (!rc)
+		rc = topofs_ops.open(path, &fi);
+	if (!rc) {
+		rc = topofs_ops.read(path, buf, size, off, &fi);
+		topofs_ops.release(path, &fi);
+	}
+	pthread_rwlock_unlock(&ll->names);
+	return rc;
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
-	begin(req);
+	struct lowlevel *ll = begin(req);
 	char *buf = malloc(size ? size : 1);
-	int n = buf ? topofs_ops.read(NULL, buf, size, off, fi) : -ENOMEM;
+	int n = !buf	 ? -ENOMEM
+		: fi->fh ? topofs_ops.read(NULL, buf, size, off, fi)
+			 : read_unopened(ll, ino, buf, size, off);
 	if (n < 0)
 		reply_err(req, n);
 	else
@@ -480,7 +516,8 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	(void)ino;
 	begin(req);
-	int n = topofs_ops.write(NULL, buf, size, off, fi);
+	/* a file opened without asking is on a read-only mount */
+	int n = fi->fh ? topofs_ops.write(NULL, buf, size, off, fi) : -EBADF;
 	if (n < 0)
 		reply_err(req, n);
 	else
@@ -491,7 +528,11 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	begin(req);
-	reply_err(req, topofs_ops.flush(NULL, fi));
+	if (!fi->fh) /* opened without asking: nothing to commit, and ENOSYS
+			spares the FLUSH at every close from now on */
+		reply_err(req, -ENOSYS);
+	else
+		reply_err(req, topofs_ops.flush(NULL, fi));
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino,
@@ -499,8 +540,11 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 {
 	(void)ino;
 	begin(req);
-	int rc = fi->flush ? topofs_ops.flush(NULL, fi) : 0;
-	topofs_ops.release(NULL, fi);
+	int rc = 0;
+	if (fi->fh) { /* else opened without asking: nothing to release */
+		rc = fi->flush ? topofs_ops.flush(NULL, fi) : 0;
+		topofs_ops.release(NULL, fi);
+	}
 	reply_err(req, rc);
 }
 
@@ -509,7 +553,8 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)ino;
 	begin(req);
-	reply_err(req, topofs_ops.fsync(NULL, datasync, fi));
+	/* opened without asking: a pinned mount, nothing to sync */
+	reply_err(req, fi->fh ? topofs_ops.fsync(NULL, datasync, fi) : 0);
 }
 
 /* ---- directories ---- */
@@ -517,6 +562,10 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	if (((struct lowlevel *)fuse_req_userdata(req))->no_opendir) {
+		fuse_reply_err(req, ENOSYS); /* see Zero-message opens */
+		return;
+	}
 	struct lowlevel *ll = enter(req);
 	char path[PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
@@ -632,9 +681,18 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 	char path[PATH_MAX];
 	int rc =
 	    d.buf ? inode_path(ll->inodes, ino, path, sizeof(path)) : -ENOMEM;
+	/* opened without asking (see Zero-message opens): a handle of its own
+	 * (a pinned listing: the same at every offset) */
+	struct fuse_file_info own = {0};
+	bool unopened = !fi->fh;
+	if (!rc && unopened)
+		rc = topofs_ops.opendir(path, &own);
 	if (!rc)
-		rc = topofs_ops.readdir(path, &d, fill, off, fi,
+		rc = topofs_ops.readdir(path, &d, fill, off,
+					unopened ? &own : fi,
 					plus ? FUSE_READDIR_PLUS : 0);
+	if (unopened && own.fh)
+		topofs_ops.releasedir(path, &own);
 	if (!rc)
 		rc = d.err;
 	bool doubt = !rc && listing_in_doubt(ll, path, d.seen);
@@ -776,6 +834,11 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	ll->negative_timeout = cfg.negative_timeout;
 	ll->race_timeout = ttl < cfg.entry_timeout ? ttl : cfg.entry_timeout;
 	ll->keep_pages = cfg.kernel_cache;
+	/* only where nothing changes: see Zero-message opens */
+	ll->no_open =
+	    cfg.kernel_cache && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	ll->no_opendir =
+	    cfg.kernel_cache && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 }
 
 static const struct fuse_lowlevel_ops lowlevel_ops = {

@@ -76,6 +76,39 @@ class KernelCacheTest(h.TopofsTestCase):
         for op in LISTINGS:
             self.assertEqual(warm[op], 0, dict(warm))
 
+    def test_pinned_mount_opens_without_asking(self):
+        """A pinned mount never changes, so the kernel opens its files and
+        directories without asking (the first OPEN and OPENDIR are answered
+        ENOSYS) and keeps their pages and listings: a warm tar sends no
+        request at all, and reads without an open handle give the store's
+        bytes."""
+        if self.is_zk:
+            self.skipTest("pinned revisions are etcd's")
+        m = self.mount(["-d", "-o", "snapshot"])
+        tmp = h.make_tempdir("topofs-tar-")
+        out = os.path.join(tmp, "t.tar")
+
+        def tar():
+            subprocess.run(["tar", "-C", m.mnt, "-cf", out, "."], check=True)
+        cold = h.fuse_requests(m, tar)
+        warm = h.fuse_requests(m, tar)
+        sys.stderr.write("\n  [kernel cache] -o snapshot tar cold: %r\n  "
+                         "[kernel cache] -o snapshot tar warm: %r\n"
+                         % (dict(cold), dict(warm)))
+        for op in ("OPEN", "OPENDIR", "FLUSH"):
+            self.assertLessEqual(cold[op], 1, dict(cold))   # the ENOSYS
+        for op in ("RELEASE", "RELEASEDIR"):
+            self.assertEqual(cold[op], 0, dict(cold))
+        self.assertEqual(sum(warm.values()), 0, dict(warm))
+        ex = os.path.join(tmp, "x")
+        os.mkdir(ex)
+        subprocess.run(["tar", "-C", ex, "-xf", out], check=True)
+        want = self.expected_files()
+        files, _ = h.walk_files(ex)
+        self.assertEqual(sorted(files), sorted(want))
+        for rel, value in want.items():
+            self.assertEqual(read_file(os.path.join(ex, rel)), value, rel)
+
     # -- other clients' changes
 
     def assertShows(self, what, check, within=1.0):
