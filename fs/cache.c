@@ -705,17 +705,22 @@ static bool older_than_cached(const struct cnode *n, const struct topo_meta *m)
 	       n->meta.modify_id > m->modify_id;
 }
 
-/* Take a get() answer for a stale node, unless a newer notice or one of our
- * own writes came meanwhile (both bump stale_seq), or it is older than
- * what the cache holds. False when the node is left stale (ask again). */
+/* Take a get() answer for a stale node, unless a newer notice, a delete
+ * notice or one of our own writes came meanwhile (all bump stale_seq),
+ * another get() answered first, or it is older than what the cache holds.
+ * False when the node is left stale (ask again). */
 static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		      struct topo_entry *e)
 {
 	struct cnode *n = walk(c->root, ref->path, false);
 	if (!n || (rc && rc != -ENOENT))
 		return true; /* nothing to correct, or the caller reports rc */
+	/* Not stale any more: another get() answered, maybe a newer one (an
+	 * ENOENT older than a value has no version to compare). */
+	if (!n->stale)
+		return true;
 	if (n->stale_seq != ref->seq || (!rc && older_than_cached(n, &e->meta)))
-		return !n->stale; /* still stale: ask again */
+		return false; /* still stale: ask again */
 	n->stale = false;
 	n->noticed = 0;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
@@ -1212,6 +1217,7 @@ void cache_watch_started(struct cache *c)
  * node unless it has children (etcd: a key that is also a prefix). */
 static void forget_node(struct cache *c, const char *path, struct cnode *n)
 {
+	n->stale_seq = next_stamp(c); /* a get() in flight predates this */
 	node_clear_value(n);
 	n->stale = false;
 	n->local_dir = false;
@@ -1229,8 +1235,11 @@ static void forget_node(struct cache *c, const char *path, struct cnode *n)
 
 /* The node at `path`, made if the listing that decides about it is in the
  * cache and lacks it (a key created since, maybe below directories that are
- * new too); NULL when that listing is not in the cache. */
-static struct cnode *noticed_node(struct cache *c, const char *path)
+ * new too); NULL when that listing is not in the cache. When it made nodes,
+ * *grown is the length of the directory (a prefix of path) that gained the
+ * topmost of them. */
+static struct cnode *noticed_node(struct cache *c, const char *path,
+				  size_t *grown)
 {
 	char dir[4096];
 	struct cnode *d = deciding_dir(c, path, false, dir, sizeof(dir));
@@ -1240,7 +1249,23 @@ static struct cnode *noticed_node(struct cache *c, const char *path)
 	if ((c->be->caps & TOPO_CAP_REAL_DIRS) &&
 	    strlen(dir) != path_parent_len(path))
 		return NULL; /* a parent that is a node of its own is missing */
-	return walk(d, path + skip, true);
+	/* the deepest node there already, then the new ones below it */
+	const char *p = path + skip;
+	for (struct cnode *k; *p; d = k) {
+		size_t len = strcspn(p, "/");
+		if (!(k = kid_find(d, p, len)))
+			break;
+		p += len + (p[len] == '/');
+	}
+	if (!*p)
+		return d;
+	*grown = p == path ? 0 : (size_t)(p - path) - 1;
+	struct cnode *n = walk(d, p, true);
+	if (n && (c->be->caps & TOPO_CAP_REAL_DIRS))
+		n->fetched_ms = 0; /* ZooKeeper: a node may be created with its
+				      children, before a child watch could tell
+				      of them: list it if it is a directory */
+	return n;
 }
 
 /* A notice that the node at `path` changed or was created: mark just that
@@ -1250,7 +1275,8 @@ static struct cnode *noticed_node(struct cache *c, const char *path)
  * name's deletes) must not prune a parent both names share. False when
  * there is nothing to correct that way (the caller then marks a listing
  * stale). */
-static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
+static bool mark_node_stale(struct cache *c, const char *path, int64_t version,
+			    size_t *grown)
 {
 	if (!*path) {
 		node_mark_stale(c, c->root, version);
@@ -1258,7 +1284,7 @@ static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 	}
 	if (!path_store_ok(path))
 		return true; /* never shown */
-	struct cnode *n = noticed_node(c, path);
+	struct cnode *n = noticed_node(c, path, grown);
 	if (!n)
 		return false;
 	node_mark_stale(c, n, version);
@@ -1268,8 +1294,16 @@ static bool mark_node_stale(struct cache *c, const char *path, int64_t version)
 bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   int64_t version)
 {
+	size_t grown;
+	return cache_notice(c, what, path, version, &grown);
+}
+
+bool cache_notice(struct cache *c, enum topo_change what, const char *path,
+		  int64_t version, size_t *grown)
+{
 	char dir[4096];
 	bool changed = true;
+	*grown = CACHE_NOT_GROWN;
 	topo_debug("notice %d '%s' version %lld", (int)what, path,
 		   (long long)version);
 	pthread_mutex_lock(&c->mu);
@@ -1287,7 +1321,7 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		else
 			changed = false; /* gone already, or newer */
 	} else if (what == TOPO_CHANGE_NODE &&
-		   mark_node_stale(c, path, version)) {
+		   mark_node_stale(c, path, version, grown)) {
 		; /* one get() at the next access */
 	} else if (what == TOPO_CHANGE_CHILDREN && n && node_is_dir(c, n) &&
 		   n->fetched_ms) {

@@ -107,6 +107,15 @@ void cache_watch_started(struct cache *c);
 bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 		   int64_t version);
 
+/* cache_changed, which also says in *grown which listing gained a name:
+ * the length of the directory (a prefix of path) above the topmost node
+ * the notice made the cache record, or CACHE_NOT_GROWN. A key created
+ * below directories that are new too changes the listing of the first
+ * directory that is not: the kernel must hear of that one. */
+#define CACHE_NOT_GROWN ((size_t)-1)
+bool cache_notice(struct cache *c, enum topo_change what, const char *path,
+		  int64_t version, size_t *grown);
+
 /* After a TOPO_CHANGE_CHILDREN notice for directory `path`: confirm its
  * children with the store (setting its child watch again) and re-list it
  * if they differ. 1 when it was re-listed or is a file now (it has none

@@ -1298,11 +1298,20 @@ void topofs_on_change(void *arg, enum topo_change what, const char *path,
 		      int64_t version)
 {
 	struct topofs *t = arg;
-	cache_changed(t->cache, what, path, version);
+	size_t grown;
+	cache_notice(t->cache, what, path, version, &grown);
 	if (what == TOPO_CHANGE_CHILDREN)
 		notifier_push(t->rechecker, path, 0);
 	topofs_invalidate(t, what == TOPO_CHANGE_ALL ? "" : path,
 			  inval_kind(what));
+	if (grown != CACHE_NOT_GROWN && grown < path_parent_len(path)) {
+		/* New directories above the node: the kernel may know them
+		 * already (a listing raced the notice) yet hold a listing of
+		 * their parent that lacks them. */
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.*s", (int)grown, path);
+		topofs_invalidate(t, dir, INVAL_CHILDREN);
+	}
 }
 
 void topofs_written(void *arg, const char *path)

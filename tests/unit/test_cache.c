@@ -796,6 +796,91 @@ static void test_put_then_last_child_deleted(void)
 	cache_free(c);
 }
 
+/* A notice of a key below directories the cache did not have says which
+ * listing gained a name: the first directory that is not new. */
+static void test_notice_grows_listing(void)
+{
+	fake_clear();
+	fake_put("a", "A");
+	fake_put("s0/k0", "0");
+	struct cache *c = cache_new(&fake_etcd_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "", &rc), "a s0/ ");
+	size_t grown = 7;
+	fake_put("s1/k22", "v");
+	CHECK(cache_notice(c, TOPO_CHANGE_NODE, "s1/k22", fk.rev, &grown));
+	CHECK_INT(grown, 0); /* the root gained s1 */
+	fake_put("s1/k7", "v");
+	cache_notice(c, TOPO_CHANGE_NODE, "s1/k7", fk.rev, &grown);
+	CHECK_INT(grown, 2); /* s1 gained k7: its parent, as for any key */
+	fake_put("s0/n/m/k", "v");
+	cache_notice(c, TOPO_CHANGE_NODE, "s0/n/m/k", fk.rev, &grown);
+	CHECK_INT(grown, 2); /* s0 gained n */
+	fake_put("a", "A2");
+	cache_notice(c, TOPO_CHANGE_NODE, "a", fk.rev, &grown);
+	CHECK_INT(grown, CACHE_NOT_GROWN); /* a value changed, no name */
+	fake_del("s0/k0");
+	cache_notice(c, TOPO_CHANGE_DELETED, "s0/k0", ++fk.rev, &grown);
+	CHECK_INT(grown, CACHE_NOT_GROWN);
+	CHECK_STR(ls(c, "", &rc), "a s0/ s1/ ");
+	CHECK_STR(ls(c, "s0/n/m", &rc), "k ");
+	cache_free(c);
+}
+
+/* During the get of d/k (which finds its value): another client deletes
+ * d/k, which stays a directory (d/k/c). */
+static void delete_meanwhile(struct cache *c)
+{
+	fake_del("d/k");
+	cache_changed(c, TOPO_CHANGE_DELETED, "d/k", ++fk.rev);
+}
+
+/* A get() answered before a delete notice is not taken after it (the value
+ * came back, and stayed: the notice had no newer version to compare). */
+static void test_get_racing_a_delete(void)
+{
+	fake_clear();
+	fake_put("d/k/c", "C");
+	fake_put("d/k", "V");
+	struct cache *c = cache_new(&fake_racing_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "k/ ");
+	fake_put("d/k", "V2");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/k", fk.rev);
+	meanwhile = delete_meanwhile;
+	meanwhile_cache = c;
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "d/k", &st), 0);
+	CHECK(st.is_dir);
+	CHECK(!st.has_data);
+	CHECK_INT(cache_stat(c, "d/k", &st), 0);
+	CHECK(!st.has_data);
+	cache_free(c);
+}
+
+/* ZooKeeper: a node created with its children before its child watch was
+ * set (kazoo's makepath) is told by a notice of the node alone. Its
+ * children must be listed when asked for, not taken for none (its listing
+ * counted as fresh, inherited from its parent's). */
+static void test_noticed_node_with_children(void)
+{
+	fake_clear();
+	fake_put("s0", "");
+	fake_put("s0/a", "A");
+	struct cache *c = cache_new(&fake_real_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "s0", &rc), "a ");
+	fake_put("s0/k3", "");
+	fake_put("s0/k3/c", "C");
+	cache_changed(c, TOPO_CHANGE_NODE, "s0/k3", -1);
+	CHECK_STR(ls(c, "s0", &rc), "a k3/ ");
+	CHECK_STR(ls(c, "s0/k3", &rc), "c ");
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -812,6 +897,9 @@ int main(void)
 	test_rename_notices();
 	test_get_racing_a_relisting();
 	test_put_then_last_child_deleted();
+	test_notice_grows_listing();
+	test_get_racing_a_delete();
+	test_noticed_node_with_children();
 	fake_clear();
 	return check_report();
 }
