@@ -189,21 +189,31 @@ static int take_entry(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 	return 0;
 }
 
-/* Reply with the entry of `name` in `parent`, at `path` (made by an
- * operation just now, or looked up). */
-static void reply_entry(struct lowlevel *ll, fuse_req_t req, fuse_ino_t parent,
-			const char *name, const char *path, uint64_t seen)
+/* Reply with the entry of `name` in `parent`, which has attributes st. */
+static void reply_entry_stat(struct lowlevel *ll, fuse_req_t req,
+			     fuse_ino_t parent, const char *name,
+			     const struct stat *st, uint64_t seen)
 {
-	struct stat st;
 	struct fuse_entry_param e;
-	int rc = topofs_ops.getattr(path, &st, NULL);
-	if (!rc)
-		rc = take_entry(ll, parent, name, &st, seen, &e);
+	int rc = take_entry(ll, parent, name, st, seen, &e);
 	if (rc)
 		reply_err(req, rc);
 	else if (fuse_reply_entry(req, &e) != 0)
 		inode_forget(ll->inodes, e.ino, 1); /* the kernel did not
 						       get it */
+}
+
+/* Reply with the entry of `name` in `parent`, at `path` (made by an
+ * operation just now). */
+static void reply_entry(struct lowlevel *ll, fuse_req_t req, fuse_ino_t parent,
+			const char *name, const char *path, uint64_t seen)
+{
+	struct stat st;
+	int rc = topofs_ops.getattr(path, &st, NULL);
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_entry_stat(ll, req, parent, name, &st, seen);
 }
 
 /* ---- names ---- */
@@ -225,7 +235,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (rc) {
 		reply_err(req, rc);
 	} else {
-		reply_entry(ll, req, parent, name, path, seen);
+		reply_entry_stat(ll, req, parent, name, &st, seen);
 	}
 	leave(ll);
 }
