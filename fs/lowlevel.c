@@ -400,19 +400,28 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 /* ---- files ---- */
 
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Open node ino, at path[PATH_MAX], with op (open or opendir) into fi: 0
+ * or the error to reply. With `no_open` the kernel is told to open without
+ * asking from now on (see Zero-message opens). Called within enter(). */
+static int open_node(struct lowlevel *ll, fuse_ino_t ino, bool no_open,
+		     int (*op)(const char *, struct fuse_file_info *),
+		     char *path, struct fuse_file_info *fi)
 {
-	if (((struct lowlevel *)fuse_req_userdata(req))->no_open) {
-		fuse_reply_err(req, ENOSYS); /* see Zero-message opens */
-		return;
-	}
-	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
-	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
+	if (no_open)
+		return -ENOSYS;
+	int rc = inode_path(ll->inodes, ino, path, PATH_MAX);
 	if (!rc) {
-		rc = topofs_ops.open(path, fi);
+		rc = op(path, fi);
 		check_gone(ll, rc, path);
 	}
+	return rc;
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lowlevel *ll = enter(req);
+	char path[PATH_MAX];
+	int rc = open_node(ll, ino, ll->no_open, topofs_ops.open, path, fi);
 	if (!rc && ll->keep_pages)
 		fi->keep_cache = 1;
 	if (rc)
@@ -572,17 +581,10 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	if (((struct lowlevel *)fuse_req_userdata(req))->no_opendir) {
-		fuse_reply_err(req, ENOSYS); /* see Zero-message opens */
-		return;
-	}
 	struct lowlevel *ll = enter(req);
 	char path[PATH_MAX];
-	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
-	if (!rc) {
-		rc = topofs_ops.opendir(path, fi);
-		check_gone(ll, rc, path);
-	}
+	int rc =
+	    open_node(ll, ino, ll->no_opendir, topofs_ops.opendir, path, fi);
 	if (rc)
 		reply_err(req, rc);
 	else if (fuse_reply_open(req, fi) != 0)
