@@ -257,8 +257,11 @@ static void kid_remove(struct cnode *n, struct cnode *kid)
 
 /* Walk from `top` along store path p; NULL if some segment is missing.
  * With create, missing nodes are made (NULL then means ENOMEM); they are as
- * fresh as their parent, which has just been told about them. */
-static struct cnode *walk(struct cnode *top, const char *p, bool create)
+ * fresh as their parent, which has just been told about them. With `made`,
+ * *made is set to where in p the first node made starts (unchanged if none
+ * was). */
+static struct cnode *walk_made(struct cnode *top, const char *p, bool create,
+			       const char **made)
 {
 	struct cnode *n = top;
 	while (n && *p) {
@@ -269,11 +272,18 @@ static struct cnode *walk(struct cnode *top, const char *p, bool create)
 			next = kid_get(n, p, len);
 			if (next)
 				next->fetched_ms = n->fetched_ms;
+			if (made && !*made)
+				*made = p;
 		}
 		n = next;
 		p = slash ? slash + 1 : p + len;
 	}
 	return n;
+}
+
+static struct cnode *walk(struct cnode *top, const char *p, bool create)
+{
+	return walk_made(top, p, create, NULL);
 }
 
 /* The parent node of store path p, or NULL. */
@@ -1249,18 +1259,11 @@ static struct cnode *noticed_node(struct cache *c, const char *path,
 	if ((c->be->caps & TOPO_CAP_REAL_DIRS) &&
 	    strlen(dir) != path_parent_len(path))
 		return NULL; /* a parent that is a node of its own is missing */
-	/* the deepest node there already, then the new ones below it */
-	const char *p = path + skip;
-	for (struct cnode *k; *p; d = k) {
-		size_t len = strcspn(p, "/");
-		if (!(k = kid_find(d, p, len)))
-			break;
-		p += len + (p[len] == '/');
-	}
-	if (!*p)
-		return d;
-	*grown = p == path ? 0 : (size_t)(p - path) - 1;
-	struct cnode *n = walk(d, p, true);
+	const char *made = NULL;
+	struct cnode *n = walk_made(d, path + skip, true, &made);
+	if (!made)
+		return n; /* known already */
+	*grown = made == path ? 0 : (size_t)(made - path) - 1;
 	if (n && (c->be->caps & TOPO_CAP_REAL_DIRS))
 		n->fetched_ms = 0; /* ZooKeeper: a node may be created with its
 				      children, before a child watch could tell
