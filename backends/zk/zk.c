@@ -1489,8 +1489,7 @@ static int zk_get(struct topo_store *s, const char *path,
 	 * cache learnt of by get() (one another client created) that then
 	 * gains a child is never told, and shows as a file for good. */
 	const enum zreq_kind kids = ZR_CHILDREN;
-	if (watch)
-		leave_watches(s, abs, &kids, 1);
+	leave_watches(s, abs, &kids, 1); /* (none when not watching) */
 	int rc = read_node_w(s, abs, deadline, watch, &g);
 	/* Watched, a missing node gets an exists watch, which tells its
 	 * creation; if it was created in between, read it again. */
