@@ -12,9 +12,14 @@
  *   watch reported a change, may predate that change. While a listing is in
  *   flight (`listing`), every write or change notice that touches its
  *   subtree raises `conflict` to the change's version (or to "unknown").
- *   The listing is applied only if it is at least that recent (etcd: its
- *   revision covers the change), else it is fetched again. So the cache
- *   never goes back to a value older than a change it was told about.
+ *   The listing is applied as it is if it is at least that recent (etcd:
+ *   its revision covers the change). Else, if only change notices came
+ *   (up to RACED_MAX), it is applied and then those notices again, as if
+ *   they had come just after it: each makes what it names read again
+ *   (ZooKeeper's listings have no revision, and one of a tree that
+ *   another client keeps writing would never be clean). Else it is
+ *   fetched again. So the cache never goes back to a value older than a
+ *   change it was told about.
  *
  * Freshness
  *   With a watch (cache_watch_started), a listed directory stays fresh
@@ -49,6 +54,8 @@
 #include "cache.h"
 #include "path.h"
 #include "topofs/log.h"
+
+#define RACED_MAX 64 /* notices replayed after a listing they raced */
 
 struct cnode {
 	char *name;
@@ -89,9 +96,17 @@ struct cache {
 	bool watched;	     /* change notices keep listings fresh */
 	const char *listing; /* the directory being listed, or NULL */
 	int64_t conflict;    /* newest change to it meanwhile (0: none) */
-	uint64_t stamps;     /* the last stamp given (see next_stamp) */
-	bool pending_ever;   /* some node was ever pending (-o writeback) */
-	char **logged;	     /* invalid keys already logged, to log each once */
+	struct raced_notice {
+		enum topo_change what;
+		char *path; /* owned */
+		int64_t version;
+	} raced[RACED_MAX]; /* the notices that touched it meanwhile */
+	size_t nraced;
+	bool unreplayable; /* a write touched it meanwhile, or more than
+			      RACED_MAX notices: no replay (see above) */
+	uint64_t stamps;   /* the last stamp given (see next_stamp) */
+	bool pending_ever; /* some node was ever pending (-o writeback) */
+	char **logged;	   /* invalid keys already logged, to log each once */
 	size_t nlogged;
 };
 
@@ -102,17 +117,55 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Record a change at `path` (version, or -1 if unknown) against the listing
- * in flight, if it touches the listed subtree. Called with mu held. */
-static void touch(struct cache *c, const char *path, int64_t version)
+/* Whether a change at `path` touches the listing in flight. mu held. */
+static bool touches_listing(const struct cache *c, const char *path)
 {
-	if (!c->listing ||
-	    !(path_within(path, c->listing) || path_within(c->listing, path)))
-		return;
+	return c->listing &&
+	       (path_within(path, c->listing) || path_within(c->listing, path));
+}
+
+static void raise_conflict(struct cache *c, int64_t version)
+{
 	if (version <= 0)
 		version = INT64_MAX;
 	if (version > c->conflict)
 		c->conflict = version;
+}
+
+/* Record our own write at `path` (version, or -1 if unknown) against the
+ * listing in flight, if it touches the listed subtree. mu held. */
+static void touch(struct cache *c, const char *path, int64_t version)
+{
+	if (!touches_listing(c, path))
+		return;
+	raise_conflict(c, version);
+	c->unreplayable = true;
+}
+
+/* Record a change notice against the listing in flight, if it touches the
+ * listed subtree, to be replayed after it (see Concurrency). mu held. */
+static void touch_notice(struct cache *c, enum topo_change what,
+			 const char *path, int64_t version)
+{
+	if (!touches_listing(c, path))
+		return;
+	raise_conflict(c, version);
+	char *copy = c->nraced < RACED_MAX ? strdup(path) : NULL;
+	if (!copy) {
+		c->unreplayable = true;
+		return;
+	}
+	c->raced[c->nraced++] = (struct raced_notice){
+	    .what = what, .path = copy, .version = version};
+}
+
+/* Forget the notices recorded against a listing. mu held. */
+static void clear_raced(struct cache *c)
+{
+	for (size_t i = 0; i < c->nraced; i++)
+		free(c->raced[i].path);
+	c->nraced = 0;
+	c->unreplayable = false;
 }
 
 /* ---- nodes ---- */
@@ -535,6 +588,9 @@ static struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
 	}
 }
 
+static bool notice_locked(struct cache *c, enum topo_change what,
+			  const char *path, int64_t version, size_t *grown);
+
 /* Re-list `dir` from the store unless another thread just did. */
 static int refresh(struct cache *c, const char *dir)
 {
@@ -563,11 +619,17 @@ static int refresh(struct cache *c, const char *dir)
 		struct topo_listing l = {0};
 		rc = c->be->list(c->st, dir, &l);
 		pthread_mutex_lock(&c->mu);
-		bool applied =
-		    !rc && (c->conflict == 0 ||
-			    (l.revision > 0 && l.revision >= c->conflict));
+		bool clean = c->conflict == 0 ||
+			     (l.revision > 0 && l.revision >= c->conflict);
+		bool applied = !rc && (clean || !c->unreplayable);
 		if (applied)
 			apply_listing(c, dir, &l);
+		for (size_t i = 0; applied && !clean && i < c->nraced; i++) {
+			size_t grown; /* the kernel heard of it at the time */
+			struct raced_notice *r = &c->raced[i];
+			notice_locked(c, r->what, r->path, r->version, &grown);
+		}
+		clear_raced(c);
 		c->listing = NULL;
 		pthread_mutex_unlock(&c->mu);
 		topo_listing_free(&l);
@@ -1301,16 +1363,13 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 	return cache_notice(c, what, path, version, &grown);
 }
 
-bool cache_notice(struct cache *c, enum topo_change what, const char *path,
-		  int64_t version, size_t *grown)
+/* Take a change notice into the tree (cache_notice). mu held. */
+static bool notice_locked(struct cache *c, enum topo_change what,
+			  const char *path, int64_t version, size_t *grown)
 {
 	char dir[4096];
 	bool changed = true;
 	*grown = CACHE_NOT_GROWN;
-	topo_debug("notice %d '%s' version %lld", (int)what, path,
-		   (long long)version);
-	pthread_mutex_lock(&c->mu);
-	touch(c, what == TOPO_CHANGE_ALL ? "" : path, version);
 	struct cnode *n = walk(c->root, path, false);
 	if (what == TOPO_CHANGE_ALL) {
 		mark_fetched(c, c->root, 0);
@@ -1346,6 +1405,17 @@ bool cache_notice(struct cache *c, enum topo_change what, const char *path,
 			node_mark_stale(c, n, -1);
 		}
 	}
+	return changed;
+}
+
+bool cache_notice(struct cache *c, enum topo_change what, const char *path,
+		  int64_t version, size_t *grown)
+{
+	topo_debug("notice %d '%s' version %lld", (int)what, path,
+		   (long long)version);
+	pthread_mutex_lock(&c->mu);
+	touch_notice(c, what, what == TOPO_CHANGE_ALL ? "" : path, version);
+	bool changed = notice_locked(c, what, path, version, grown);
 	pthread_mutex_unlock(&c->mu);
 	return changed;
 }

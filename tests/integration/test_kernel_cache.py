@@ -11,6 +11,7 @@ made with the harness's independent client."""
 import errno
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -110,6 +111,88 @@ class KernelCacheTest(h.TopofsTestCase):
             self.assertEqual(read_file(os.path.join(ex, rel)), value, rel)
 
     # -- other clients' changes
+
+    def test_open_file_keeps_its_version_across_a_change(self):
+        """A file opened before another client changed it reads, whole, the
+        value it had at open, also after a stat told the kernel the new
+        size (as a file replaced by rename keeps its old inode): it is read
+        with direct I/O from its own copy, never through pages bounded by
+        another value's size. A new open reads the new value."""
+        self.mount()
+        old = b"alpha\n"
+        for new in (b"a much longer value than before\n", b"a\n", old):
+            fd = os.open(self.p("a"), os.O_RDONLY)
+            try:
+                self.assertEqual(os.pread(fd, 3, 0), old[:3])
+                self.store.put(self.key("a"), new)
+                self.assertShows("a's new value",
+                                 lambda: read_file(self.p("a")) == new)
+                self.assertEqual(os.stat(self.p("a")).st_size, len(new))
+                self.assertEqual(os.pread(fd, 4096, 0), old)
+            finally:
+                os.close(fd)
+            self.assertEqual(read_file(self.p("a")), new)
+            self.assertEqual(self.store.get(self.key("a")), new)
+            old = new
+
+    def test_readers_see_whole_values_while_another_client_writes(self):
+        """Another client rewrites files with values of other lengths as
+        fast as it can while readers cat them: every read is one whole
+        value (never one cut to another value's size, nor padded), and
+        once the store is quiet every file reads as the store holds it.
+        (On ZooKeeper a fresh mount's listing that a notice raced was
+        listed again, three times, then not taken: the files were ENOENT
+        while the other client kept writing.)"""
+        self.mount()
+        rels = ["a", "d/b", "d/c", "d/e/f"]
+        rnd = random.Random(99)
+        stop, bad = threading.Event(), []
+        whole = re.compile(rb"\Aw\d+:(x*)\n\Z")
+
+        def reader(i):
+            while not stop.is_set():
+                for rel in rels:
+                    try:
+                        v = read_file(self.p(rel))
+                    except OSError as e:
+                        bad.append((rel, e))
+                        continue
+                    if v in (b"alpha\n", b"bravo\n", b"charlie\n",
+                             b"foxtrot\n"):
+                        continue
+                    m = whole.match(v)
+                    if not m or len(v) != int(v[1:v.index(b":")]):
+                        bad.append((rel, v))
+        threads = [threading.Thread(target=reader, args=(i,))
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        n = 0
+        try:
+            deadline = time.time() + 6
+            while time.time() < deadline:
+                pad = rnd.choice((0, 1, 5, 40, 300, 3000))
+                # "w<total length>:" then x's: a cut or padded read shows
+                body = b":" + b"x" * pad + b"\n"
+                length = len(body) + 1
+                while len(b"w%d" % length) + len(body) != length:
+                    length += 1
+                self.store.put(self.key(rnd.choice(rels)),
+                               b"w%d" % length + body)
+                n += 1
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(bad[:3], [], "%d torn or failed reads of %d "
+                         "changes" % (len(bad), n))
+        time.sleep(1.5)
+        for rel in rels:
+            want = self.store.get(self.key(rel))
+            self.assertEqual(read_file(self.p(rel)), want, rel)
+            self.assertEqual(os.stat(self.p(rel)).st_size, len(want), rel)
+        sys.stderr.write("\n  [kernel cache] %d rewrites by another client, "
+                         "every read whole\n" % n)
 
     def assertShows(self, what, check, within=1.0):
         """check() becomes true within `within` seconds of now; an EIO on

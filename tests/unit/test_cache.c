@@ -860,6 +860,80 @@ static void test_get_racing_a_delete(void)
 	cache_free(c);
 }
 
+static int fake_racing_list(struct topo_store *s, const char *path,
+			    struct topo_listing *out)
+{
+	int rc = fake_list(s, path, out);
+	void (*fn)(struct cache *) = meanwhile;
+	meanwhile = NULL;
+	if (fn)
+		fn(meanwhile_cache);
+	return rc;
+}
+
+/* Listings without a revision (ZooKeeper's), racing `meanwhile`. */
+static const struct topo_backend fake_racing_list_backend = {
+    .name = "fakeracinglist",
+    .list = fake_racing_list,
+    .get = fake_counted_get,
+};
+
+/* During the listing of d: another client changes d/a. */
+static void change_meanwhile(struct cache *c)
+{
+	fake_put("d/a", "A2");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/a", fk.rev);
+}
+
+/* During the listing of d: we write d/b. */
+static void write_meanwhile(struct cache *c)
+{
+	fake_put("d/b", "B2");
+	struct topo_meta m = {.version = fk.rev, .size = 2, .has_data = true};
+	cache_note_put(c, "d/b", "B2", 2, &m);
+}
+
+/* A listing without a revision that a change notice raced is applied, and
+ * the notice after it: what it names is read again. (It was listed again,
+ * three times at most, then not taken at all: a tree another client kept
+ * writing was never listed, and its files were ENOENT.) One that our own
+ * write raced is listed again. */
+static void test_listing_racing_a_notice(void)
+{
+	fake_clear();
+	fake_put("d/a", "A");
+	fake_put("d/b", "B");
+	struct cache *c = cache_new(&fake_racing_list_backend, NULL, 60000);
+	cache_watch_started(c);
+	meanwhile = change_meanwhile;
+	meanwhile_cache = c;
+	gets = 0;
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "a b ");
+	CHECK_INT(rc, 0);
+	CHECK_INT(fk.lists, 1);
+	unsigned char *v = NULL;
+	struct topo_meta m = {0};
+	CHECK_INT(cache_value(c, "d/a", &v, &m), 0);
+	CHECK_MEM(v, m.size, "A2", 2);
+	free(v);
+	CHECK_INT(gets, 1);
+	CHECK_INT(cache_value(c, "d/b", &v, &m), 0);
+	CHECK_MEM(v, m.size, "B", 1);
+	free(v);
+	CHECK_INT(gets, 1); /* d/b as listed */
+
+	cache_invalidate(c, "d");
+	meanwhile = write_meanwhile;
+	CHECK_STR(ls(c, "d", &rc), "a b ");
+	CHECK_INT(fk.lists, 3); /* raced, then clean */
+	CHECK_INT(cache_value(c, "d/b", &v, &m), 0);
+	CHECK_MEM(v, m.size, "B2", 2);
+	free(v);
+	CHECK_INT(gets, 1);
+	cache_free(c);
+}
+
 /* ZooKeeper: a node created with its children before its child watch was
  * set (kazoo's makepath) is told by a notice of the node alone. Its
  * children must be listed when asked for, not taken for none (its listing
@@ -899,6 +973,7 @@ int main(void)
 	test_put_then_last_child_deleted();
 	test_notice_grows_listing();
 	test_get_racing_a_delete();
+	test_listing_racing_a_notice();
 	test_noticed_node_with_children();
 	fake_clear();
 	return check_report();
