@@ -77,6 +77,25 @@ class KernelCacheTest(h.TopofsTestCase):
         for op in LISTINGS:
             self.assertEqual(warm[op], 0, dict(warm))
 
+    def test_long_listing_brings_every_attribute(self):
+        """A directory whose listing takes several replies (1,000 names,
+        like a cell's tablets/) gets attributes with every one: a cold
+        `tar` of it sends no LOOKUP. (The kernel's default, READDIRPLUS for
+        the first reply only and for those after a child was looked up,
+        made tar send about 800 LOOKUPs here.)"""
+        self.load({"t/%04d/Tablet" % i: b"v%d\n" % i for i in range(1000)})
+        m = self.mount(["-d"])
+        out = os.path.join(h.make_tempdir("topofs-tar-"), "t.tar")
+
+        def tar():
+            subprocess.run(["tar", "-C", m.mnt, "-cf", out, "t"], check=True)
+        cold = h.fuse_requests(m, tar)
+        sys.stderr.write("\n  [kernel cache] cold tar of 1000 names: %r\n"
+                         % dict(cold))
+        self.assertEqual(cold["READ"], 1000, dict(cold))
+        self.assertEqual(cold["READDIR"], 0, dict(cold))
+        self.assertLessEqual(cold["LOOKUP"], 1, dict(cold))   # "t" itself
+
     def test_pinned_mount_opens_without_asking(self):
         """A pinned mount never changes, so the kernel opens its files and
         directories without asking (the first OPEN and OPENDIR are answered
