@@ -695,14 +695,20 @@ static void test_rename_notices(void)
 static void (*meanwhile)(struct cache *c);
 static struct cache *meanwhile_cache;
 
-static int fake_racing_get(struct topo_store *s, const char *path,
-			   struct topo_entry *e)
+/* Run `meanwhile` once, if set. */
+static void run_meanwhile(void)
 {
-	int rc = fake_counted_get(s, path, e);
 	void (*fn)(struct cache *) = meanwhile;
 	meanwhile = NULL;
 	if (fn)
 		fn(meanwhile_cache);
+}
+
+static int fake_racing_get(struct topo_store *s, const char *path,
+			   struct topo_entry *e)
+{
+	int rc = fake_counted_get(s, path, e);
+	run_meanwhile();
 	return rc;
 }
 
@@ -864,10 +870,7 @@ static int fake_racing_list(struct topo_store *s, const char *path,
 			    struct topo_listing *out)
 {
 	int rc = fake_list(s, path, out);
-	void (*fn)(struct cache *) = meanwhile;
-	meanwhile = NULL;
-	if (fn)
-		fn(meanwhile_cache);
+	run_meanwhile();
 	return rc;
 }
 
