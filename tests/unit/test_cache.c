@@ -689,9 +689,9 @@ static void test_rename_notices(void)
 	cache_free(c);
 }
 
-/* What happens while the next get() is in flight: it answers from the
- * store as it was when asked, then runs `meanwhile` (other threads' work
- * in the real thing: the cache's lock is not held during a get). */
+/* What happens while the next get() or listing is in flight: it answers from
+ * the store as it was when asked, then runs `meanwhile` (other threads' work in
+ * the real thing: the cache's lock is not held during a get). */
 static void (*meanwhile)(struct cache *c);
 static struct cache *meanwhile_cache;
 
@@ -712,9 +712,19 @@ static int fake_racing_get(struct topo_store *s, const char *path,
 	return rc;
 }
 
+static int fake_racing_list(struct topo_store *s, const char *path,
+			    struct topo_listing *out)
+{
+	int rc = fake_list(s, path, out);
+	run_meanwhile();
+	return rc;
+}
+
+/* `meanwhile` runs during whichever store call comes first; listings have
+ * no revision (ZooKeeper's). */
 static const struct topo_backend fake_racing_backend = {
     .name = "fakeracing",
-    .list = fake_list,
+    .list = fake_racing_list,
     .get = fake_racing_get,
 };
 
@@ -866,21 +876,6 @@ static void test_get_racing_a_delete(void)
 	cache_free(c);
 }
 
-static int fake_racing_list(struct topo_store *s, const char *path,
-			    struct topo_listing *out)
-{
-	int rc = fake_list(s, path, out);
-	run_meanwhile();
-	return rc;
-}
-
-/* Listings without a revision (ZooKeeper's), racing `meanwhile`. */
-static const struct topo_backend fake_racing_list_backend = {
-    .name = "fakeracinglist",
-    .list = fake_racing_list,
-    .get = fake_counted_get,
-};
-
 /* During the listing of d: another client changes d/a. */
 static void change_meanwhile(struct cache *c)
 {
@@ -906,7 +901,7 @@ static void test_listing_racing_a_notice(void)
 	fake_clear();
 	fake_put("d/a", "A");
 	fake_put("d/b", "B");
-	struct cache *c = cache_new(&fake_racing_list_backend, NULL, 60000);
+	struct cache *c = cache_new(&fake_racing_backend, NULL, 60000);
 	cache_watch_started(c);
 	meanwhile = change_meanwhile;
 	meanwhile_cache = c;
