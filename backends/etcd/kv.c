@@ -635,7 +635,12 @@ static int txn_result(struct topo_store *s, const struct etcd_reply *reply,
 				 keys[0]);
 			err = -EIO;
 		}
-	} else if (meta) {
+	} else {
+		for (size_t i = 0; i < n; i++) /* every put has its revision */
+			if (ops[i].kind == TOPO_OP_PUT && ops[i].version_out)
+				*ops[i].version_out = rev;
+	}
+	if (!err && ok && meta) {
 		*meta = steps[n].meta;
 		meta->version = rev; /* the put's revision, whatever was read */
 		meta->size = ops[0].len;

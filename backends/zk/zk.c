@@ -2242,6 +2242,18 @@ static int mu_run(struct mu *m)
 	return mu_settle(m);
 }
 
+/* A multi applied op: its node's new data version, where it follows from
+ * the op (a create starts at 0; a set with a version check adds 1). */
+static void mu_tell_version(const struct topo_op *op)
+{
+	if (op->kind != TOPO_OP_PUT || !op->version_out)
+		return;
+	if (op->expect == TOPO_EXPECT_ABSENT)
+		*op->version_out = 0;
+	else if (op->expect >= 0)
+		*op->version_out = op->expect + 1;
+}
+
 /* All of ops[0..n) atomically or none: PUT with TOPO_EXPECT_ABSENT creates
  * (the parent must exist), PUT with a version or TOPO_EXPECT_ANY sets an
  * existing node, DELETE deletes with a version or any. */
@@ -2260,6 +2272,8 @@ static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 	    .deadline = deadline_of(s),
 	};
 	int rc = m.abs && m.zops ? mu_run(&m) : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		mu_tell_version(&ops[i]);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (mu_creates(&m, i))
 			watch_created(s, m.abs[i]); /* as after a create */

@@ -56,6 +56,7 @@
 
 #define TOPO_EXPECT_ANY ((int64_t)-1)
 #define TOPO_EXPECT_ABSENT ((int64_t)-2)
+#define TOPO_VERSION_UNKNOWN ((int64_t)-3) /* a version no backend gives */
 
 /* What the store keeps about one node; one struct serves every backend. */
 struct topo_meta {
@@ -114,6 +115,9 @@ struct topo_op {
 	const void *value; /* TOPO_OP_PUT only */
 	size_t len;
 	int64_t expect;
+	int64_t *version_out; /* TOPO_OP_PUT, may be NULL: where multi() puts
+				 the node's new version when it succeeds; left
+				 as is when the backend cannot tell */
 };
 
 /* What a change notice says changed (see topo_backend.watch). */
