@@ -1,5 +1,6 @@
 /* handle.c - see handle.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,7 +220,6 @@ int handle_write(struct handle *h, const char *in, size_t size, off_t off,
 		if (at + size > h->len)
 			h->len = at + size;
 		h->dirty = true;
-		h->written = true;
 		rc = (int)size;
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -240,7 +240,6 @@ int handle_truncate(struct handle *h, off_t size, size_t max)
 	if (!rc) {
 		h->len = (size_t)size;
 		h->dirty = true;
-		h->written = true;
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
@@ -308,6 +307,8 @@ static int commit_locked(struct topofs *t, struct handle *h)
 {
 	if (h->too_big)
 		return -EFBIG; /* nothing is written (SPEC 5) */
+	if (h->unlinked)
+		h->dirty = false; /* the file is gone: its edits go with it */
 	if (!h->dirty)
 		return 0;
 	if (h->scratch) {
@@ -315,9 +316,13 @@ static int commit_locked(struct topofs *t, struct handle *h)
 		h->dirty = rc != 0;
 		return rc;
 	}
-	if (h->base != TOPO_EXPECT_ABSENT && h->len == h->orig_len &&
+	/* same bytes as the version compared with: nothing to write. (Not
+	 * when a whole rewrite compares with an older version the process
+	 * read: the bytes at open may be another client's since.) */
+	if (h->base >= 0 && h->base == h->meta.version &&
+	    h->len == h->orig_len &&
 	    (h->len == 0 || memcmp(h->buf, h->orig, h->len) == 0)) {
-		h->dirty = false; /* same bytes: nothing to write */
+		h->dirty = false;
 		return 0;
 	}
 	unsigned char *wire = NULL;
@@ -373,15 +378,6 @@ static int commit_locked(struct topofs *t, struct handle *h)
 	return rebase(h, &meta);
 }
 
-bool handle_flush_commits(struct handle *h)
-{
-	pthread_mutex_lock(&h->lock);
-	bool now = h->written || !h->dirty || h->too_big ||
-		   h->base == TOPO_EXPECT_ABSENT; /* touch: create now */
-	pthread_mutex_unlock(&h->lock);
-	return now;
-}
-
 /* A process that read path wrote `version`: its next save edits that.
  * A process that never read path is not tracked (a blind write). */
 static void written_by(struct handle_list *l, const char *path, pid_t pid,
@@ -400,12 +396,15 @@ int handle_commit(struct topofs *t, struct handle *h)
 	int64_t before = h->base;
 	int rc = commit_locked(t, h);
 	int64_t after = h->base;
+	/* a rename may change h->path once the lock is let go */
+	char *path = !rc && after != before ? strdup(h->path) : NULL;
 	pthread_mutex_unlock(&h->lock);
 	/* after unlocking: the list lock is taken before a handle's lock */
-	if (!rc && after != before) {
-		handle_seen(&t->handles, h->path, after);
-		written_by(&t->handles, h->path, h->pid, after);
+	if (path) {
+		handle_seen(&t->handles, path, after);
+		written_by(&t->handles, path, h->pid, after);
 	}
+	free(path);
 	return rc;
 }
 
@@ -423,6 +422,7 @@ bool handle_pending(struct handle_list *l, const char *path, bool new_only,
 		bool pending = new_only ? h->base == TOPO_EXPECT_ABSENT ||
 					      (h->is_data && h->dirty)
 					: h->dirty;
+		pending = pending && !h->unlinked;
 		if (pending) {
 			*len = h->len;
 			found = true;
@@ -444,10 +444,174 @@ void handle_list_new_in(struct handle_list *l, const char *dir,
 		    strncmp(h->path, dir, dlen) != 0)
 			continue;
 		pthread_mutex_lock(&h->lock);
-		bool is_new = h->base == TOPO_EXPECT_ABSENT;
+		bool is_new = h->base == TOPO_EXPECT_ABSENT && !h->unlinked;
 		pthread_mutex_unlock(&h->lock);
 		if (is_new)
 			fn(arg, path_basename(h->path));
 	}
 	pthread_mutex_unlock(&l->lock);
+}
+
+/* Whether h is an open file of the name (path, is_data) that a stat or a
+ * name operation sees. h->lock held. */
+static bool names(const struct handle *h, const char *path, bool is_data)
+{
+	return !h->unlinked && h->is_data == is_data &&
+	       strcmp(h->path, path) == 0;
+}
+
+bool handle_open_size(struct handle_list *l, const char *path, bool is_data,
+		      pid_t pid, size_t *len)
+{
+	bool found = false, own = false;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && !own; h = h->next) {
+		if (!h->writable || h->scratch)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		/* the list is newest first: keep the first, or pid's own */
+		if (names(h, path, is_data) && h->dirty &&
+		    (!found || h->pid == pid)) {
+			*len = h->len;
+			found = true;
+			own = h->pid == pid;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
+}
+
+size_t handles_unlink(struct handle_list *l, const char *path, bool is_data)
+{
+	size_t new_files = 0;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (names(h, path, is_data)) {
+			h->unlinked = true;
+			if (h->base == TOPO_EXPECT_ABSENT)
+				new_files++;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return new_files;
+}
+
+/* h's path with `from` (a prefix of it) replaced by `to`: 0 or -ENOMEM.
+ * Both locks held. */
+static int rename_path(struct handle *h, size_t from_len, const char *to)
+{
+	char *p;
+	if (asprintf(&p, "%s%s", to, h->path + from_len) < 0)
+		return -ENOMEM;
+	free(h->path);
+	h->path = p;
+	return 0;
+}
+
+int handles_move(struct handle_list *l, const char *from, const char *to,
+		 bool subtree)
+{
+	size_t flen = strlen(from);
+	int rc = 0;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		bool exact =
+		    strcmp(h->path, from) == 0 && (subtree || !h->is_data);
+		bool below = subtree && strncmp(h->path, from, flen) == 0 &&
+			     (!*from || h->path[flen] == '/');
+		if (!h->unlinked && !h->scratch && (exact || below) &&
+		    rename_path(h, flen, to))
+			rc = -ENOMEM;
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rc;
+}
+
+void handles_rebase(struct handle_list *l, const char *path, int64_t old,
+		    int64_t now)
+{
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (!h->scratch && !h->unlinked && strcmp(h->path, path) == 0 &&
+		    h->base == old) {
+			h->base = now;
+			if (h->meta.version == old) /* the same bytes */
+				h->meta.version = now;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+int handles_move_new(struct handle_list *l, const char *from, const char *to,
+		     int64_t base)
+{
+	int moved = 0;
+	size_t flen = strlen(from);
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && moved >= 0; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (!h->scratch && names(h, from, false) &&
+		    h->base == TOPO_EXPECT_ABSENT) {
+			if (rename_path(h, flen, to)) {
+				moved = -ENOMEM;
+			} else {
+				h->base = base;
+				/* the whole buffer replaces what `to` holds:
+				 * never "same bytes" */
+				h->meta.version = TOPO_VERSION_UNKNOWN;
+				h->dirty = true;
+				moved++;
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return moved;
+}
+
+bool handle_node_size(struct handle_list *l, uint64_t node, size_t *len,
+		      struct topo_meta *meta, bool *unlinked, bool *scratch)
+{
+	bool found = false;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && !found; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (node && h->node == node) {
+			*len = h->len;
+			*meta = h->meta;
+			*unlinked = h->unlinked;
+			*scratch = h->scratch;
+			found = true;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
+}
+
+void handle_read_unlinked(struct handle_list *l, const char *path, pid_t pid)
+{
+	pthread_mutex_lock(&l->lock);
+	struct seen_version *e = find_seen(l->read_by, path, pid);
+	if (e)
+		e->version = TOPO_EXPECT_ABSENT;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void handle_read_renamed(struct handle_list *l, const char *from,
+			 const char *to, pid_t pid, int64_t old, int64_t now)
+{
+	int64_t v;
+	bool knew = (handle_last_read(l, from, pid, &v) && v == old) ||
+		    handle_last_read(l, to, pid, &v);
+	if (knew)
+		remember(l, l->read_by, to, pid, now);
+	handle_read_unlinked(l, from, pid);
 }

@@ -1,15 +1,27 @@
 /*
  * handle.h - open files.
  *
- * An open file holds the whole value in a buffer and the version seen at
- * open. Writes, truncation and O_APPEND edit the buffer; commit writes it to
- * the store once, with compare-and-set on that version, and only if the
- * content changed (SPEC 5). A scratch file's commit goes to the in-memory
- * scratch files instead.
+ * An open file holds the whole value in a buffer and the version it is
+ * based on (seen at open). Writes, truncation and O_APPEND edit the buffer;
+ * each close (FUSE flush) and fsync commits it to the store if the content
+ * changed, with compare-and-set on that version (SPEC 5). A scratch file's
+ * commit goes to the in-memory scratch files instead.
  *
- * Every open handle is also on a list, so that getattr by path can report the
- * size of a file being written and readdir can show a file created but not
- * yet committed.
+ * Every open handle is also on a list, so that operations by path see the
+ * open files as a local filesystem would:
+ *   - getattr by path reports the size of a file being written (fstat comes
+ *     by path, without the handle: handle_open_size);
+ *   - readdir, stat, unlink and rename see a file created but not yet
+ *     committed (handle_list_new_in, handle_pending);
+ *   - rename moves the open files of a name to the new name and onto the
+ *     version the store gave the moved value (handles_move, handles_rebase):
+ *     their close writes the new name;
+ *   - unlink marks the open files of a name unlinked (handles_unlink): they
+ *     keep their buffer and commit nothing.
+ *
+ * Locks: handle_list.lock, then a handle's lock, never the other way.
+ * A handle's path changes only with both held, so either one is enough to
+ * read it.
  */
 #ifndef TOPOFS_HANDLE_H
 #define TOPOFS_HANDLE_H
@@ -26,8 +38,9 @@
 struct topofs;
 
 struct handle {
-	char *path;   /* store path (a directory's own node for .topofs-data) */
-	bool is_data; /* opened as DIR/.topofs-data */
+	char *path;    /* store path (a directory's own node for .topofs-data);
+			  see Locks */
+	bool is_data;  /* opened as DIR/.topofs-data */
 	bool writable; /* opened for writing */
 	bool append;   /* O_APPEND: every write goes to the end */
 	bool scratch;  /* an editor scratch file: commit stays in memory */
@@ -42,8 +55,9 @@ struct handle {
 	int64_t base;	       /* version seen, or TOPO_EXPECT_ABSENT */
 	struct topo_meta meta; /* metadata of that version */
 	bool dirty;	       /* edited since open or the last commit */
-	bool written;	       /* write() or ftruncate() since open: not just
-				  O_TRUNC or O_CREAT */
+	bool unlinked;	       /* its name was removed (or renamed over)
+				  through the mount: commits write nothing */
+	uint64_t node;	       /* the kernel's node ID, 0 if not told */
 	bool too_big; /* a write went past the store's limit: the buffer is
 		       * partial and is never committed */
 	bool queued;  /* its create is queued (-o writeback): `base` is not
@@ -99,22 +113,62 @@ int handle_write(struct handle *h, const char *in, size_t size, off_t off,
 /* Set the length. 0, -EFBIG past max, -ENOMEM. */
 int handle_truncate(struct handle *h, off_t size, size_t max);
 
-/* Whether a flush (close of one descriptor) should commit now. A shell's
- * `> file` opens with O_TRUNC, then closes a duplicate descriptor before
- * writing: committing then would store an empty value for a moment. So a
- * handle of an existing file only truncated, with nothing written yet,
- * commits at release (the last close) instead. A new file is created at
- * its first flush (touch). */
-bool handle_flush_commits(struct handle *h);
-
-/* Write the buffer to the store if it changed (see above). 0, -EIO on a
- * conflict (logged), or the backend's error. */
+/* Write the buffer to the store if it changed (see above), unless the file
+ * was unlinked. The "same bytes, nothing to write" shortcut holds only when
+ * the buffer's original bytes are those of the version compared with (a
+ * whole rewrite compares with the version the process read: handle_last_read).
+ * 0, -EIO on a conflict (logged), or the backend's error. */
 int handle_commit(struct topofs *t, struct handle *h);
 
-/* If a writable handle for path is open and edited, its length in *len and
- * true; with new_only, only handles of files not yet in the store. */
+/* If a writable handle for path is open and edited (not unlinked), its
+ * length in *len and true; with new_only, only handles of files not yet in
+ * the store. */
 bool handle_pending(struct handle_list *l, const char *path, bool new_only,
 		    size_t *len);
+
+/* The size of the file open for writing at (path, is_data) with edits not
+ * yet committed, as a stat by path shows it: that of an open of process
+ * pid if it has one, else of the most recently opened. False if none. */
+bool handle_open_size(struct handle_list *l, const char *path, bool is_data,
+		      pid_t pid, size_t *len);
+
+/* The name (path, is_data) was removed through the mount: its open files
+ * keep their buffers and commit nothing. Returns how many of them were
+ * files not yet in the store (created and still open). */
+size_t handles_unlink(struct handle_list *l, const char *path, bool is_data);
+
+/* A rename through the mount moved `from` to `to`: open files of `from`
+ * (with `subtree`, also everything below it, .topofs-data included) now
+ * have the new name, and commit there. */
+int handles_move(struct handle_list *l, const char *from, const char *to,
+		 bool subtree);
+
+/* The value at `path` that had version `old` is now version `now` (a
+ * rename moved it unchanged): open files based on `old` compare with
+ * `now`. */
+void handles_rebase(struct handle_list *l, const char *path, int64_t old,
+		    int64_t now);
+
+/* Move the open files of `from`, a file created through the mount and not
+ * yet in the store, to `to`, where their commit compares with `base`
+ * (TOPO_EXPECT_ABSENT: `to` must not exist). Returns how many moved, or
+ * -ENOMEM. */
+int handles_move_new(struct handle_list *l, const char *from, const char *to,
+		     int64_t base);
+
+/* The attributes an fstat of node `node` gets when its name is gone:
+ * those of an open file of it (its size, its metadata, unlinked or not). */
+bool handle_node_size(struct handle_list *l, uint64_t node, size_t *len,
+		      struct topo_meta *meta, bool *unlinked, bool *scratch);
+
+/* Process pid removed `path`: what it read of it is gone (its next whole
+ * rewrite is of a file it never read). */
+void handle_read_unlinked(struct handle_list *l, const char *path, pid_t pid);
+
+/* Process pid renamed `from` (version `old`) to `to`, which now has version
+ * `now`: if it had read either, it now knows `to` at `now`. */
+void handle_read_renamed(struct handle_list *l, const char *from,
+			 const char *to, pid_t pid, int64_t old, int64_t now);
 
 /* Remember that `path` was opened (or written) at `version`. */
 void handle_seen(struct handle_list *l, const char *path, int64_t version);

@@ -347,6 +347,8 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	const char *path = rc ? NULL : buf;
 	if (path || fi) /* by an open file's handle, any node will do */
 		rc = topofs_ops.getattr(path, &st, fi);
+	else /* fstat of a file whose name is gone: its open file's */
+		rc = ops_getattr_node(ino, &st);
 	reply_attr(ll, req, rc, ino, path, &st, seen);
 	leave(ll);
 }
@@ -422,6 +424,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct lowlevel *ll = enter(req);
 	char path[PATH_MAX];
 	int rc = open_node(ll, ino, ll->no_open, topofs_ops.open, path, fi);
+	if (!rc)
+		ops_bind_node(fi, ino);
 	if (!rc && ll->keep_pages)
 		fi->keep_cache = 1;
 	if (rc)
@@ -451,7 +455,9 @@ static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 		rc = take_entry(ll, parent, name, &st, seen, e);
 	if (rc)
 		topofs_ops.release(path, fi);
-	else if (ll->keep_pages)
+	else
+		ops_bind_node(fi, e->ino);
+	if (!rc && ll->keep_pages)
 		fi->keep_cache = 1;
 	return rc;
 }

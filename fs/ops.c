@@ -184,9 +184,12 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 		stat_dir(t, st, tp->p, &cs);
 		return 0;
 	}
-	/* what a reader gets: the stored value, not another process's
-	 * uncommitted buffer (that one has its own size via fstat) */
-	size_t size = shown_size(t, tp->p, tp->is_data, &cs.meta);
+	/* a file open for writing shows the open file's size, as on a local
+	 * filesystem: fstat reaches us by path (SPEC 5) */
+	size_t size;
+	if (!handle_open_size(&t->handles, tp->p, tp->is_data,
+			      topofs_request()->pid, &size))
+		size = shown_size(t, tp->p, tp->is_data, &cs.meta);
 	stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
 	return 0;
 }
@@ -218,6 +221,8 @@ static int op_getattr(const char *path, struct stat *st,
 		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 		pthread_mutex_lock(&h->lock);
 		stat_file(t, st, h->path, h->is_data, &h->meta, h->len);
+		if (h->unlinked)
+			st->st_nlink = 0;
 		pthread_mutex_unlock(&h->lock);
 		if (h->scratch)
 			st->st_mode = S_IFREG | 0644;
@@ -665,6 +670,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		       hidden ? cs.meta.version : TOPO_EXPECT_ABSENT, &meta);
 	if (!h)
 		return -ENOMEM;
+	h->pid = topofs_request()->pid;
 	h->writable = true;
 	h->append = fi->flags & O_APPEND;
 	h->view = view_type(t, tp.p, tp.is_data);
@@ -726,9 +732,12 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (!h->writable || !handle_flush_commits(h))
-		return 0;
-	return handle_commit(fs(), h);
+	/* Every close commits (SPEC 5): the value is in the store when the
+	 * close() that ends the last open for writing returns, and a failed
+	 * commit fails that close(). A shell's `> file` closes a duplicate
+	 * descriptor before the command writes: the store then holds the
+	 * empty value for a moment, as a local file would be empty. */
+	return h->writable ? handle_commit(fs(), h) : 0;
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -756,14 +765,58 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (h->writable && !handle_flush_commits(h))
-		handle_commit(fs(), h); /* `: > file`, `touch new`: see
-					   handle_flush_commits (logged) */
+	/* every close committed (op_flush); what one could not is dropped */
 	handle_free(&fs()->handles, h);
 	return 0;
 }
 
+void ops_bind_node(struct fuse_file_info *fi, uint64_t node)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->node = node;
+	pthread_mutex_unlock(&h->lock);
+}
+
+int ops_getattr_node(uint64_t node, struct stat *st)
+{
+	struct topofs *t = fs();
+	struct topo_meta meta;
+	size_t len;
+	bool unlinked, scratch;
+	if (!handle_node_size(&t->handles, node, &len, &meta, &unlinked,
+			      &scratch))
+		return -ESTALE;
+	stat_file(t, st, "", false, &meta, len);
+	if (scratch)
+		st->st_mode = S_IFREG | 0644;
+	if (unlinked)
+		st->st_nlink = 0;
+	return 0;
+}
+
 /* ---- names ---- */
+
+/* unlink of a file created through the mount and still open, which the
+ * store does not hold yet: its open files forget the name (nothing is ever
+ * written). -ENOENT if there is none. */
+static int unlink_new_file(struct topofs *t, const struct tpath *tp)
+{
+	size_t len;
+	if (tp->is_data || !handle_pending(&t->handles, tp->p, true, &len))
+		return -ENOENT;
+	return handles_unlink(&t->handles, tp->p, false) ? 0 : -ENOENT;
+}
+
+/* The name tp is gone: its open files keep their buffers, commit nothing
+ * (SPEC 5), and what the process read of it is forgotten. */
+static void unlinked(struct topofs *t, const struct tpath *tp)
+{
+	handles_unlink(&t->handles, tp->p, tp->is_data);
+	handle_read_unlinked(&t->handles, tp->p, topofs_request()->pid);
+}
 
 static int op_unlink(const char *path)
 {
@@ -773,12 +826,18 @@ static int op_unlink(const char *path)
 	int rc = resolve(t, path, &tp);
 	if (rc)
 		return rc;
-	if (tp.scratch)
-		return scratch_remove(&t->scratch, tp.p);
-	writeback_wait_for(t->wb, tp.p); /* its create first */
-	if ((rc = cache_stat_brief(t->cache, tp.p, &cs)))
+	if (tp.scratch) {
+		if ((rc = scratch_remove(&t->scratch, tp.p)) == 0)
+			unlinked(t, &tp);
 		return rc;
-	if (!cs.data_shown || (tp.is_data && !cs.is_dir))
+	}
+	writeback_wait_for(t->wb, tp.p); /* its create first */
+	rc = cache_stat_brief(t->cache, tp.p, &cs);
+	if (rc == -ENOENT || (!rc && !cs.data_shown))
+		return unlink_new_file(t, &tp);
+	if (rc)
+		return rc;
+	if (tp.is_data && !cs.is_dir)
 		return -ENOENT;
 	if (cs.is_dir && !tp.is_data)
 		return -EISDIR;
@@ -789,13 +848,17 @@ static int op_unlink(const char *path)
 		/* a ZooKeeper node always has data: removing it empties it */
 		struct topo_meta meta;
 		rc = t->be->put(t->st, tp.p, "", 0, cs.meta.version, &meta);
-		if (!rc)
+		if (!rc) {
 			cache_note_put(t->cache, tp.p, "", 0, &meta);
+			unlinked(t, &tp);
+		}
 		return store_error(t, tp.p, rc, "emptied");
 	}
 	rc = t->be->del(t->st, tp.p, cs.meta.version);
-	if (rc == 0 || rc == -ENOENT)
+	if (rc == 0 || rc == -ENOENT) {
 		cache_note_delete(t->cache, tp.p, true);
+		unlinked(t, &tp);
+	}
 	return store_error(t, tp.p, rc, "deleted");
 }
 
@@ -908,6 +971,23 @@ static int move_ops(const struct topo_listing *sub, const char *from,
 	return 0;
 }
 
+/* A directory moved from `from` to `to`: its open files follow, each onto
+ * the version the store gave its value at its new path (sub's node i is
+ * now paths[i], at versions[i]). */
+static void move_open_files(struct topofs *t, const char *from, const char *to,
+			    const struct topo_listing *sub, char *const *paths,
+			    const int64_t *versions)
+{
+	if (handles_move(&t->handles, from, to, true))
+		topo_err("%s: open files below lost track of it (no memory)",
+			 from);
+	for (size_t i = 0; i < sub->count; i++)
+		if (versions[i] != TOPO_VERSION_UNKNOWN)
+			handles_rebase(&t->handles, paths[i],
+				       sub->entries[i].meta.version,
+				       versions[i]);
+}
+
 static int rename_dir(struct topofs *t, const struct tpath *from,
 		      const struct tpath *to)
 {
@@ -919,12 +999,17 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 	size_t n = sub.count;
 	struct topo_op *ops = calloc(2 * n + 1, sizeof(*ops));
 	char **paths = calloc(n + 1, sizeof(*paths));
-	if (!ops || !paths)
+	int64_t *versions = calloc(n + 1, sizeof(*versions));
+	if (!ops || !paths || !versions)
 		rc = -ENOMEM;
 	else if (2 * n > t->be->max_ops)
 		rc = -EXDEV; /* too big for one transaction: mv copies */
 	else
 		rc = n ? move_ops(&sub, from->p, to->p, ops, paths) : 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		versions[i] = TOPO_VERSION_UNKNOWN;
+		ops[i].version_out = &versions[i];
+	}
 	if (!rc) {
 		/* Move the cached subtree (directories made here included)
 		 * first: the store's notices of the deletes may reach the cache
@@ -936,13 +1021,75 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 		cache_invalidate(t->cache, to->p);
 		if (rc)
 			cache_invalidate(t->cache, from->p);
+		else
+			move_open_files(t, from->p, to->p, &sub, paths,
+					versions);
 	}
 	for (size_t i = 0; paths && i < n; i++)
 		free(paths[i]);
 	free(paths);
+	free(versions);
 	free(ops);
 	topo_listing_free(&sub);
 	return rc;
+}
+
+/* The stored file `from` (version `old`) is now `to` (version `now`, or
+ * TOPO_VERSION_UNKNOWN): the open files of `to` are of a file that is
+ * gone; those of `from` follow it and compare with `now` (SPEC 5). An
+ * unknown version leaves their base as it was: their commit fails (EIO)
+ * rather than guess. */
+static void file_moved(struct topofs *t, const struct tpath *from,
+		       const struct tpath *to, int64_t old, int64_t now)
+{
+	pid_t pid = topofs_request()->pid;
+	handles_unlink(&t->handles, to->p, to->is_data);
+	if (from->is_data || to->is_data)
+		return; /* a directory's own value: its open files stay */
+	if (handles_move(&t->handles, from->p, to->p, false))
+		topo_err("%s: open files lost track of it (no memory)",
+			 from->p);
+	if (now == TOPO_VERSION_UNKNOWN) {
+		handle_read_unlinked(&t->handles, from->p, pid);
+		return;
+	}
+	handles_rebase(&t->handles, to->p, old, now);
+	handle_read_renamed(&t->handles, from->p, to->p, pid, old, now);
+}
+
+/* rename of a file created through the mount and still open, not yet in
+ * the store: done in memory. Its open files take the new name, and their
+ * commit replaces what `to` holds (compared with the version the process
+ * read of it, or the one there now), in one store write at close. */
+static int rename_new_file(struct topofs *t, const struct tpath *from,
+			   const struct tpath *to, bool noreplace)
+{
+	struct cache_stat dst;
+	size_t len;
+	if (from->is_data || !handle_pending(&t->handles, from->p, true, &len))
+		return -ENOENT;
+	if (to->scratch || to->is_data)
+		return -EXDEV; /* not one store name to another: mv copies */
+	int rc = cache_stat_brief(t->cache, to->p, &dst);
+	if (rc && rc != -ENOENT)
+		return rc;
+	bool exists = !rc && dst.has_data;
+	if (!rc && dst.is_dir)
+		return -EISDIR;
+	bool pending = handle_pending(&t->handles, to->p, true, &len);
+	if ((exists || pending) && noreplace)
+		return -EEXIST;
+	if (exists && untouchable(&dst.meta))
+		return -EACCES;
+	if ((rc = check_parent(t, to->p)))
+		return rc;
+	int64_t base = TOPO_EXPECT_ABSENT;
+	if (exists &&
+	    !handle_last_read(&t->handles, to->p, topofs_request()->pid, &base))
+		base = dst.meta.version;
+	handles_unlink(&t->handles, to->p, false); /* replaced */
+	rc = handles_move_new(&t->handles, from->p, to->p, base);
+	return rc < 0 ? rc : rc > 0 ? 0 : -ENOENT;
 }
 
 static int rename_file(struct topofs *t, const struct tpath *from,
@@ -966,12 +1113,14 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 	else if (!to->is_data && (rc = check_parent(t, to->p)))
 		;
 	else {
+		int64_t now = TOPO_VERSION_UNKNOWN;
 		struct topo_op ops[2] = {
 		    {.kind = TOPO_OP_PUT,
 		     .path = to->p,
 		     .value = buf,
 		     .len = meta.size,
-		     .expect = exists ? dst.meta.version : TOPO_EXPECT_ABSENT},
+		     .expect = exists ? dst.meta.version : TOPO_EXPECT_ABSENT,
+		     .version_out = &now},
 		    {.kind = TOPO_OP_DELETE,
 		     .path = from->p,
 		     .expect = src->meta.version},
@@ -980,6 +1129,7 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 		if (!rc) {
 			cache_note_delete(t->cache, from->p, true);
 			cache_invalidate(t->cache, to->p);
+			file_moved(t, from, to, src->meta.version, now);
 		}
 		rc = multi_error(t, from->p, rc);
 	}
@@ -1008,7 +1158,10 @@ static int op_rename(const char *from_path, const char *to_path,
 		return scratch_rename(&t->scratch, from.p, to.p);
 	if (from.scratch)
 		return rename_scratch_to_store(t, &from, &to, noreplace);
-	if ((rc = cache_stat_brief(t->cache, from.p, &src)))
+	rc = cache_stat_brief(t->cache, from.p, &src);
+	if (rc == -ENOENT)
+		return rename_new_file(t, &from, &to, noreplace);
+	if (rc)
 		return rc;
 	if (src.has_data && untouchable(&src.meta))
 		return -EACCES;

@@ -5,6 +5,8 @@
 #define TOPOFS_TOPOFS_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cache.h"
@@ -40,6 +42,17 @@ struct topofs {
 /* The FUSE operations (ops.c), by path. lowlevel.c serves the kernel's
  * requests with them; libfuse's high-level API is not used. */
 extern const struct fuse_operations topofs_ops;
+
+struct fuse_file_info;
+
+/* lowlevel.c: the file open as fi (OPEN, CREATE) is the kernel's node
+ * `node`, so that ops_getattr_node finds it once its name is gone. */
+void ops_bind_node(struct fuse_file_info *fi, uint64_t node);
+
+/* A GETATTR of node `node` that has no path any more (unlinked, renamed
+ * over): the attributes of an open file of it (st_nlink 0 once its name
+ * is gone), or -ESTALE if none is open. */
+int ops_getattr_node(uint64_t node, struct stat *st);
 
 /* The request the calling thread serves: lowlevel.c sets it before every
  * call into topofs_ops (fuse_get_context() of the high-level API). */

@@ -2,6 +2,7 @@
  * open's compare-and-set base may come from. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../fs/handle.h"
 #include "check.h"
@@ -119,8 +120,146 @@ static void test_last_read_is_bounded(void)
 	handle_list_destroy(&l);
 }
 
+/* A writable handle of path holding `content`, opened by pid at version,
+ * edited (dirty) or not. */
+static struct handle *open_file(struct handle_list *l, const char *path,
+				const char *content, pid_t pid, int64_t version,
+				bool dirty)
+{
+	size_t len = strlen(content);
+	unsigned char *buf = malloc(len ? len : 1);
+	memcpy(buf, content, len);
+	struct topo_meta meta = {.version = version, .size = len};
+	struct handle *h = handle_new(l, path, false, buf, len, version, &meta);
+	h->writable = true;
+	h->pid = pid;
+	h->dirty = dirty;
+	return h;
+}
+
+/* stat by path shows an open file's size while it has edits: pid's own
+ * first, else the newest; unlinked and clean handles do not count. */
+static void test_open_size_prefers_own_process(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	size_t len = 99;
+	struct handle *a = open_file(&l, "k", "aaaa", 10, 5, true);
+	CHECK(!handle_open_size(&l, "k", true, 10, &len)); /* a data file */
+	struct handle *b = open_file(&l, "k", "bb", 20, 5, true);
+	struct handle *c = open_file(&l, "k", "cccccc", 30, 5, false);
+	CHECK(handle_open_size(&l, "k", false, 10, &len));
+	CHECK_INT(len, 4);
+	CHECK(handle_open_size(&l, "k", false, 20, &len));
+	CHECK_INT(len, 2);
+	CHECK(handle_open_size(&l, "k", false, 30, &len)); /* c is clean */
+	CHECK_INT(len, 2);
+	CHECK(!handle_open_size(&l, "other", false, 10, &len));
+	CHECK_INT(handles_unlink(&l, "k", false), 0); /* none new */
+	CHECK(!handle_open_size(&l, "k", false, 10, &len));
+	handle_free(&l, a);
+	handle_free(&l, b);
+	handle_free(&l, c);
+	handle_list_destroy(&l);
+}
+
+/* unlink counts the open files not yet in the store; they leave listings
+ * and pending stats. */
+static void test_unlink_new_file(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	size_t len;
+	struct handle *n =
+	    open_file(&l, "d/tmp1", "", 10, TOPO_EXPECT_ABSENT, true);
+	CHECK(handle_pending(&l, "d/tmp1", true, &len));
+	CHECK_INT(handles_unlink(&l, "d/tmp1", false), 1);
+	CHECK(n->unlinked);
+	CHECK(!handle_pending(&l, "d/tmp1", true, &len));
+	CHECK_INT(handles_unlink(&l, "d/tmp1", false), 0); /* gone already */
+	handle_free(&l, n);
+	handle_list_destroy(&l);
+}
+
+/* A rename moves the open files of the name (or below a directory), and
+ * those based on the moved version compare with the new one; a stale one
+ * keeps its base (its commit then fails). */
+static void test_move_and_rebase(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	struct handle *f = open_file(&l, "a/f", "x", 10, 7, true);
+	struct handle *stale = open_file(&l, "a/f", "y", 11, 6, true);
+	struct handle *ab = open_file(&l, "ab/g", "z", 12, 3, true);
+	struct handle *g = open_file(&l, "a/sub/g", "w", 13, 4, false);
+	CHECK_INT(handles_move(&l, "a", "b", true), 0);
+	CHECK_STR(f->path, "b/f");
+	CHECK_STR(stale->path, "b/f");
+	CHECK_STR(ab->path, "ab/g"); /* not below "a" */
+	CHECK_STR(g->path, "b/sub/g");
+	handles_rebase(&l, "b/f", 7, 40);
+	CHECK_INT(f->base, 40);
+	CHECK_INT(f->meta.version, 40);
+	CHECK_INT(stale->base, 6);
+	CHECK_INT(handles_move(&l, "b/f", "b/h", false), 0);
+	CHECK_STR(f->path, "b/h");
+	handle_free(&l, f);
+	handle_free(&l, stale);
+	handle_free(&l, ab);
+	handle_free(&l, g);
+	handle_list_destroy(&l);
+}
+
+/* A new file renamed before its first close takes the target's name and
+ * the base given; it is never "the same bytes" as what the target holds. */
+static void test_move_new_file(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	struct handle *n =
+	    open_file(&l, "tmpXYZ", "", 10, TOPO_EXPECT_ABSENT, true);
+	n->meta.version = 0; /* ZooKeeper's first version */
+	CHECK_INT(handles_move_new(&l, "nosuch", "t", 0), 0);
+	CHECK_INT(handles_move_new(&l, "tmpXYZ", "target", 0), 1);
+	CHECK_STR(n->path, "target");
+	CHECK_INT(n->base, 0);
+	CHECK(n->meta.version != n->base);
+	CHECK(n->dirty);
+	handle_free(&l, n);
+	handle_list_destroy(&l);
+}
+
+/* A process's own unlink and rename update what it is known to have read. */
+static void test_read_by_follows_own_names(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	int64_t v;
+	handle_read_by(&l, "f", 10, 5);
+	handle_read_unlinked(&l, "f", 10);
+	CHECK(handle_last_read(&l, "f", 10, &v));
+	CHECK_INT(v, TOPO_EXPECT_ABSENT);
+	handle_read_by(&l, "target", 10, 8);
+	handle_read_renamed(&l, "tmp", "target", 10, 3, 9);
+	CHECK(handle_last_read(&l, "target", 10, &v));
+	CHECK_INT(v, 9);
+	handle_read_by(&l, "a", 20, 4);
+	handle_read_renamed(&l, "a", "b", 20, 4, 12);
+	CHECK(handle_last_read(&l, "b", 20, &v));
+	CHECK_INT(v, 12);
+	CHECK(!handle_last_read(&l, "b", 10, &v));   /* not another's */
+	handle_read_renamed(&l, "x", "y", 30, 1, 2); /* never read: nothing */
+	CHECK(!handle_last_read(&l, "y", 30, &v));
+	handle_list_destroy(&l);
+}
+
 int main(void)
 {
+	test_open_size_prefers_own_process();
+	test_unlink_new_file();
+	test_move_and_rebase();
+	test_move_new_file();
+	test_read_by_follows_own_names();
 	test_last_read_is_per_process();
 	test_last_read_is_bounded();
 	test_take_moved_leaves_base_of_unmoved();
