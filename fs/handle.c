@@ -576,18 +576,16 @@ int handles_move_new(struct handle_list *l, const char *from, const char *to,
 	return moved;
 }
 
-bool handle_node_size(struct handle_list *l, uint64_t node, size_t *len,
-		      struct topo_meta *meta, bool *unlinked, bool *scratch)
+bool handle_node(struct handle_list *l, uint64_t node, struct handle *copy,
+		 char *path, size_t size)
 {
 	bool found = false;
 	pthread_mutex_lock(&l->lock);
 	for (struct handle *h = l->head; h && !found; h = h->next) {
 		pthread_mutex_lock(&h->lock);
 		if (node && h->node == node) {
-			*len = h->len;
-			*meta = h->meta;
-			*unlinked = h->unlinked;
-			*scratch = h->scratch;
+			*copy = *h; /* its pointers are not to be used */
+			snprintf(path, size, "%s", h->path);
 			found = true;
 		}
 		pthread_mutex_unlock(&h->lock);

@@ -156,10 +156,10 @@ void handles_rebase(struct handle_list *l, const char *path, int64_t old,
 int handles_move_new(struct handle_list *l, const char *from, const char *to,
 		     int64_t base);
 
-/* The attributes an fstat of node `node` gets when its name is gone:
- * those of an open file of it (its size, its metadata, unlinked or not). */
-bool handle_node_size(struct handle_list *l, uint64_t node, size_t *len,
-		      struct topo_meta *meta, bool *unlinked, bool *scratch);
+/* What an fstat of node `node` shows when its name is gone: an open file
+ * of it (a copy of its fields; path[size] gets its last path). */
+bool handle_node(struct handle_list *l, uint64_t node, struct handle *copy,
+		 char *path, size_t size);
 
 /* Process pid removed `path`: what it read of it is gone (its next whole
  * rewrite is of a file it never read). */

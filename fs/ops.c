@@ -783,16 +783,14 @@ void ops_bind_node(struct fuse_file_info *fi, uint64_t node)
 int ops_getattr_node(uint64_t node, struct stat *st)
 {
 	struct topofs *t = fs();
-	struct topo_meta meta;
-	size_t len;
-	bool unlinked, scratch;
-	if (!handle_node_size(&t->handles, node, &len, &meta, &unlinked,
-			      &scratch))
+	struct handle h;
+	char path[PATH_MAX];
+	if (!handle_node(&t->handles, node, &h, path, sizeof(path)))
 		return -ESTALE;
-	stat_file(t, st, "", false, &meta, len);
-	if (scratch)
+	stat_file(t, st, path, h.is_data, &h.meta, h.len);
+	if (h.scratch)
 		st->st_mode = S_IFREG | 0644;
-	if (unlinked)
+	if (h.unlinked)
 		st->st_nlink = 0;
 	return 0;
 }

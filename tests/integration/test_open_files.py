@@ -361,10 +361,12 @@ class OpenFilesTest(h.TopofsTestCase):
         fd = os.open(self.p("f"), os.O_RDWR)
         try:
             rev = self.store.revision()
+            ino = os.fstat(fd).st_ino
             os.unlink(self.p("f"))
             self.assertIsNone(self.store.get(self.key("f")))
             st = os.fstat(fd)
             self.assertEqual((st.st_nlink, st.st_size), (0, 3))
+            self.assertEqual(st.st_ino, ino, "the same file, still")
             self.assertEqual(os.write(fd, b"x"), 1)
             self.assertEqual(os.pread(fd, 100, 0), b"xld")
         finally:
