@@ -303,6 +303,18 @@ static int settle_queued(struct topofs *t, struct handle *h)
 	return rc;
 }
 
+/* A commit of h failed in a way that leaves the key's value unknown: the
+ * next access reads it again. A key the cache holds is read with one get(),
+ * not by re-listing its directory with every sibling's value; a key it
+ * lacks (a create that found one) needs the listing. h->lock held. */
+static void read_again(struct topofs *t, struct handle *h)
+{
+	if (h->base == TOPO_EXPECT_ABSENT)
+		cache_invalidate(t->cache, h->path);
+	else
+		cache_mark_stale(t->cache, h->path);
+}
+
 static int commit_locked(struct topofs *t, struct handle *h)
 {
 	if (h->too_big)
@@ -361,14 +373,14 @@ static int commit_locked(struct topofs *t, struct handle *h)
 			 rc == -EEXIST	 ? "created meanwhile"
 			 : rc == -ENOENT ? "deleted meanwhile"
 					 : "new version");
-		cache_invalidate(t->cache, h->path);
+		read_again(t, h);
 		free(wire);
 		return -EIO;
 	}
 	if (rc) {
 		topo_err("%s: not written: %s", h->path, strerror(-rc));
 		if (rc != -EFBIG) /* it may have landed: read it again */
-			cache_invalidate(t->cache, h->path);
+			read_again(t, h);
 		free(wire);
 		return rc;
 	}
