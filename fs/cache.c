@@ -1438,6 +1438,29 @@ bool cache_knows_dir(struct cache *c, const char *path)
 	return dir;
 }
 
+/* Whether n or a node below it is more than ephemeral: a value that is
+ * not, a directory made through the mount or in the store, or a node not
+ * known for sure (stale, pending). mu held. */
+static bool holds_persistent(const struct cnode *n)
+{
+	if ((n->has_data && !n->meta.ephemeral) || n->local_dir ||
+	    n->real_dir || n->pending || n->stale)
+		return true;
+	for (size_t i = 0; i < n->nkids; i++)
+		if (holds_persistent(n->kids[i]))
+			return true;
+	return false;
+}
+
+bool cache_dir_persistent(struct cache *c, const char *path)
+{
+	pthread_mutex_lock(&c->mu);
+	struct cnode *n = walk(c->root, path, false);
+	bool shown = !n || !*path || holds_persistent(n);
+	pthread_mutex_unlock(&c->mu);
+	return shown;
+}
+
 /* Collect the paths of every node under n (store path p), depth first. */
 static int collect_paths(const struct cnode *n, char *p, size_t plen,
 			 size_t cap, void (*fn)(void *, const char *),

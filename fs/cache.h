@@ -139,6 +139,13 @@ bool cache_listing_watched(struct cache *c, const char *path);
  * uncertain). */
 bool cache_knows_dir(struct cache *c, const char *path);
 
+/* Whether the directory at `path` (known to the cache) holds anything but
+ * ephemeral nodes, at any depth: on a store without real directories a
+ * directory exists only through the keys shown, so -o noephemeral hides
+ * one that holds only leased keys (SPEC 2). True for the root and for a
+ * node the cache lacks. */
+bool cache_dir_persistent(struct cache *c, const char *path);
+
 /* The node at `path` changed in the store in a way the cache does not know
  * exactly (its metadata): the next access re-reads it with one get(). */
 void cache_mark_stale(struct cache *c, const char *path);

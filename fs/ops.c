@@ -162,6 +162,16 @@ static size_t shown_size(struct topofs *t, const char *path, bool is_data,
 	return n;
 }
 
+/* -o noephemeral on a store without real directories: a directory that
+ * holds only leased keys is not shown (etcd's `locks/` holding one Vitess
+ * lock), so a backup made of the mount restores no directory the source
+ * did not have. */
+static bool hidden_dir(struct topofs *t, const char *p)
+{
+	return t->opts->noephemeral && !(t->be->caps & TOPO_CAP_REAL_DIRS) &&
+	       !cache_dir_persistent(t->cache, p);
+}
+
 /* Stat what the cache knows of tp (including files being written). */
 static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 {
@@ -181,6 +191,8 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 	if (cs.has_data && cs.meta.ephemeral && t->opts->noephemeral)
 		return -ENOENT;
 	if (cs.is_dir && !tp->is_data) {
+		if (hidden_dir(t, tp->p))
+			return -ENOENT;
 		stat_dir(t, st, tp->p, &cs);
 		return 0;
 	}
@@ -306,6 +318,8 @@ static int entry_stat(struct topofs *t, const char *dir,
 				  : stat_store(t, &tp, st);
 	}
 	if (e->cs.has_data && e->cs.meta.ephemeral && t->opts->noephemeral)
+		return -ENOENT;
+	if (e->cs.is_dir && !is_data && hidden_dir(t, tp.p))
 		return -ENOENT;
 	if (e->cs.is_dir && !is_data)
 		stat_dir(t, st, tp.p, &e->cs);
