@@ -445,23 +445,62 @@ bool handle_pending(struct handle_list *l, const char *path, bool new_only,
 	return found;
 }
 
+/* Whether h is an open of a new file not yet in the store. h->lock held. */
+static bool is_new_file(const struct handle *h)
+{
+	return h->writable && !h->scratch && !h->is_data && !h->unlinked &&
+	       h->base == TOPO_EXPECT_ABSENT;
+}
+
+/* Whether a handle before `h` on the list is an open of the same new file
+ * (it is listed once). List lock held. */
+static bool new_file_listed(const struct handle_list *l, const struct handle *h)
+{
+	for (struct handle *o = l->head; o != h; o = o->next) {
+		pthread_mutex_lock(&o->lock);
+		bool same = is_new_file(o) && strcmp(o->path, h->path) == 0;
+		pthread_mutex_unlock(&o->lock);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
 void handle_list_new_in(struct handle_list *l, const char *dir,
 			void (*fn)(void *arg, const char *name), void *arg)
 {
 	size_t dlen = strlen(dir);
 	pthread_mutex_lock(&l->lock);
 	for (struct handle *h = l->head; h; h = h->next) {
-		if (h->scratch || h->is_data ||
-		    path_parent_len(h->path) != dlen ||
-		    strncmp(h->path, dir, dlen) != 0)
-			continue;
 		pthread_mutex_lock(&h->lock);
-		bool is_new = h->base == TOPO_EXPECT_ABSENT && !h->unlinked;
+		bool is_new = is_new_file(h) &&
+			      path_parent_len(h->path) == dlen &&
+			      strncmp(h->path, dir, dlen) == 0;
 		pthread_mutex_unlock(&h->lock);
-		if (is_new)
+		if (is_new && !new_file_listed(l, h))
 			fn(arg, path_basename(h->path));
 	}
 	pthread_mutex_unlock(&l->lock);
+}
+
+bool handle_new_copy(struct handle_list *l, const char *path,
+		     unsigned char **buf, size_t *len)
+{
+	bool found = false;
+	*buf = NULL;
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && !found; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (is_new_file(h) && strcmp(h->path, path) == 0) {
+			found = true;
+			*len = h->len;
+			if ((*buf = malloc(h->len ? h->len : 1)))
+				memcpy(*buf, h->buf, h->len);
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
 }
 
 /* Whether h is an open file of the name (path, is_data) that a stat or a

@@ -161,6 +161,12 @@ int handles_move_new(struct handle_list *l, const char *from, const char *to,
 bool handle_node(struct handle_list *l, uint64_t node, struct handle *copy,
 		 char *path, size_t size);
 
+/* A copy of the bytes so far of the file created through the mount at
+ * `path` and not yet in the store (its newest open), for another open of
+ * it. False if there is none; *buf NULL on ENOMEM. */
+bool handle_new_copy(struct handle_list *l, const char *path,
+		     unsigned char **buf, size_t *len);
+
 /* Process pid removed `path`: what it read of it is gone (its next whole
  * rewrite is of a file it never read). */
 void handle_read_unlinked(struct handle_list *l, const char *path, pid_t pid);

@@ -589,6 +589,37 @@ static int64_t open_base(struct topofs *t, const struct tpath *tp,
 	return base;
 }
 
+/* Another open of a file created through the mount and not yet in the
+ * store: a copy of its bytes so far, as any open is a snapshot. Written
+ * to, it is one more create of the name (the later close finds the key:
+ * EIO, as any conflict). -ENOENT if there is no such file. */
+static int open_new_file(struct topofs *t, const struct tpath *tp,
+			 struct fuse_file_info *fi)
+{
+	unsigned char *buf;
+	size_t len;
+	if (!handle_new_copy(&t->handles, tp->p, &buf, &len))
+		return -ENOENT;
+	if (!buf)
+		return -ENOMEM;
+	struct topo_meta none = {0};
+	struct handle *h = handle_new(&t->handles, tp->p, false, buf, len,
+				      TOPO_EXPECT_ABSENT, &none);
+	if (!h)
+		return -ENOMEM;
+	h->pid = topofs_request()->pid;
+	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	h->append = fi->flags & O_APPEND;
+	h->view = view_type(t, tp->p, false);
+	h->dirty = h->writable; /* a new file is written even when empty */
+	if (h->writable && (fi->flags & O_TRUNC))
+		h->len = 0;
+	fi->noflush = !h->writable;
+	fi->direct_io = 1; /* see ops_open_snapshot */
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
 /* Open the stored value of tp: a handle with a copy of it. */
 static int open_store(struct topofs *t, const struct tpath *tp,
 		      struct fuse_file_info *fi)
@@ -599,6 +630,8 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	if (writable) /* a queued create's real version */
 		writeback_wait_for(t->wb, tp->p);
 	int rc = cache_value(t->cache, tp->p, &buf, &meta);
+	if (rc == -ENOENT && !tp->is_data)
+		return open_new_file(t, tp, fi);
 	if (rc)
 		return rc;
 	if (meta.denied) {

@@ -316,6 +316,24 @@ class OpenFilesTest(h.TopofsTestCase):
             self.assertNotIn(tmpname, os.listdir(self.p("")))
             self.assertEqual(read_file(self.p(target)), b"new value", target)
 
+    def test_5c_second_open_of_new_file(self):
+        """A file created and still open can be opened again: the second
+        open reads its bytes so far, the name is listed once, and only the
+        first close writes the store."""
+        before = self.keyset()
+        path = self.p("fresh")
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+        try:
+            os.write(fd, b"abc")
+            self.assertEqual(read_file(path), b"abc")
+            self.assertEqual(os.listdir(self.p("")).count("fresh"), 1)
+            self.assertEqual(self.keyset(), before)
+        finally:
+            err = self.close_errno(fd)
+        self.assertIsNone(err, "close: %s" % errno.errorcode.get(err, err))
+        self.assertEqual(self.store.get(self.key("fresh")), b"abc")
+        self.assertEqual(self.keyset(), before | {self.key("fresh")})
+
     # ---------------------------------------------------------------
     # 6. open files that are renamed or deleted
 
