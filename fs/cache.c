@@ -1192,8 +1192,14 @@ int cache_rmdir(struct cache *c, const char *path)
 	if (!rc) {
 		kid_remove(parent, n);
 		node_free(n);
-		prune_empty(c, path);
 	}
+	/* The directory it was in stays while the user works in it (`rm -r`
+	 * removes it next), as after an unlink (cache_note_delete): on etcd
+	 * it has no key of its own, on ZooKeeper a znode that lost its last
+	 * child is a file. Also when the delete's notice came first. */
+	if ((!rc || rc == -ENOENT) && parent && parent != c->root &&
+	    !parent->nkids)
+		parent->local_dir = true;
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }

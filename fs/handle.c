@@ -402,11 +402,57 @@ static void written_by(struct handle_list *l, const char *path, pid_t pid,
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The thread group (process) of task `tid`, or 0 if unknown (gone). */
+static pid_t process_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+/* Whether tasks a and b (FUSE names threads) are one process. */
+static bool same_process(pid_t a, pid_t b)
+{
+	if (a == b)
+		return true;
+	if (a <= 0 || b <= 0)
+		return false;
+	pid_t pa = process_of(a);
+	return pa && pa == process_of(b);
+}
+
+bool handle_close_commits(struct handle *h, pid_t pid)
+{
+	pthread_mutex_lock(&h->lock);
+	pid_t opener = h->pid, writer = h->writer;
+	bool any = h->scratch || pid <= 0 || opener <= 0;
+	pthread_mutex_unlock(&h->lock);
+	return any || same_process(pid, opener) ||
+	       (writer > 0 && same_process(pid, writer));
+}
+
+bool handle_owes_commit(struct handle *h)
+{
+	pthread_mutex_lock(&h->lock);
+	bool owes = h->writable && h->dirty && !h->failed && !h->unlinked;
+	pthread_mutex_unlock(&h->lock);
+	return owes;
+}
+
 int handle_commit(struct topofs *t, struct handle *h)
 {
 	pthread_mutex_lock(&h->lock);
 	int64_t before = h->base;
 	int rc = commit_locked(t, h);
+	h->failed = rc != 0;
 	int64_t after = h->base;
 	/* a rename may change h->path once the lock is let go */
 	char *path = !rc && after != before ? strdup(h->path) : NULL;

@@ -63,6 +63,8 @@ struct handle {
 	bool queued;  /* its create is queued (-o writeback): `base` is not
 		       * a store version until the queue is applied */
 	pid_t pid;    /* the process that opened it */
+	pid_t writer; /* the process that last wrote through it */
+	bool failed;  /* the last commit failed (reported by its close) */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };
@@ -119,6 +121,17 @@ int handle_truncate(struct handle *h, off_t size, size_t max);
  * whole rewrite compares with the version the process read: handle_last_read).
  * 0, -EIO on a conflict (logged), or the backend's error. */
 int handle_commit(struct topofs *t, struct handle *h);
+
+/* Whether the close of h by process `pid` commits: that of a process that
+ * opened it or wrote through it (a thread of one), not that of a child
+ * closing a descriptor it inherited and never used (a multi-threaded
+ * program's fork + exec while another thread writes a file: the buffer is
+ * half written then). A scratch file's and an unknown closer's do. */
+bool handle_close_commits(struct handle *h, pid_t pid);
+
+/* What a release (the last close of h's descriptors) still owes the
+ * store: edits no commit took and no failed commit reported. */
+bool handle_owes_commit(struct handle *h);
 
 /* If a writable handle for path is open and edited (not unlinked), its
  * length in *len and true; with new_only, only handles of files not yet in

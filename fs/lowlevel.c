@@ -493,7 +493,12 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
 	int rc = create_file(ll, parent, name, mode, &fi, &e);
 	if (!rc) {
+		rc = topofs_ops.flush(NULL, &fi); /* the close: created now */
 		topofs_ops.release(NULL, &fi);
+		if (rc)
+			inode_forget(ll->inodes, e.ino, 1); /* not told */
+	}
+	if (!rc) {
 		if (fuse_reply_entry(req, &e) != 0)
 			inode_forget(ll->inodes, e.ino, 1);
 	} else {

@@ -740,6 +740,9 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	pthread_mutex_lock(&h->lock);
+	h->writer = topofs_request()->pid; /* see handle_close_commits */
+	pthread_mutex_unlock(&h->lock);
 	int rc = handle_write(h, buf, size, off, max_value(fs(), h));
 	if (rc == -EFBIG)
 		topo_err("%s: value over the store's limit of %zu bytes",
@@ -783,8 +786,13 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 	 * close() that ends the last open for writing returns, and a failed
 	 * commit fails that close(). A shell's `> file` closes a duplicate
 	 * descriptor before the command writes: the store then holds the
-	 * empty value for a moment, as a local file would be empty. */
-	return h->writable ? handle_commit(fs(), h) : 0;
+	 * empty value for a moment, as a local file would be empty. Not the
+	 * close of a descriptor a child inherited and never used: see
+	 * handle_close_commits. */
+	if (!h->writable ||
+	    !handle_close_commits(h, topofs_request()->pid))
+		return 0;
+	return handle_commit(fs(), h);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -812,7 +820,11 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	/* every close committed (op_flush); what one could not is dropped */
+	/* Closes committed (op_flush), but the last one may have been a
+	 * child's that did not (the process that wrote closed first): its
+	 * edits are committed now. A failure is logged; no close waits. */
+	if (handle_owes_commit(h))
+		handle_commit(fs(), h);
 	handle_free(&fs()->handles, h);
 	return 0;
 }

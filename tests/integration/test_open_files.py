@@ -24,6 +24,7 @@ is checked with the independent client:
 import errno
 import mmap
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,30 @@ class OpenFilesTest(h.TopofsTestCase):
         self.assertIsNone(err, "close: %s" % errno.errorcode.get(err, err))
         self.assertEqual(self.store.get(self.key("fresh")), b"abc")
         self.assertEqual(self.keyset(), before | {self.key("fresh")})
+
+    def test_5d_mknod_creates_the_key(self):
+        """mknod(2) of a regular file creates it, empty, in the store."""
+        before = self.keyset()
+        os.mknod(self.p("made"), 0o644 | stat.S_IFREG)
+        self.assertEqual(self.store.get(self.key("made")), b"")
+        self.assertEqual(self.keyset(), before | {self.key("made")})
+
+    def test_2d_inherited_descriptor_closed_by_a_child(self):
+        """A child closing a descriptor it inherited and never used (a
+        fork + exec while another thread writes) commits nothing: the
+        half-written buffer never reaches the store; the writer's own close
+        writes the whole value."""
+        self.store.put(self.key("f"), b"old")
+        fd = os.open(self.p("f"), os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"half ")
+            subprocess.run(["true"], pass_fds=(fd,), check=True)
+            self.assertEqual(self.store.get(self.key("f")), b"old")
+            os.write(fd, b"and whole")
+        finally:
+            err = self.close_errno(fd)
+        self.assertIsNone(err, "close: %s" % errno.errorcode.get(err, err))
+        self.assertEqual(self.store.get(self.key("f")), b"half and whole")
 
     # ---------------------------------------------------------------
     # 6. open files that are renamed or deleted
