@@ -59,7 +59,8 @@ int inode_lookup(struct inode_table *it, uint64_t parent, const char *name,
 void inode_forget(struct inode_table *it, uint64_t ino, uint64_t nlookup);
 
 /* The FUSE path of ino. -ESTALE if ino or one of its parents is unknown or
- * unlinked, -ENAMETOOLONG if it does not fit in size bytes. */
+ * unlinked, -ENAMETOOLONG if it does not fit in size bytes (with its NUL;
+ * TOPO_FUSE_PATH_MAX bytes hold every path the mount serves). */
 int inode_path(struct inode_table *it, uint64_t ino, char *buf, size_t size);
 
 /* The FUSE path of `name` in directory `parent` (the name need not exist).

@@ -18,6 +18,10 @@
  *   flags of op_opendir. An unlinked or renamed-over file that is still
  *   open keeps working through its handle; by path it is -ESTALE.
  *
+ *   Paths are built in TOPO_FUSE_PATH_MAX buffers (path.h): a path of up to
+ *   PATH_MAX - 1 bytes below the mount root works as on a local
+ *   filesystem, a longer one is ENAMETOOLONG (LOOKUP, MKDIR, CREATE...).
+ *
  * Zero-message opens
  *   A pinned mount (-o snapshot, -o revision=N) never changes. There the
  *   first OPEN and OPENDIR are answered ENOSYS, which tells the kernel to
@@ -222,7 +226,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct lowlevel *ll = enter(req);
 	uint64_t seen = inode_changes(ll->inodes);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
 	if (!rc)
@@ -261,7 +265,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct lowlevel *ll = enter(req);
 	uint64_t seen = inode_changes(ll->inodes);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
 	if (!rc)
 		rc = topofs_ops.mkdir(path, mode);
@@ -277,7 +281,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
 			int (*op)(const char *))
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
 	if (!rc)
 		rc = op(path);
@@ -302,7 +306,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      unsigned int flags)
 {
 	struct lowlevel *ll = begin(req);
-	char from[PATH_MAX], to[PATH_MAX];
+	char from[TOPO_FUSE_PATH_MAX], to[TOPO_FUSE_PATH_MAX];
 	pthread_rwlock_wrlock(&ll->names); /* no path in use may move */
 	int rc = inode_child_path(ll->inodes, parent, name, from, sizeof(from));
 	if (!rc)
@@ -340,7 +344,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct lowlevel *ll = enter(req);
-	char buf[PATH_MAX];
+	char buf[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	uint64_t seen = inode_changes(ll->inodes);
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
@@ -387,7 +391,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct lowlevel *ll = enter(req);
 	uint64_t seen = inode_changes(ll->inodes);
-	char buf[PATH_MAX];
+	char buf[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
 	const char *path = rc ? NULL : buf;
@@ -402,16 +406,17 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 /* ---- files ---- */
 
-/* Open node ino, at path[PATH_MAX], with op (open or opendir) into fi: 0
- * or the error to reply. With `no_open` the kernel is told to open without
- * asking from now on (see Zero-message opens). Called within enter(). */
+/* Open node ino, at path[TOPO_FUSE_PATH_MAX], with op (open or opendir)
+ * into fi: 0 or the error to reply. With `no_open` the kernel is told to
+ * open without asking from now on (see Zero-message opens). Called within
+ * enter(). */
 static int open_node(struct lowlevel *ll, fuse_ino_t ino, bool no_open,
 		     int (*op)(const char *, struct fuse_file_info *),
 		     char *path, struct fuse_file_info *fi)
 {
 	if (no_open)
 		return -ENOSYS;
-	int rc = inode_path(ll->inodes, ino, path, PATH_MAX);
+	int rc = inode_path(ll->inodes, ino, path, TOPO_FUSE_PATH_MAX);
 	if (!rc) {
 		rc = op(path, fi);
 		check_gone(ll, rc, path);
@@ -422,7 +427,7 @@ static int open_node(struct lowlevel *ll, fuse_ino_t ino, bool no_open,
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc = open_node(ll, ino, ll->no_open, topofs_ops.open, path, fi);
 	if (!rc)
 		ops_bind_node(fi, ino);
@@ -441,7 +446,7 @@ static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 		       struct fuse_entry_param *e)
 {
 	uint64_t seen = inode_changes(ll->inodes);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
 	if (!rc)
@@ -512,7 +517,7 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static int read_unopened(struct lowlevel *ll, fuse_ino_t ino, char *buf,
 			 size_t size, off_t off)
 {
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	struct fuse_file_info fi = {.flags = O_RDONLY};
 	pthread_rwlock_rdlock(&ll->names);
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
@@ -593,7 +598,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc =
 	    open_node(ll, ino, ll->no_opendir, topofs_ops.opendir, path, fi);
 	if (rc)
@@ -701,7 +706,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			     .seen = inode_changes(ll->inodes),
 			     .buf = malloc(size ? size : 1),
 			     .size = size};
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc =
 	    d.buf ? inode_path(ll->inodes, ino, path, sizeof(path)) : -ENOMEM;
 	/* opened without asking (see Zero-message opens): a handle of its own
@@ -765,7 +770,7 @@ static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	struct statvfs sv;
 	if (inode_path(ll->inodes, ino, path, sizeof(path)) != 0)
 		strcpy(path, "/");
@@ -793,7 +798,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	char *value = size ? malloc(size) : NULL;
 	int n = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!n && size && !value)
@@ -808,7 +813,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	char *list = size ? malloc(size) : NULL;
 	int n = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!n && size && !list)
@@ -824,7 +829,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!rc)
 		rc = topofs_ops.setxattr(path, name, value, size, flags);
@@ -835,7 +840,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct lowlevel *ll = enter(req);
-	char path[PATH_MAX];
+	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!rc)
 		rc = topofs_ops.removexattr(path, name);

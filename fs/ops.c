@@ -42,15 +42,17 @@ struct tpath {
 	bool scratch; /* an editor scratch name: memory only */
 };
 
-/* Resolve a FUSE path. -ENOENT for a name that cannot exist in the store. */
+/* Resolve a FUSE path. -ENOENT for a name that cannot exist in the store.
+ * A scratch name, and everything below a scratch directory, is memory only
+ * (scratch.h); a scratch directory has no .topofs-data (it holds no value).
+ */
 static int resolve(struct topofs *t, const char *fuse_path, struct tpath *tp)
 {
 	int rc = path_from_fuse(fuse_path, tp->p, sizeof(tp->p), &tp->is_data);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc; /* or -ENAMETOOLONG */
-	tp->scratch =
-	    !tp->is_data && *tp->p && scratch_match(&t->scratch_names, tp->p);
-	return 0;
+	tp->scratch = *tp->p && scratch_in_path(&t->scratch_names, tp->p);
+	return tp->scratch && tp->is_data ? -ENOENT : 0;
 }
 
 static bool read_only(const struct topofs *t)
@@ -209,19 +211,32 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 static int stat_scratch(struct topofs *t, const struct tpath *tp,
 			struct stat *st)
 {
-	size_t len;
-	struct timespec mtime;
-	int rc = scratch_stat(&t->scratch, tp->p, &len, &mtime);
+	struct scratch_info si;
+	int rc = scratch_stat(&t->scratch, tp->p, &si);
 	if (rc)
 		return rc;
-	handle_pending(&t->handles, tp->p, false, &len);
 	stat_common(t, st, path_ino(tp->p, false));
-	st->st_mode = S_IFREG | 0644;
-	st->st_nlink = 1;
-	st->st_size = (off_t)len;
-	st->st_blocks = (blkcnt_t)((len + 511) / 512);
-	st->st_mtim = st->st_ctim = st->st_atim = mtime;
+	if (si.is_dir) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2 + si.subdirs;
+		si.len = 4096;
+	} else {
+		handle_pending(&t->handles, tp->p, false, &si.len);
+		st->st_mode = S_IFREG | 0644;
+		st->st_nlink = 1;
+	}
+	st->st_size = (off_t)si.len;
+	st->st_blocks = (blkcnt_t)((si.len + 511) / 512);
+	st->st_mtim = st->st_ctim = st->st_atim = si.mtime;
 	return 0;
+}
+
+/* 0 if scratch path p is a directory; -ENOENT, -ENOTDIR. */
+static int scratch_dir_ok(struct topofs *t, const char *p)
+{
+	struct scratch_info si;
+	int rc = scratch_stat(&t->scratch, p, &si);
+	return rc ? rc : si.is_dir ? 0 : -ENOTDIR;
 }
 
 static int op_getattr(const char *path, struct stat *st,
@@ -313,7 +328,7 @@ static int entry_stat(struct topofs *t, const char *dir,
 		return -ENAMETOOLONG;
 	tp.is_data = is_data;
 	if (e->from_memory) {
-		tp.scratch = scratch_match(&t->scratch_names, tp.p);
+		tp.scratch = scratch_in_path(&t->scratch_names, tp.p);
 		return tp.scratch ? stat_scratch(t, &tp, st)
 				  : stat_store(t, &tp, st);
 	}
@@ -368,13 +383,27 @@ static int op_releasedir(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* A stored node with a scratch name (another client wrote it) cannot be
+ * looked up: resolve takes its path for a scratch one. Not listed either,
+ * so that a scratch entry of that name is listed once. */
+static int collect_stored_name(void *arg, const char *name,
+			       const struct cache_stat *cs)
+{
+	if (scratch_match(&fs()->scratch_names, name))
+		return 0;
+	return collect_store(arg, name, cs);
+}
+
 /* Take a new snapshot of the entries of directory tp into dc. */
 static int collect_dir(struct topofs *t, const struct tpath *tp,
 		       struct dir_collect *dc)
 {
 	collect_free(dc);
 	memset(dc, 0, sizeof(*dc));
-	int rc = cache_list_dir(t->cache, tp->p, collect_store, dc);
+	/* a scratch directory holds scratch entries only */
+	int rc = tp->scratch
+		     ? scratch_dir_ok(t, tp->p)
+		     : cache_list_dir(t->cache, tp->p, collect_stored_name, dc);
 	if (rc)
 		return rc;
 	scratch_list(&t->scratch, tp->p, collect_memory, dc);
@@ -387,7 +416,7 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
  * snapshot is left out. */
 static int stat_now(const char *dir, const char *name, struct stat *st)
 {
-	char p[PATH_MAX];
+	char p[TOPO_FUSE_PATH_MAX];
 	int n =
 	    snprintf(p, sizeof(p), "%s/%s", strcmp(dir, "/") ? dir : "", name);
 	if (n < 0 || (size_t)n >= sizeof(p))
@@ -442,6 +471,25 @@ static int check_parent(struct topofs *t, const char *p)
 	return cs.is_dir ? 0 : -ENOTDIR;
 }
 
+/* The parent of p (a scratch path) must be a directory: a scratch one or
+ * one of the store. 0, -ENOENT, -ENOTDIR. */
+static int check_scratch_parent(struct topofs *t, const char *p)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%.*s", (int)path_parent_len(p), p);
+	if (!*parent || !scratch_in_path(&t->scratch_names, parent))
+		return check_parent(t, p);
+	return scratch_dir_ok(t, parent);
+}
+
+/* mkdir of a scratch path: the directory lives in memory (SPEC 2), as do
+ * the files and directories made in it; the store never sees them. */
+static int mkdir_scratch(struct topofs *t, const struct tpath *tp)
+{
+	int rc = check_scratch_parent(t, tp->p);
+	return rc ? rc : scratch_mkdir(&t->scratch, tp->p);
+}
+
 static int op_mkdir(const char *path, mode_t mode)
 {
 	struct topofs *t = fs();
@@ -454,6 +502,8 @@ static int op_mkdir(const char *path, mode_t mode)
 		return rc == -ENOENT ? -EINVAL : rc;
 	if (tp.is_data)
 		return -EINVAL; /* a directory cannot be named .topofs-data */
+	if (tp.scratch)
+		return mkdir_scratch(t, &tp);
 	if ((rc = check_parent(t, tp.p)))
 		return rc;
 	if (cache_stat_brief(t->cache, tp.p, &cs) == 0 ||
@@ -496,6 +546,8 @@ static int op_rmdir(const char *path)
 		return -ENOTDIR;
 	if (!*tp.p)
 		return -EBUSY;
+	if (tp.scratch)
+		return scratch_rmdir(&t->scratch, tp.p);
 	if ((rc = cache_stat(t->cache, tp.p, &cs)))
 		return rc;
 	if (!cs.is_dir)
@@ -1213,6 +1265,8 @@ static int op_rename(const char *from_path, const char *to_path,
 		return 0;
 	if (from.scratch && to.scratch)
 		return scratch_rename(&t->scratch, from.p, to.p);
+	if (from.scratch && scratch_dir_ok(t, from.p) == 0)
+		return -EXDEV; /* a directory in memory to the store: mv copies */
 	if (from.scratch)
 		return rename_scratch_to_store(t, &from, &to, noreplace);
 	rc = cache_stat_brief(t->cache, from.p, &src);

@@ -170,3 +170,19 @@ bool scratch_match(const struct scratch_patterns *sp, const char *store_path)
 			return true;
 	return false;
 }
+
+bool scratch_in_path(const struct scratch_patterns *sp, const char *p)
+{
+	char seg[NAME_MAX + 1];
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n > NAME_MAX)
+			return false; /* no such name: ENAMETOOLONG */
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (scratch_match(sp, seg))
+			return true;
+		p += n + (p[n] == '/');
+	}
+	return false;
+}

@@ -8,9 +8,17 @@
 #ifndef TOPOFS_PATH_H
 #define TOPOFS_PATH_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Room for a FUSE path and its NUL. A path below the mount root may be as
+ * long as one below a local filesystem's root: PATH_MAX - 1 bytes (a
+ * process reaches it relative to a directory, with openat or chdir). The
+ * FUSE path adds its leading '/': one byte more than PATH_MAX. The store
+ * path (no leading '/') fits PATH_MAX. */
+#define TOPO_FUSE_PATH_MAX (PATH_MAX + 1)
 
 /* The file inside a directory that holds the directory node's own value. */
 #define TOPO_DATA_NAME ".topofs-data"
@@ -65,5 +73,9 @@ void scratch_patterns_free(struct scratch_patterns *sp);
 
 /* True if the last segment of a store path matches one of the patterns. */
 bool scratch_match(const struct scratch_patterns *sp, const char *store_path);
+
+/* True if any segment of store path p matches: p is a scratch name or lies
+ * below a scratch directory, which lives in memory with all it holds. */
+bool scratch_in_path(const struct scratch_patterns *sp, const char *p);
 
 #endif

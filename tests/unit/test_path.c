@@ -1,8 +1,10 @@
 /* Unit tests of fs/path.c: segment rules, FUSE path mapping, scratch names,
- * inode numbers. */
+ * inode numbers; and the longest path, as the node table builds it. */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../../fs/inode.h"
 #include "../../fs/path.h"
 #include "check.h"
 
@@ -122,6 +124,89 @@ static void test_scratch(void)
 	scratch_patterns_free(&sp);
 }
 
+/* Below a scratch directory everything is scratch, whatever its name. */
+static void test_scratch_in_path(void)
+{
+	struct scratch_patterns sp;
+	CHECK_INT(scratch_patterns_parse(&sp, scratch_default_list), 0);
+	CHECK(scratch_in_path(&sp, "x~"));
+	CHECK(scratch_in_path(&sp, "sd/x~"));
+	CHECK(scratch_in_path(&sp, "sd/x~/file"));
+	CHECK(scratch_in_path(&sp, "x~/a/b/c"));
+	CHECK(scratch_in_path(&sp, "a/4913/Shard")); /* scratch_match: no */
+	CHECK(!scratch_in_path(&sp, ""));
+	CHECK(!scratch_in_path(&sp, "sd"));
+	CHECK(!scratch_in_path(&sp, "keyspaces/ks/Keyspace"));
+	CHECK(!scratch_in_path(&sp, "a~b/c")); /* *~ is the whole name */
+	char deep[600];
+	memset(deep, 'n', 300); /* a segment over NAME_MAX: no such name */
+	strcpy(deep + 300, "/x~");
+	CHECK(!scratch_in_path(&sp, deep));
+	scratch_patterns_free(&sp);
+	CHECK_INT(scratch_patterns_parse(&sp, ""), 0);
+	CHECK(!scratch_in_path(&sp, "x~/y~"));
+}
+
+/* Fill buf with a relative path of exactly len bytes: names of up to 255
+ * bytes joined by '/', the last one at least 1 byte long. */
+static void long_path(char *buf, size_t len)
+{
+	size_t at = 0;
+	while (at < len) {
+		size_t n = len - at > 256 ? 255 : len - at;
+		if (len - at > 255 && len - at <= 256)
+			n = len - at - 2; /* leave a last name of 1 byte */
+		memset(buf + at, 'a' + (char)(at / 256 % 26), n);
+		at += n;
+		if (at < len)
+			buf[at++] = '/';
+	}
+	buf[len] = '\0';
+}
+
+/* A path of PATH_MAX - 1 bytes below the mount root is served: its FUSE
+ * path (with the leading '/') fits TOPO_FUSE_PATH_MAX, and its store path
+ * PATH_MAX. One byte more is ENAMETOOLONG. */
+static void test_longest_path(void)
+{
+	static char rel[PATH_MAX + 8], fuse[PATH_MAX + 8];
+	static char out[TOPO_FUSE_PATH_MAX], store[PATH_MAX];
+	bool is_data;
+	CHECK_INT(TOPO_FUSE_PATH_MAX, 4097);
+	long_path(rel, PATH_MAX - 1);
+	CHECK_INT(strlen(rel), 4095);
+	fuse[0] = '/';
+	strcpy(fuse + 1, rel);
+	CHECK_INT(path_from_fuse(fuse, store, sizeof(store), &is_data), 0);
+	CHECK_STR(store, rel);
+	long_path(rel, PATH_MAX);
+	strcpy(fuse + 1, rel);
+	CHECK_INT(path_from_fuse(fuse, store, sizeof(store), &is_data),
+		  -ENAMETOOLONG);
+
+	/* the node table: the parent chain of rel, then its last name */
+	struct inode_table *it = inode_table_new();
+	for (size_t len = PATH_MAX - 1; len <= PATH_MAX; len++) {
+		long_path(rel, len);
+		uint64_t dir = INODE_ROOT;
+		char *name = rel, *slash;
+		while ((slash = strchr(name, '/'))) {
+			*slash = '\0';
+			CHECK_INT(inode_lookup(it, dir, name, S_IFDIR, &dir),
+				  0);
+			name = slash + 1;
+		}
+		int want = len < PATH_MAX ? 0 : -ENAMETOOLONG;
+		CHECK_INT(inode_child_path(it, dir, name, out, sizeof(out)),
+			  want);
+		if (!want)
+			CHECK_INT(strlen(out), 4096);
+		CHECK_INT(inode_child_path(it, dir, name, out, PATH_MAX),
+			  -ENAMETOOLONG); /* the old buffers */
+	}
+	inode_table_free(it);
+}
+
 int main(void)
 {
 	test_segments();
@@ -129,5 +214,7 @@ int main(void)
 	test_parts();
 	test_ino();
 	test_scratch();
+	test_scratch_in_path();
+	test_longest_path();
 	return check_report();
 }
