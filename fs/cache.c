@@ -1141,7 +1141,9 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 	pthread_mutex_unlock(&c->mu);
 }
 
-int cache_mkdir(struct cache *c, const char *path, bool real)
+/* cache_mkdir; `meta` (NULL: unknown) is the store's node's, for real. */
+static int mkdir_node(struct cache *c, const char *path, bool real,
+		      const struct topo_meta *meta)
 {
 	int rc = lock_fresh(c, path, false);
 	if (rc)
@@ -1160,20 +1162,34 @@ int cache_mkdir(struct cache *c, const char *path, bool real)
 		rc = -ENOMEM;
 	} else {
 		/* A directory while we know it; one made in the store (which
-		 * a re-listing may already show) is a node with empty data,
-		 * version 0, like every new ZooKeeper node. */
+		 * a re-listing may already show) is a node with empty data:
+		 * the store's answer's metadata (its times), or else version
+		 * 0 like every new ZooKeeper node. */
 		n->local_dir = true;
 		n->real_dir = real;
 		if (real && !n->has_data) {
-			struct topo_meta meta = {.has_data = true,
-						 .real_dir = true};
-			node_set_value(n, NULL, &meta);
+			struct topo_meta m =
+			    meta ? *meta : (struct topo_meta){0};
+			m.has_data = m.real_dir = true;
+			m.size = 0;
+			node_set_value(n, NULL, &m);
 		}
 		if (!n->fetched_ms)
 			n->fetched_ms = parent->fetched_ms;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+int cache_mkdir(struct cache *c, const char *path, bool real)
+{
+	return mkdir_node(c, path, real, NULL);
+}
+
+int cache_mkdir_stored(struct cache *c, const char *path,
+		       const struct topo_meta *meta)
+{
+	return mkdir_node(c, path, true, meta);
 }
 
 int cache_rmdir(struct cache *c, const char *path)

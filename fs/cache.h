@@ -88,6 +88,11 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent);
  * (real=true). -EEXIST, -ENOENT (no parent), -ENOTDIR. */
 int cache_mkdir(struct cache *c, const char *path, bool real);
 
+/* cache_mkdir(c, path, true) of a directory whose node the store's answer
+ * described (`meta`, with its times: shown at once); NULL: unknown. */
+int cache_mkdir_stored(struct cache *c, const char *path,
+		       const struct topo_meta *meta);
+
 /* Remove an empty directory node. -ENOENT, -ENOTEMPTY, -ENOTDIR. */
 int cache_rmdir(struct cache *c, const char *path);
 

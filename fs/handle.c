@@ -315,6 +315,21 @@ static void read_again(struct topofs *t, struct handle *h)
 		cache_mark_stale(t->cache, h->path);
 }
 
+/* The store write of a commit: compare-and-set on the version compared
+ * with and, where a store's versions start again with a new node
+ * (ZooKeeper), on the node seen at open (its create_id): that node deleted
+ * and created again by another client is a conflict, whatever version the
+ * new one has reached. Lock held. */
+static int commit_put(struct topofs *t, const struct handle *h,
+		      const unsigned char *data, size_t len,
+		      struct topo_meta *meta)
+{
+	if (t->be->put_same && h->base >= 0 && h->meta.create_id > 0)
+		return t->be->put_same(t->st, h->path, data, len, h->base,
+				       h->meta.create_id, meta);
+	return t->be->put(t->st, h->path, data, len, h->base, meta);
+}
+
 static int commit_locked(struct topofs *t, struct handle *h)
 {
 	if (h->too_big)
@@ -365,7 +380,7 @@ static int commit_locked(struct topofs *t, struct handle *h)
 		free(wire);
 		return -EIO;
 	}
-	int rc = t->be->put(t->st, h->path, data, len, h->base, &meta);
+	int rc = commit_put(t, h, data, len, &meta);
 	if (rc == -ESTALE || rc == -EEXIST || (rc == -ENOENT && h->base >= 0)) {
 		topo_err("%s: not written: changed by another client since it "
 			 "was opened (%s)",
@@ -386,6 +401,11 @@ static int commit_locked(struct topofs *t, struct handle *h)
 	}
 	meta.size = len;
 	cache_note_put(t->cache, h->path, data, len, &meta);
+	/* A close with no write leaves the kernel with the attributes the
+	 * file had while being created (no store time): drop them, as after
+	 * a queued create. (The kernel takes it a moment after the close.) */
+	if (h->base == TOPO_EXPECT_ABSENT)
+		topofs_written(t, h->path);
 	free(wire);
 	return rebase(h, &meta);
 }
@@ -640,6 +660,7 @@ void handles_rebase(struct handle_list *l, const char *path, int64_t old,
 			h->base = now;
 			if (h->meta.version == old) /* the same bytes */
 				h->meta.version = now;
+			h->meta.create_id = 0; /* a new node: its id unknown */
 		}
 		pthread_mutex_unlock(&h->lock);
 	}

@@ -518,10 +518,13 @@ static int op_mkdir(const char *path, mode_t mode)
 		return rc;
 	}
 	if (t->be->caps & TOPO_CAP_REAL_DIRS) {
-		rc = t->be->mkdir(t->st, tp.p);
+		struct topo_meta meta = {0}; /* the new node's times at once */
+		bool told = t->be->mkdir_meta != NULL;
+		rc = told ? t->be->mkdir_meta(t->st, tp.p, &meta)
+			  : t->be->mkdir(t->st, tp.p);
 		if (rc)
 			return store_error(t, tp.p, rc, "created");
-		return cache_mkdir(t->cache, tp.p, true);
+		return cache_mkdir_stored(t->cache, tp.p, told ? &meta : NULL);
 	}
 	return cache_mkdir(t->cache, tp.p, false);
 }
@@ -1058,9 +1061,13 @@ static int multi_error(struct topofs *t, const char *path, int rc)
 }
 
 /* Build the operations that move every node of `sub` from `from` to `to`:
- * creates first (parents before children), deletes last (children first). */
+ * creates first (parents before children), deletes last (children first),
+ * then with `guard` one guard on `from` at the listing's revision: a node
+ * another client made below `from` after the listing fails them all,
+ * rather than stay behind at the old path. */
 static int move_ops(const struct topo_listing *sub, const char *from,
-		    const char *to, struct topo_op *ops, char **paths)
+		    const char *to, bool guard, struct topo_op *ops,
+		    char **paths)
 {
 	size_t n = sub->count, flen = strlen(from);
 	for (size_t i = 0; i < n; i++) {
@@ -1077,6 +1084,10 @@ static int move_ops(const struct topo_listing *sub, const char *from,
 				     .path = e->path,
 				     .expect = e->meta.version};
 	}
+	if (guard)
+		ops[2 * n] = (struct topo_op){.kind = TOPO_OP_GUARD,
+					      .path = from,
+					      .expect = sub->revision};
 	return 0;
 }
 
@@ -1097,24 +1108,43 @@ static void move_open_files(struct topofs *t, const char *from, const char *to,
 				       versions[i]);
 }
 
-static int rename_dir(struct topofs *t, const struct tpath *from,
-		      const struct tpath *to)
+/* What a directory rename moves: every stored node at or below `from`,
+ * read fresh. A store that checks guards is listed directly, for the
+ * revision of the listing (*guard); the others through the cache. */
+static int rename_listing(struct topofs *t, const char *from,
+			  struct topo_listing *sub, bool *guard)
+{
+	bool local_dirs;
+	if (!(t->be->caps & TOPO_CAP_GUARD)) {
+		*guard = false;
+		return cache_subtree(t->cache, from, sub, &local_dirs);
+	}
+	int rc = t->be->list(t->st, from, sub);
+	*guard = !rc && sub->revision > 0;
+	return rc;
+}
+
+/* One attempt of a directory rename: one listing, one multi. 0, or the
+ * store's errno unmapped (see multi_error); when it fails the cache is as
+ * before (the subtree moved back, both paths to be read again). */
+static int rename_dir_once(struct topofs *t, const struct tpath *from,
+			   const struct tpath *to)
 {
 	struct topo_listing sub = {0};
-	bool local_dirs;
-	int rc = cache_subtree(t->cache, from->p, &sub, &local_dirs);
+	bool guard;
+	int rc = rename_listing(t, from->p, &sub, &guard);
 	if (rc)
 		return rc;
-	size_t n = sub.count;
-	struct topo_op *ops = calloc(2 * n + 1, sizeof(*ops));
+	size_t n = sub.count, nops = 2 * n + guard;
+	struct topo_op *ops = calloc(nops + 1, sizeof(*ops));
 	char **paths = calloc(n + 1, sizeof(*paths));
 	int64_t *versions = calloc(n + 1, sizeof(*versions));
 	if (!ops || !paths || !versions)
 		rc = -ENOMEM;
-	else if (2 * n > t->be->max_ops)
-		rc = -EXDEV; /* too big for one transaction: mv copies */
+	else if (nops > t->be->max_ops)
+		rc = -E2BIG; /* too big for one transaction: mv copies */
 	else
-		rc = n ? move_ops(&sub, from->p, to->p, ops, paths) : 0;
+		rc = move_ops(&sub, from->p, to->p, guard, ops, paths);
 	for (size_t i = 0; !rc && i < n; i++) {
 		versions[i] = TOPO_VERSION_UNKNOWN;
 		ops[i].version_out = &versions[i];
@@ -1124,9 +1154,10 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 		 * first: the store's notices of the deletes may reach the cache
 		 * before this thread does. */
 		cache_move_subtree(t->cache, from->p, to->p);
-		if (n)
-			rc = multi_error(t, from->p,
-					 t->be->multi(t->st, ops, 2 * n));
+		if (nops)
+			rc = t->be->multi(t->st, ops, nops);
+		if (rc) /* nothing moved: neither do directories made here */
+			cache_move_subtree(t->cache, to->p, from->p);
 		cache_invalidate(t->cache, to->p);
 		if (rc)
 			cache_invalidate(t->cache, from->p);
@@ -1141,6 +1172,22 @@ static int rename_dir(struct topofs *t, const struct tpath *from,
 	free(ops);
 	topo_listing_free(&sub);
 	return rc;
+}
+
+static int rename_dir(struct topofs *t, const struct tpath *from,
+		      const struct tpath *to)
+{
+	int rc = rename_dir_once(t, from, to);
+	/* Another client changed the directory between our listing and the
+	 * transaction (a guard or a version check failed): nothing moved.
+	 * Once more with a fresh listing, as a local rename that came just
+	 * after that change would have moved it; a second conflict is EIO. */
+	if (rc == -ESTALE && (t->be->caps & TOPO_CAP_GUARD)) {
+		topo_debug("%s: changed while being renamed; once more",
+			   from->p);
+		rc = rename_dir_once(t, from, to);
+	}
+	return multi_error(t, from->p, rc);
 }
 
 /* The stored file `from` (version `old`) is now `to` (version `now`, or

@@ -39,6 +39,15 @@ int etcd_errno(long code, const char *message, const char *what)
 			 m);
 		return -EFBIG;
 	}
+	/* The quota (--quota-backend-bytes) is full: etcd raised its NOSPACE
+	 * alarm and takes no write until compacted, defragmented and the
+	 * alarm disarmed. Told by the message: its code, 8
+	 * RESOURCE_EXHAUSTED, is also that of "too many requests". The
+	 * filesystem logs the failure naming the key: debug only here. */
+	if (strstr(m, "database space exceeded")) {
+		topo_debug("etcd: %s: %s", NAME(what), m);
+		return -ENOSPC;
+	}
 	if (strstr(m, "too many operations in txn request")) {
 		topo_log(level(what, LOG_WARNING), "etcd: %s: %s", NAME(what),
 			 m);

@@ -28,6 +28,7 @@
 #include "base64.h"
 #include "http.h"
 #include "json.h"
+#include "kv.h"
 #include "settle.h"
 #include "tls.h"
 #include "pin.h"
@@ -356,12 +357,99 @@ static int etcd_get(struct topo_store *s, const char *path,
 	return err;
 }
 
+/* The keys below a guard's key: [key "/", prefix_end(key "/")), newly
+ * allocated (*sub NUL-terminated). 0 or -ENOMEM. */
+static int guard_range(const char *key, char **sub, char **end, size_t *endlen)
+{
+	*end = NULL;
+	if (asprintf(sub, "%s/", key) < 0) {
+		*sub = NULL;
+		return -ENOMEM;
+	}
+	if (etcd_prefix_end(*sub, strlen(*sub), end, endlen)) {
+		free(*sub);
+		*sub = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Add the compare "every key in [key, end) (end NULL: key alone) has a
+ * mod_revision of at most rev" to cmp. An absent key compares as 0, so
+ * keys deleted since pass: the deletes of the guarded ops check those.
+ * 0 or -ENOMEM. */
+static int add_not_after(json_t *cmp, const char *key, const char *end,
+			 size_t endlen, int64_t rev)
+{
+	json_t *c;
+	int err;
+
+	if ((err = append_obj(cmp, NULL, &c)) ||
+	    (err = set_bytes(c, "key", key, strlen(key))) ||
+	    (end && (err = set_bytes(c, "range_end", end, endlen))) ||
+	    (err = set_str(c, "target", "MOD")) ||
+	    (err = set_str(c, "result", "LESS")))
+		return err;
+	return set_int64(c, "mod_revision", rev + 1);
+}
+
+/* The compares of a guard: the node itself, and every key below it. Two
+ * compares, because one range [key, prefix_end(key "/")) would also take
+ * in siblings such as "key-old" ('-' sorts before '/'). 0, -EINVAL or
+ * -ENOMEM. */
+static int add_guard(json_t *cmp, const struct topo_op *op, const char *key)
+{
+	char *sub, *end;
+	size_t endlen;
+	int err;
+
+	if (op->expect < 0 || op->expect == INT64_MAX)
+		return -EINVAL; /* not a revision */
+	if ((err = guard_range(key, &sub, &end, &endlen)))
+		return err;
+	err = add_not_after(cmp, key, NULL, 0, op->expect);
+	if (!err)
+		err = add_not_after(cmp, sub, end, endlen, op->expect);
+	free(sub);
+	free(end);
+	return err;
+}
+
+/* The failure branch's read for a guard: the first key at or below key
+ * changed after the guarded revision, keys only (found: the guard
+ * failed). [key, prefix_end(key "/")) may find a sibling such as
+ * "key-old" too: only when the txn failed anyway, and only for its log
+ * line. 0 or -ENOMEM. */
+static int add_guard_read(json_t *failure, const struct topo_op *op,
+			  const char *key)
+{
+	char *sub, *end;
+	size_t endlen;
+	json_t *r;
+	int err;
+
+	if ((err = guard_range(key, &sub, &end, &endlen)))
+		return err;
+	if (!(err = append_obj(failure, "request_range", &r)) &&
+	    !(err = set_bytes(r, "key", key, strlen(key))) &&
+	    !(err = set_bytes(r, "range_end", end, endlen)) &&
+	    !(err = set_int64(r, "limit", 1)) &&
+	    !(err = set_int64(r, "min_mod_revision", op->expect + 1)))
+		err = json_object_set_new(r, "keys_only", json_true()) ? -ENOMEM
+								       : 0;
+	free(sub);
+	free(end);
+	return err;
+}
+
 /* Add the compares for one op to cmp. 0, -EINVAL or -ENOMEM. */
 static int add_compares(json_t *cmp, const struct topo_op *op, const char *key)
 {
 	json_t *c;
 	int err;
 
+	if (op->kind == TOPO_OP_GUARD)
+		return add_guard(cmp, op, key);
 	if (op->expect == TOPO_EXPECT_ANY && op->kind == TOPO_OP_PUT)
 		return 0;
 	if (op->expect == TOPO_EXPECT_ABSENT && op->kind == TOPO_OP_DELETE)
@@ -400,6 +488,8 @@ static int add_write(json_t *success, const struct topo_op *op, const char *key)
 	json_t *r;
 	int err;
 
+	if (op->kind == TOPO_OP_GUARD)
+		return 0; /* compares only */
 	if (op->kind == TOPO_OP_DELETE)
 		return (err = append_obj(success, "request_delete_range", &r))
 			   ? err
@@ -425,10 +515,9 @@ static int add_read(json_t *branch, const char *key, bool keys_only)
 	return json_object_set_new(r, "keys_only", json_true()) ? -ENOMEM : 0;
 }
 
-/* Build the txn for ops[0..n) on keys[0..n); with `readback` a range of the
- * first key follows the writes. 0, -EINVAL, -E2BIG or -ENOMEM. */
-static int build_txn(const struct topo_op *ops, char *const *keys, size_t n,
-		     bool readback, json_t **out)
+/* Build the txn for ops[0..n); see kv.h. */
+int etcd_build_txn(const struct topo_op *ops, char *const *keys, size_t n,
+		   bool readback, json_t **out)
 {
 	json_t *req = json_object(), *cmp = json_array(),
 	       *success = json_array(), *failure = json_array();
@@ -448,8 +537,12 @@ static int build_txn(const struct topo_op *ops, char *const *keys, size_t n,
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if ((err = add_compares(cmp, &ops[i], keys[i])) ||
-		    (err = add_write(success, &ops[i], keys[i])) ||
-		    (err = add_read(failure, keys[i], true)))
+		    (err = add_write(success, &ops[i], keys[i])))
+			goto fail;
+		err = ops[i].kind == TOPO_OP_GUARD
+			  ? add_guard_read(failure, &ops[i], keys[i])
+			  : add_read(failure, keys[i], true);
+		if (err)
 			goto fail;
 	}
 	if (readback && (err = add_read(success, keys[0], true)))
@@ -463,6 +556,33 @@ static int build_txn(const struct topo_op *ops, char *const *keys, size_t n,
 fail:
 	json_decref(req);
 	return err;
+}
+
+/* Whether the read st of a guard on key at revision rev shows a key at or
+ * below it changed since. Logged at LOG_DEBUG: the caller may well try
+ * again with a fresh listing (a directory rename does), and logs what
+ * fails in the end. */
+static bool guard_failed(const char *key, int64_t rev,
+			 const struct etcd_txn_step *st)
+{
+	if (!st->found || st->meta.version <= rev)
+		return false;
+	topo_debug("etcd: %s: changed by another client (a key at or below "
+		   "it has mod_revision %" PRId64 ", after the listing at "
+		   "%" PRId64 ")",
+		   key, st->meta.version, rev);
+	return true;
+}
+
+/* The number of ops of ops[0..n) that write (all but guards): the
+ * responses of a txn whose compares held. */
+static size_t count_writes(const struct topo_op *ops, size_t n)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i++)
+		w += ops[i].kind != TOPO_OP_GUARD;
+	return w;
 }
 
 /* Why the compares of a failed txn failed: the first op whose expectation
@@ -480,6 +600,11 @@ static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 				 "response %zu is not a range",
 				 keys[i], i);
 			return -EIO;
+		}
+		if (ops[i].kind == TOPO_OP_GUARD) {
+			if (guard_failed(keys[i], want, st))
+				return -ESTALE;
+			continue;
 		}
 		if (want == TOPO_EXPECT_ABSENT && st->found) {
 			topo_debug("etcd: %s: exists", keys[i]);
@@ -502,18 +627,19 @@ static int txn_failure(const struct topo_op *ops, char *const *keys, size_t n,
 
 /* Parse the answer of a txn on ops[0..n) (with `readback`: a range after
  * the writes) into steps[0..n]: 0 with *ok (the compares held) and *rev
- * (the header revision), or -EIO. */
+ * (the header revision), or -EIO. Compares held: one response per write
+ * (guards have none), then the read-back; else one read per op. */
 static int txn_parse(const struct etcd_reply *reply, const struct topo_op *ops,
 		     char *const *keys, size_t n, bool readback,
 		     struct etcd_txn_step *steps, bool *ok, int64_t *rev)
 {
-	size_t count, want;
+	size_t count, want, j = 0;
 	int err = etcd_parse_txn(reply->body, reply->len, keys[0], rev, ok,
 				 steps, n + 1, &count);
 
 	if (err)
 		return err;
-	want = *ok ? n + readback : n;
+	want = *ok ? count_writes(ops, n) + readback : n;
 	if (count != want) {
 		topo_err(
 		    "etcd: %s: malformed answer: %zu txn responses, want %zu",
@@ -524,10 +650,12 @@ static int txn_parse(const struct etcd_reply *reply, const struct topo_op *ops,
 		enum etcd_resp_kind k = ops[i].kind == TOPO_OP_PUT
 					    ? ETCD_RESP_PUT
 					    : ETCD_RESP_DELETE;
-		if (steps[i].kind != k) {
+		if (ops[i].kind == TOPO_OP_GUARD)
+			continue;
+		if (steps[j++].kind != k) {
 			topo_err("etcd: %s: malformed answer: txn response %zu "
 				 "has the wrong kind",
-				 keys[i], i);
+				 keys[i], j - 1);
 			return -EIO;
 		}
 	}
@@ -641,7 +769,7 @@ static int txn_result(struct topo_store *s, const struct etcd_reply *reply,
 				*ops[i].version_out = rev;
 	}
 	if (!err && ok && meta) {
-		*meta = steps[n].meta;
+		*meta = steps[count_writes(ops, n)].meta;
 		meta->version = rev; /* the put's revision, whatever was read */
 		meta->size = ops[0].len;
 		meta->has_data = true;
@@ -688,7 +816,7 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 			goto out;
 		}
 	}
-	err = build_txn(ops, keys, n, meta != NULL, &req);
+	err = etcd_build_txn(ops, keys, n, meta != NULL, &req);
 	if (err == -E2BIG)
 		topo_warn("etcd: %s: over %d compares in one transaction",
 			  keys[0], ETCD_MAX_TXN_OPS);
@@ -959,7 +1087,7 @@ static int etcd_revision(struct topo_store *s, int64_t *rev, bool *pinned)
 
 const struct topo_backend topo_backend_etcd = {
     .name = "etcd2",
-    .caps = TOPO_CAP_REVISIONS | TOPO_CAP_PIN,
+    .caps = TOPO_CAP_REVISIONS | TOPO_CAP_PIN | TOPO_CAP_GUARD,
     .max_value = ETCD_MAX_VALUE,
     .max_ops = ETCD_MAX_TXN_OPS,
     .open = etcd_open,

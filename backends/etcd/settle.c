@@ -19,6 +19,7 @@
  *                          that holds it (create_revision == mod_revision);
  *   put of any version     the key holds our value;
  *   delete                 the key is absent;
+ *   guard                  nothing (it writes nothing);
  *   every put              the same mod_revision: one txn, one revision.
  *
  * Landed: success, with the key's metadata as read. Not landed: the
@@ -57,12 +58,14 @@ bool etcd_txn_landed(const struct topo_op *ops, size_t n,
 		     unsigned char *const *values)
 {
 	int64_t rev = 0;
+	bool writes = false;
 
-	if (n == 0)
-		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (now[i].kind != ETCD_RESP_RANGE)
 			return false;
+		if (ops[i].kind == TOPO_OP_GUARD)
+			continue; /* writes nothing: nothing to see */
+		writes = true;
 		if (ops[i].kind == TOPO_OP_DELETE) {
 			if (now[i].found)
 				return false;
@@ -74,5 +77,5 @@ bool etcd_txn_landed(const struct topo_op *ops, size_t n,
 			return false;
 		rev = now[i].meta.version;
 	}
-	return true;
+	return writes; /* a txn of guards alone shows no trace */
 }

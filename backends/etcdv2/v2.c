@@ -237,19 +237,26 @@ static int v2_del(struct topo_store *s, const char *path, int64_t expect)
 	return err;
 }
 
-/* multi: see backend.h. One operation at most: v2 has no transactions. */
+/* multi: see backend.h. One operation at most: v2 has no transactions.
+ * Guards are ignored (no TOPO_CAP_GUARD). */
 static int v2_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 {
-	if (n == 0)
+	const struct topo_op *op = NULL;
+	size_t writes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind != TOPO_OP_GUARD && !writes++)
+			op = &ops[i];
+	if (writes == 0)
 		return 0;
-	if (n > 1) {
-		topo_debug("etcd v2: %zu operations: no transactions in v2", n);
+	if (writes > 1) {
+		topo_debug("etcd v2: %zu operations: no transactions in v2",
+			   writes);
 		return -E2BIG;
 	}
-	if (ops[0].kind == TOPO_OP_DELETE)
-		return v2_del(s, ops[0].path, ops[0].expect);
-	return v2_put(s, ops[0].path, ops[0].value, ops[0].len, ops[0].expect,
-		      NULL);
+	if (op->kind == TOPO_OP_DELETE)
+		return v2_del(s, op->path, op->expect);
+	return v2_put(s, op->path, op->value, op->len, op->expect, NULL);
 }
 
 /* mkdir: see backend.h. */

@@ -111,6 +111,14 @@
  *   client deleting the node between our exists and our delete is taken
  *   for our success (the node is gone either way).
  *
+ *   A znode deleted and created again restarts its data version at 0, so
+ *   a set with the version a writer read may fit the new znode. put_same
+ *   (a file's commit) names the czxid the writer read: an exists just
+ *   before the set checks it (no request compares a czxid), and the set's
+ *   answer, the stat of the znode written, shows a re-creation that
+ *   slipped in between -- too late to keep the other client's value, but
+ *   reported (-ESTALE, logged), never taken for our success.
+ *
  * ACLs
  *
  *   A znode we create (a put's missing parents, a create, mkdir, a multi's
@@ -1550,7 +1558,8 @@ struct wr {
 	const char *abs;
 	const void *value;
 	size_t len;
-	int version; /* set/delete: expected version, -1 for any */
+	int version;   /* set/delete: expected version, -1 for any */
+	int64_t czxid; /* set: the znode read, by its czxid (0: any) */
 	int64_t deadline;
 	struct topo_meta *meta; /* may be NULL */
 	bool parents;		/* create: make missing ancestors first */
@@ -1829,9 +1838,12 @@ static int do_create(const struct wr *w, bool settle)
 	return rc;
 }
 
+static int set_answer(const struct wr *w, struct zreq *r, bool retry);
+
 /* A set was cut off by a connection loss: it landed if the node holds our
  * value at version v+1 (any version for an unconditional set); if the node
- * is still at v, send it again; otherwise another client got in between. */
+ * is still at v, send it again; otherwise another client got in between
+ * (or the znode is another one, w->czxid). */
 static int set_settle(const struct wr *w)
 {
 	struct zreq *g;
@@ -1839,16 +1851,15 @@ static int set_settle(const struct wr *w)
 	int rc = read_node(w->s, w->abs, w->deadline, &g);
 	if (rc)
 		return rc;
-	int64_t v = g->stat.version;
-	bool landed = same_value(g, w->value, w->len) &&
-		      (w->version < 0 || v == (int64_t)w->version + 1);
-	bool untouched = w->version < 0 || v == w->version;
-	if (landed && w->meta)
+	enum zk_set_fate fate =
+	    zk_set_fate(w->version, w->czxid, g->stat.version, g->stat.czxid,
+			same_value(g, w->value, w->len));
+	if (fate == ZK_SET_LANDED && w->meta)
 		meta_of(&g->stat, w->meta);
 	req_free(g);
-	if (landed)
+	if (fate == ZK_SET_LANDED)
 		return 0;
-	if (!untouched) {
+	if (fate == ZK_SET_CONFLICT) {
 		topo_warn("zk: set %s: changed by another client while the "
 			  "connection was lost",
 			  w->abs);
@@ -1856,21 +1867,75 @@ static int set_settle(const struct wr *w)
 	}
 	struct zreq *r;
 	rc = wr_send(w, ZR_SET, NULL, &r);
-	return rc ? rc : wr_finish_retry(w, r, "set");
+	return rc ? rc : set_answer(w, r, true);
 }
 
-/* Set w's node's value with version w->version (-1: any). */
+/* The node at w's path is not the znode the writer read (w->czxid). */
+static int set_recreated(const struct wr *w, int64_t czxid, bool written)
+{
+	if (written)
+		topo_err("zk: set %s: wrote over a znode another client "
+			 "created at that path (czxid 0x%llx, not 0x%llx) at "
+			 "the same time",
+			 w->abs, (unsigned long long)czxid,
+			 (unsigned long long)w->czxid);
+	else
+		topo_warn("zk: set %s: deleted and created again by another "
+			  "client since it was read (czxid 0x%llx, not 0x%llx)",
+			  w->abs, (unsigned long long)czxid,
+			  (unsigned long long)w->czxid);
+	return -ESTALE;
+}
+
+/* Finish a set from its answer (`retry`: sent a second time). A znode
+ * re-created between our check of it and the set shows in the answer's
+ * stat, that of the znode written: too late to keep the other client's
+ * value, but never reported as our success. */
+static int set_answer(const struct wr *w, struct zreq *r, bool retry)
+{
+	if (r->rc == ZOK && !zk_same_node(w->czxid, r->stat.czxid)) {
+		int rc = set_recreated(w, r->stat.czxid, true);
+		req_free(r);
+		return rc;
+	}
+	return retry ? wr_finish_retry(w, r, "set") : wr_finish(w, r, "set");
+}
+
+/* Before a set on the znode w->czxid: is that znode still at the path?
+ * setData's version check cannot tell: a znode deleted and created again
+ * restarts its data version at 0 and may reach the expected one again.
+ * (No ZooKeeper request compares a czxid, so this is a read of its own,
+ * answered before the set is sent.) 0, -ENOENT, -ESTALE or errno. */
+static int set_check_node(const struct wr *w)
+{
+	struct zreq *r = req_new(ZR_EXISTS, w->abs);
+	if (!r)
+		return -ENOMEM;
+	int rc = zk_call(w->s, r, w->deadline, "exists");
+	if (rc)
+		return rc; /* r consumed */
+	rc = zk_errno(r->rc, "exists", w->abs);
+	if (rc == 0 && !zk_same_node(w->czxid, r->stat.czxid))
+		rc = set_recreated(w, r->stat.czxid, false);
+	req_free(r);
+	return rc;
+}
+
+/* Set w's node's value with version w->version (-1: any), on the znode
+ * w->czxid if not 0. */
 static int do_set(const struct wr *w)
 {
 	struct zreq *r;
-	int rc = wr_send(w, ZR_SET, NULL, &r);
+	int rc = w->czxid ? set_check_node(w) : 0;
+	if (!rc)
+		rc = wr_send(w, ZR_SET, NULL, &r);
 	if (rc)
 		return rc;
 	if (conn_lost(r->rc)) {
 		req_free(r);
 		return set_settle(w);
 	}
-	return wr_finish(w, r, "set");
+	return set_answer(w, r, false);
 }
 
 /* A put on an absolute path, by `expect`. */
@@ -1889,9 +1954,11 @@ static int put_abs(struct wr *w, int64_t expect)
 	return rc;
 }
 
-/* Write a value with compare-and-set on `expect`. */
-static int zk_put(struct topo_store *s, const char *path, const void *value,
-		  size_t len, int64_t expect, struct topo_meta *meta)
+/* Write a value with compare-and-set on `expect` and, for a version, on
+ * the znode created at `czxid` (0: any). */
+static int zk_put_same(struct topo_store *s, const char *path,
+		       const void *value, size_t len, int64_t expect,
+		       int64_t czxid, struct topo_meta *meta)
 {
 	if (expect < TOPO_EXPECT_ABSENT)
 		return -EINVAL;
@@ -1908,6 +1975,7 @@ static int zk_put(struct topo_store *s, const char *path, const void *value,
 	    .deadline = deadline_of(s),
 	    .meta = meta,
 	    .acls = &acls,
+	    .czxid = expect >= 0 ? czxid : 0,
 	};
 	if (!w.abs)
 		return -ENOMEM;
@@ -1954,6 +2022,13 @@ static int del_settle(const struct wr *w, int before)
 	struct zreq *r;
 	rc = wr_send(w, ZR_DELETE, NULL, &r);
 	return rc ? rc : wr_finish(w, r, "delete");
+}
+
+/* Write a value with compare-and-set on `expect`. */
+static int zk_put(struct topo_store *s, const char *path, const void *value,
+		  size_t len, int64_t expect, struct topo_meta *meta)
+{
+	return zk_put_same(s, path, value, len, expect, 0, meta);
 }
 
 /* Delete w's node with version w->version, settling a connection loss.
@@ -2005,8 +2080,10 @@ static int zk_del(struct topo_store *s, const char *path, int64_t expect)
 	return rc;
 }
 
-/* Create an empty znode; -EEXIST if present, -ENOENT without a parent. */
-static int zk_mkdir(struct topo_store *s, const char *path)
+/* Create an empty znode; -EEXIST if present, -ENOENT without a parent.
+ * *meta (may be NULL): the new znode's, from the create's answer. */
+static int zk_mkdir_meta(struct topo_store *s, const char *path,
+			 struct topo_meta *meta)
 {
 	struct zk_acls acls = {0};
 	struct wr w = {
@@ -2015,6 +2092,7 @@ static int zk_mkdir(struct topo_store *s, const char *path)
 	    .value = "",
 	    .version = -1,
 	    .deadline = deadline_of(s),
+	    .meta = meta,
 	    .acls = &acls,
 	};
 	if (!w.abs)
@@ -2023,6 +2101,12 @@ static int zk_mkdir(struct topo_store *s, const char *path)
 	free((char *)w.abs);
 	zk_acls_free(&acls);
 	return rc;
+}
+
+/* Create an empty znode; -EEXIST if present, -ENOENT without a parent. */
+static int zk_mkdir(struct topo_store *s, const char *path)
+{
+	return zk_mkdir_meta(s, path, NULL);
 }
 
 /* ---- multi --------------------------------------------------------------- */
@@ -2254,11 +2338,35 @@ static void mu_tell_version(const struct topo_op *op)
 		*op->version_out = op->expect + 1;
 }
 
+static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n);
+
+/* zk_multi of ops[0..n) without its guards (there are some). Guards are
+ * ignored (no TOPO_CAP_GUARD): ZooKeeper has no revision of a listing to
+ * check them against, and deleting a znode that has children fails the
+ * multi anyway. */
+static int multi_unguarded(struct topo_store *s, const struct topo_op *ops,
+			   size_t n)
+{
+	struct topo_op *kept = calloc(n, sizeof(*kept));
+	size_t k = 0;
+	if (!kept)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind != TOPO_OP_GUARD)
+			kept[k++] = ops[i];
+	int rc = zk_multi(s, kept, k);
+	free(kept);
+	return rc;
+}
+
 /* All of ops[0..n) atomically or none: PUT with TOPO_EXPECT_ABSENT creates
  * (the parent must exist), PUT with a version or TOPO_EXPECT_ANY sets an
  * existing node, DELETE deletes with a version or any. */
 static int zk_multi(struct topo_store *s, const struct topo_op *ops, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind == TOPO_OP_GUARD)
+			return multi_unguarded(s, ops, n);
 	if (n == 0)
 		return 0;
 	if (n > ZK_MAX_OPS)
@@ -2315,9 +2423,11 @@ const struct topo_backend topo_backend_zk = {
     .list = zk_list,
     .get = zk_get,
     .put = zk_put,
+    .put_same = zk_put_same,
     .del = zk_del,
     .multi = zk_multi,
     .mkdir = zk_mkdir,
+    .mkdir_meta = zk_mkdir_meta,
     .space = NULL, /* ZooKeeper has no quota we could report */
     .watch = zk_watch,
     .xattrs = zk_xattrs,

@@ -151,6 +151,26 @@ bool zk_below_root(const char *root, const char *abs, const char **rel)
 	return true;
 }
 
+bool zk_same_node(int64_t want, int64_t czxid)
+{
+	return want == 0 || want == czxid;
+}
+
+enum zk_set_fate zk_set_fate(int want, int64_t want_czxid, int version,
+			     int64_t czxid, bool same)
+{
+	/* Another znode at the path: never ours to write, whatever it holds
+	 * (our set may even have landed on it, in the instant between our
+	 * check of the node and the set: it is still a conflict). */
+	if (!zk_same_node(want_czxid, czxid))
+		return ZK_SET_CONFLICT;
+	if (same && (want < 0 || version == want + 1))
+		return ZK_SET_LANDED;
+	if (want < 0 || version == want)
+		return ZK_SET_UNTOUCHED;
+	return ZK_SET_CONFLICT;
+}
+
 size_t zk_acl_bytes(const struct ACL_vector *v)
 {
 	size_t n = 4; /* the count */

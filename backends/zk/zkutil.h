@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <zookeeper/zookeeper.jute.h> /* struct ACL_vector: a type only */
 
@@ -64,6 +65,23 @@ size_t zk_parent_len(const char *abs);
  * below it; *rel is then its path relative to the root. "/rx" is not below
  * the root "/r". */
 bool zk_below_root(const char *root, const char *abs, const char **rel);
+
+/* Whether a znode created at zxid `czxid` is the one a writer read, known
+ * by its creation zxid `want` (0: any znode at that path). A znode deleted
+ * and created again has a new czxid but restarts its data version at 0. */
+bool zk_same_node(int64_t want, int64_t czxid);
+
+/* What a set of version `want` (-1: any) on the znode created at
+ * `want_czxid` (0: any), cut off by a connection loss, did, by a re-read:
+ * the znode now at data version `version`, created at `czxid`, holding the
+ * set's value or not (`same`). */
+enum zk_set_fate {
+	ZK_SET_LANDED,	  /* ours is there: it was applied */
+	ZK_SET_UNTOUCHED, /* the node is as the set expected: send it again */
+	ZK_SET_CONFLICT,  /* another client changed or re-created it */
+};
+enum zk_set_fate zk_set_fate(int want, int64_t want_czxid, int version,
+			     int64_t czxid, bool same);
 
 /* A deep copy of an ACL list into *dst (freed with zk_acl_free); -ENOMEM. */
 int zk_acl_copy(struct ACL_vector *dst, const struct ACL_vector *src);

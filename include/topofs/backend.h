@@ -32,6 +32,7 @@
  *     -ENOTEMPTY  the node has children
  *     -EACCES     not authorised
  *     -EFBIG      the value is over the store's limit
+ *     -ENOSPC     the store's quota is full (etcd's NOSPACE alarm)
  *     -E2BIG      a transaction has more operations than the store takes
  *     -EIO        unreachable, timed out, or an answer that makes no sense
  *                 (each backend logs the cause, naming the key)
@@ -107,6 +108,13 @@ struct topo_listing {
 enum topo_op_kind {
 	TOPO_OP_PUT,	/* write value; `expect` as for put */
 	TOPO_OP_DELETE, /* delete the node; `expect` as for del */
+	/* Write nothing; the whole multi fails with -ESTALE if any node at
+	 * or below `path` was created or changed after store revision
+	 * `expect` (>= 0: the revision of the listing the other ops were
+	 * built from), so a multi that moves a subtree also moves what was
+	 * created in it meanwhile, or nothing. Checked by backends with
+	 * TOPO_CAP_GUARD; the others ignore it. */
+	TOPO_OP_GUARD,
 };
 
 struct topo_op {
@@ -145,6 +153,8 @@ typedef void (*topo_change_fn)(void *arg, enum topo_change what,
 /* directories are a node type of their own (etcd v2): one stays a directory
  * when its last child goes (ZooKeeper's become files: Vitess's rule) */
 #define TOPO_CAP_DIR_NODES (1u << 3)
+/* multi() checks TOPO_OP_GUARD against the revision of a list() */
+#define TOPO_CAP_GUARD (1u << 4)
 
 /* Connection settings, filled from the command line (fs/options.c). */
 struct topo_conf {
@@ -201,6 +211,17 @@ struct topo_backend {
 	int (*put)(struct topo_store *s, const char *path, const void *value,
 		   size_t len, int64_t expect, struct topo_meta *meta);
 
+	/* put() with a version `expect` >= 0 that must also find the very
+	 * node the caller read, known by its create_id (0: any node): -ESTALE
+	 * if the node at path was deleted and created again since. For stores
+	 * whose versions restart with a new node (ZooKeeper's data version
+	 * starts at 0 again and may reach `expect` again); NULL where a
+	 * version belongs to one node only (etcd's mod_revision): put() then
+	 * tells the nodes apart by itself. */
+	int (*put_same)(struct topo_store *s, const char *path,
+			const void *value, size_t len, int64_t expect,
+			int64_t create_id, struct topo_meta *meta);
+
 	/* Delete one node with compare-and-set on `expect` (TOPO_EXPECT_ANY or
 	 * a version). -ENOENT, -ESTALE, -ENOTEMPTY (ZooKeeper node with
 	 * children). Never deletes anything else. */
@@ -213,6 +234,13 @@ struct topo_backend {
 	/* Create an empty directory node (TOPO_CAP_REAL_DIRS only, else NULL).
 	 * -EEXIST if present. */
 	int (*mkdir)(struct topo_store *s, const char *path);
+
+	/* mkdir() that also fills *meta (not NULL) with the new node's
+	 * metadata from the store's answer, its times included (ZooKeeper:
+	 * the create's Stat), so that the directory shows them at once. NULL
+	 * where mkdir() is all there is. */
+	int (*mkdir_meta)(struct topo_store *s, const char *path,
+			  struct topo_meta *meta);
 
 	/* Space: total and used bytes of the store's quota. NULL if unknown. */
 	int (*space)(struct topo_store *s, uint64_t *total, uint64_t *used);

@@ -404,9 +404,16 @@ static void test_errors(void)
 	CHECK_INT(reply_error(502, ""), -EIO);
 	CHECK_INT(reply_error(500, "[1]"), -EIO);
 	CHECK_INT(reply_error(500, "{}"), -EIO);
+	/* the quota full (issue 21): code 8 is also "too many requests" */
 	CHECK_INT(
 	    etcd_errno(8, "etcdserver: mvcc: database space exceeded", "/r/k"),
-	    -EIO);
+	    -ENOSPC);
+	CHECK_INT(reply_error(429,
+			      "{\"error\":\"etcdserver: mvcc: database space "
+			      "exceeded\",\"code\":8,\"message\":\"etcdserver: "
+			      "mvcc: database space exceeded\"}"),
+		  -ENOSPC);
+	CHECK_INT(etcd_errno(8, "etcdserver: too many requests", "/r/k"), -EIO);
 	CHECK_INT(etcd_errno(16, NULL, "/r/k"), -EACCES);
 }
 

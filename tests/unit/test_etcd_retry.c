@@ -438,6 +438,30 @@ static int post(struct etcd_http *h, bool *uncertain, struct etcd_reply *r)
 			      uncertain, "test", r, why, sizeof(why));
 }
 
+static void test_landed_guard(void)
+{
+	/* a directory rename: create, delete, and a guard on the old name,
+	 * which writes nothing and so has nothing to show */
+	struct topo_op ren[3] = {
+	    put("data", TOPO_EXPECT_ABSENT),
+	    del(8),
+	    {.kind = TOPO_OP_GUARD, .path = "D", .expect = 9}};
+	struct etcd_txn_step st[3];
+	unsigned char *val[3] = {(unsigned char *)"data", NULL, NULL};
+
+	st[0] = found(40, 40, "data");
+	st[1] = found(0, 0, NULL);
+	st[2] = found(0, 0, NULL); /* the directory holds no value */
+	CHECK_INT(etcd_txn_landed(ren, 3, st, val), 1);
+	st[2] = found(12, 12, ""); /* it does, changed since: still landed */
+	CHECK_INT(etcd_txn_landed(ren, 3, st, val), 1);
+	st[1] = found(8, 2, "old"); /* the old name is still there */
+	val[1] = (unsigned char *)"old";
+	CHECK_INT(etcd_txn_landed(ren, 3, st, val), 0);
+	/* guards alone: no trace either way, never "landed" */
+	CHECK_INT(etcd_txn_landed(&ren[2], 1, &st[2], &val[2]), 0);
+}
+
 /* An election on the only member: "try again" twice, then an answer. */
 static void test_retry_election(void)
 {
@@ -594,6 +618,7 @@ int main(void)
 	test_parse_txn_values();
 	test_landed_single();
 	test_landed_multi();
+	test_landed_guard();
 	test_retry_election();
 	test_no_retry_final();
 	test_retry_deadline();

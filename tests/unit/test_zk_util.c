@@ -114,8 +114,35 @@ static void test_event_paths(void)
 	CHECK_STR(rel, "zookeeper/quota");
 }
 
+/* A set on a znode known by its czxid, and what a re-read after a lost
+ * connection says it did. */
+static void test_set_fate(void)
+{
+	CHECK(zk_same_node(0, 0x42));
+	CHECK(zk_same_node(0x42, 0x42));
+	CHECK(!zk_same_node(0x42, 0x43));
+
+	/* the same znode: by version and value, as before */
+	CHECK_INT(zk_set_fate(3, 0x42, 4, 0x42, true), ZK_SET_LANDED);
+	CHECK_INT(zk_set_fate(3, 0x42, 3, 0x42, false), ZK_SET_UNTOUCHED);
+	CHECK_INT(zk_set_fate(3, 0x42, 4, 0x42, false), ZK_SET_CONFLICT);
+	CHECK_INT(zk_set_fate(3, 0x42, 5, 0x42, true), ZK_SET_CONFLICT);
+	/* an unconditional set on any znode */
+	CHECK_INT(zk_set_fate(-1, 0, 9, 0x50, true), ZK_SET_LANDED);
+	CHECK_INT(zk_set_fate(-1, 0, 9, 0x50, false), ZK_SET_UNTOUCHED);
+	/* deleted and created again: another znode at the version expected
+	 * (or at the one our set would lead to, with our value: it landed on
+	 * the other client's znode) is never ours */
+	CHECK_INT(zk_set_fate(3, 0x42, 3, 0x60, false), ZK_SET_CONFLICT);
+	CHECK_INT(zk_set_fate(3, 0x42, 4, 0x60, true), ZK_SET_CONFLICT);
+	CHECK_INT(zk_set_fate(0, 0x42, 0, 0x60, true), ZK_SET_CONFLICT);
+	/* no czxid named: the version alone decides */
+	CHECK_INT(zk_set_fate(0, 0, 0, 0x60, false), ZK_SET_UNTOUCHED);
+}
+
 int main(void)
 {
+	test_set_fate();
 	test_paths();
 	test_event_paths();
 	test_ancestors();
