@@ -37,6 +37,14 @@
  *   check ttl_ms after the notice even when nobody asks, so that other
  *   clients' changes reach the kernel too.
  *
+ *   That delay is for our own writes only. A child notice that comes
+ *   while none of our store writes is in flight (cache_write_begin/end),
+ *   nor ended within OWN_WRITE_GRACE_MS, is another client's change:
+ *   the listing is not trusted from then on, and the next access
+ *   confirms it at once with one names-only read. (ZooKeeper sends a
+ *   notice our write caused before that write's answer, on the same
+ *   session, so our own notices come while the write is in flight.)
+ *
  * Shape
  *   Nodes hold their children in an array sorted by name (binary search;
  *   listings arrive sorted, so building is mostly appending). A node is a
@@ -55,7 +63,8 @@
 #include "path.h"
 #include "topofs/log.h"
 
-#define RACED_MAX 64 /* notices replayed after a listing they raced */
+#define RACED_MAX 64	      /* notices replayed after a listing they raced */
+#define OWN_WRITE_GRACE_MS 20 /* see Freshness */
 
 struct cnode {
 	char *name;
@@ -102,11 +111,13 @@ struct cache {
 		int64_t version;
 	} raced[RACED_MAX]; /* the notices that touched it meanwhile */
 	size_t nraced;
-	bool unreplayable; /* a write touched it meanwhile, or more than
-			      RACED_MAX notices: no replay (see above) */
-	uint64_t stamps;   /* the last stamp given (see next_stamp) */
-	bool pending_ever; /* some node was ever pending (-o writeback) */
-	char **logged;	   /* invalid keys already logged, to log each once */
+	bool unreplayable;     /* a write touched it meanwhile, or more than
+				  RACED_MAX notices: no replay (see above) */
+	uint64_t stamps;       /* the last stamp given (see next_stamp) */
+	bool pending_ever;     /* some node was ever pending (-o writeback) */
+	unsigned own_writes;   /* our store writes in flight (see Freshness) */
+	uint64_t own_write_ms; /* when the last of them ended */
+	char **logged; /* invalid keys already logged, to log each once */
 	size_t nlogged;
 };
 
@@ -115,6 +126,29 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether one of our store writes is in flight or just ended (see
+ * Freshness). mu held. */
+static bool own_write_recent(const struct cache *c)
+{
+	return c->own_writes > 0 ||
+	       now_ms() - c->own_write_ms < OWN_WRITE_GRACE_MS;
+}
+
+void cache_write_begin(struct cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->own_writes++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_write_end(struct cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->own_writes--;
+	c->own_write_ms = now_ms();
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* Whether a change at `path` touches the listing in flight. mu held. */
@@ -1411,6 +1445,8 @@ static bool notice_locked(struct cache *c, enum topo_change what,
 		   n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
 		n->kids_seq = next_stamp(c);
+		if (!own_write_recent(c))
+			n->fetched_ms = 1; /* another client's: check now */
 	} else if (what == TOPO_CHANGE_CHILDREN && n && !node_is_dir(c, n)) {
 		/* A file that gained a child, or a directory whose last child
 		 * went: its own kind is read again, not its parent's whole

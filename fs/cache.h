@@ -75,6 +75,12 @@ bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
 void cache_set_derived_size(struct cache *c, const char *path,
 			    int64_t modify_id, size_t size);
 
+/* One of our store writes (any put, delete, multi or mkdir) is in flight
+ * between these: a ZooKeeper child notice that comes meanwhile may be its
+ * own, and the listing it names is checked later (cache.c, Freshness). */
+void cache_write_begin(struct cache *c);
+void cache_write_end(struct cache *c);
+
 /* Record our own successful store write of `path`. */
 void cache_note_put(struct cache *c, const char *path, const void *value,
 		    size_t len, const struct topo_meta *meta);

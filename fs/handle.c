@@ -324,10 +324,15 @@ static int commit_put(struct topofs *t, const struct handle *h,
 		      const unsigned char *data, size_t len,
 		      struct topo_meta *meta)
 {
+	int rc;
+	cache_write_begin(t->cache);
 	if (t->be->put_same && h->base >= 0 && h->meta.create_id > 0)
-		return t->be->put_same(t->st, h->path, data, len, h->base,
-				       h->meta.create_id, meta);
-	return t->be->put(t->st, h->path, data, len, h->base, meta);
+		rc = t->be->put_same(t->st, h->path, data, len, h->base,
+				     h->meta.create_id, meta);
+	else
+		rc = t->be->put(t->st, h->path, data, len, h->base, meta);
+	cache_write_end(t->cache);
+	return rc;
 }
 
 static int commit_locked(struct topofs *t, struct handle *h)

@@ -520,8 +520,10 @@ static int op_mkdir(const char *path, mode_t mode)
 	if (t->be->caps & TOPO_CAP_REAL_DIRS) {
 		struct topo_meta meta = {0}; /* the new node's times at once */
 		bool told = t->be->mkdir_meta != NULL;
+		cache_write_begin(t->cache);
 		rc = told ? t->be->mkdir_meta(t->st, tp.p, &meta)
 			  : t->be->mkdir(t->st, tp.p);
+		cache_write_end(t->cache);
 		if (rc)
 			return store_error(t, tp.p, rc, "created");
 		return cache_mkdir_stored(t->cache, tp.p, told ? &meta : NULL);
@@ -563,7 +565,9 @@ static int op_rmdir(const char *path)
 	if (cs.data_shown || cs.subdirs)
 		return -ENOTEMPTY;
 	if (cs.has_data && (t->be->caps & TOPO_CAP_REAL_DIRS)) {
+		cache_write_begin(t->cache);
 		rc = t->be->del(t->st, tp.p, cs.meta.version);
+		cache_write_end(t->cache);
 		if (rc == -ENOTEMPTY)
 			cache_invalidate(t->cache, tp.p); /* new children */
 		if (rc && rc != -ENOENT)
@@ -844,8 +848,7 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 	 * empty value for a moment, as a local file would be empty. Not the
 	 * close of a descriptor a child inherited and never used: see
 	 * handle_close_commits. */
-	if (!h->writable ||
-	    !handle_close_commits(h, topofs_request()->pid))
+	if (!h->writable || !handle_close_commits(h, topofs_request()->pid))
 		return 0;
 	return handle_commit(fs(), h);
 }
@@ -959,14 +962,18 @@ static int op_unlink(const char *path)
 	if (tp.is_data && real_dirs) {
 		/* a ZooKeeper node always has data: removing it empties it */
 		struct topo_meta meta;
+		cache_write_begin(t->cache);
 		rc = t->be->put(t->st, tp.p, "", 0, cs.meta.version, &meta);
+		cache_write_end(t->cache);
 		if (!rc) {
 			cache_note_put(t->cache, tp.p, "", 0, &meta);
 			unlinked(t, &tp);
 		}
 		return store_error(t, tp.p, rc, "emptied");
 	}
+	cache_write_begin(t->cache);
 	rc = t->be->del(t->st, tp.p, cs.meta.version);
+	cache_write_end(t->cache);
 	if (rc == 0 || rc == -ENOENT) {
 		cache_note_delete(t->cache, tp.p, true);
 		unlinked(t, &tp);
@@ -1014,7 +1021,9 @@ static int rename_scratch_to_store(struct topofs *t, const struct tpath *from,
 		rc = -EFBIG;
 	else if ((rc = check_parent(t, to->p)) == 0 || to->is_data) {
 		struct topo_meta meta;
+		cache_write_begin(t->cache);
 		rc = t->be->put(t->st, to->p, buf, len, expect, &meta);
+		cache_write_end(t->cache);
 		if (!rc) {
 			meta.size = len;
 			cache_note_put(t->cache, to->p, buf, len, &meta);
@@ -1154,8 +1163,10 @@ static int rename_dir_once(struct topofs *t, const struct tpath *from,
 		 * first: the store's notices of the deletes may reach the cache
 		 * before this thread does. */
 		cache_move_subtree(t->cache, from->p, to->p);
+		cache_write_begin(t->cache);
 		if (nops)
 			rc = t->be->multi(t->st, ops, nops);
+		cache_write_end(t->cache);
 		if (rc) /* nothing moved: neither do directories made here */
 			cache_move_subtree(t->cache, to->p, from->p);
 		cache_invalidate(t->cache, to->p);
@@ -1281,7 +1292,9 @@ static int rename_file(struct topofs *t, const struct tpath *from,
 		     .path = from->p,
 		     .expect = src->meta.version},
 		};
+		cache_write_begin(t->cache);
 		rc = t->be->multi(t->st, ops, 2);
+		cache_write_end(t->cache);
 		if (!rc) {
 			cache_note_delete(t->cache, from->p, true);
 			cache_invalidate(t->cache, to->p);
@@ -1313,7 +1326,8 @@ static int op_rename(const char *from_path, const char *to_path,
 	if (from.scratch && to.scratch)
 		return scratch_rename(&t->scratch, from.p, to.p);
 	if (from.scratch && scratch_dir_ok(t, from.p) == 0)
-		return -EXDEV; /* a directory in memory to the store: mv copies */
+		return -EXDEV; /* a directory in memory to the store: mv copies
+				*/
 	if (from.scratch)
 		return rename_scratch_to_store(t, &from, &to, noreplace);
 	rc = cache_stat_brief(t->cache, from.p, &src);

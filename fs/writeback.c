@@ -112,10 +112,12 @@ static bool landed(struct writeback *w, const struct wb_op *op)
 /* Create one node alone. 0 or the store's error. */
 static int apply_one(struct writeback *w, const struct wb_op *op)
 {
+	cache_write_begin(w->cache);
 	int rc = op->is_dir && w->be->mkdir
 		     ? w->be->mkdir(w->st, op->path)
 		     : w->be->put(w->st, op->path, op->value, op->len,
 				  TOPO_EXPECT_ABSENT, NULL);
+	cache_write_end(w->cache);
 	if (rc == -EEXIST && landed(w, op))
 		rc = 0;
 	return rc;
@@ -134,11 +136,13 @@ static void apply_batch(struct writeback *w, struct wb_op *batch, size_t n)
 						  .value = op->value,
 						  .len = op->len,
 						  .expect = TOPO_EXPECT_ABSENT};
+		cache_write_begin(w->cache);
 		rc = w->be->multi(w->st, ops, n);
 		for (int t = 1; rc == -EIO && t < WB_RETRIES; t++) {
 			usleep(WB_RETRY_PAUSE_US); /* the store is away */
 			rc = w->be->multi(w->st, ops, n);
 		}
+		cache_write_end(w->cache);
 		free(ops);
 	}
 	for (struct wb_op *op = batch; op; op = op->next) {

@@ -287,14 +287,17 @@ static void test_child_notices(void)
 	int rc;
 	CHECK_STR(ls(c, "d", &rc), "big/ x ");
 	CHECK_INT(fk.lists, 1);
-	/* our own create, then its notice */
+	/* our own create: its notice comes while the write is in flight
+	 * (ZooKeeper answers after it), then the write is recorded */
+	cache_write_begin(c);
 	fake_put("d/mine", "m");
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	cache_write_end(c);
 	struct topo_meta m = {.version = fk.rev,
 			      .modify_id = fk.rev,
 			      .size = 1,
 			      .has_data = true};
 	cache_note_put(c, "d/mine", "m", 1, &m);
-	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
 	CHECK_STR(ls(c, "d", &rc), "big/ mine x "); /* within the ttl */
 	CHECK_INT(fk.lists, 1);
 	CHECK_INT(children_calls, 0);
@@ -321,6 +324,16 @@ static void test_child_notices(void)
 	CHECK_INT(cache_recheck(c, "d"), 1);
 	CHECK_STR(ls(c, "d", &rc), "big/ mine theirs ");
 	CHECK_INT(fk.lists, 3);
+	/* another client's create while none of our writes is in flight:
+	 * the next access checks at once, within the ttl */
+	usleep(30 * 1000); /* past OWN_WRITE_GRACE_MS */
+	CHECK_STR(ls(c, "d", &rc), "big/ mine theirs ");
+	int calls = children_calls;
+	fake_put("d/now", "n");
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	CHECK_STR(ls(c, "d", &rc), "big/ mine now theirs ");
+	CHECK_INT(children_calls, calls + 1);
+	CHECK_INT(fk.lists, 4);
 	cache_free(c);
 }
 
