@@ -365,6 +365,40 @@ static void set_current(struct etcd_http *h, size_t from, size_t to)
 			  h->eps[from].name, h->eps[to].name);
 }
 
+/* Whether a failed attempt reached a member that is up but had not
+ * answered yet: the request went out and the attempt's time ran out. Such a
+ * member is not down: a follower holds a request that it forwarded to a
+ * leader that has just died until etcd's own request timeout (7 s by
+ * default), long after a new leader was elected (1-2 s). A member that is
+ * gone answers nothing at all: refused, reset, nothing received, or no
+ * connection within the time. */
+static bool member_busy(CURL *c, CURLcode rc)
+{
+	long sent = 0;
+
+	if (rc != CURLE_OPERATION_TIMEDOUT)
+		return false;
+	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+	return sent > 0;
+}
+
+/* Log an attempt on endpoint idx that curl failed with rc and return the
+ * new count of endpoints that failed in a row: 0 after a member that is
+ * only busy (member_busy), so that the loop goes on trying, with a fresh
+ * attempt on the next member, until the deadline; one more otherwise. */
+static size_t count_failure(const struct etcd_http *h, CURL *c, size_t idx,
+			    CURLcode rc, const char *detail, const char *what,
+			    size_t failed)
+{
+	bool busy = member_busy(c, rc);
+
+	topo_debug("etcd: %s: %s: %s%s", what ? what : "probe",
+		   h->eps[idx].name,
+		   detail[0] ? detail : curl_easy_strerror(rc),
+		   busy ? "; no answer yet, trying the next member" : "");
+	return busy ? 0 : failed + 1;
+}
+
 /* The time for one attempt when `left` ms remain and `untried` endpoints
  * have not failed in a row: a share each, so that a member that hangs
  * leaves time for the others. Never 0 (no timeout at all to curl). */
@@ -435,8 +469,9 @@ int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 		return -ENOMEM;
 	}
 	/* Every endpoint failing in a row without an answer: the store is
-	 * down, fail now. An answer "try again" (an election): back off and
-	 * go on until the deadline. */
+	 * down, fail now. An answer "try again" (an election), or a member
+	 * that took the request but has not answered in its share of the
+	 * time (count_failure): go on until the deadline. */
 	while (failed < h->neps) {
 		long long left = deadline - now_ms();
 
@@ -459,10 +494,8 @@ int etcd_http_post(struct etcd_http *h, const char *api, const char *body,
 		if (uncertain)
 			*uncertain = true;
 		if (rc != CURLE_OK) {
-			topo_debug("etcd: %s: %s: %s", what ? what : "probe",
-				   h->eps[idx].name,
-				   detail[0] ? detail : curl_easy_strerror(rc));
-			failed++;
+			failed =
+			    count_failure(h, c, idx, rc, detail, what, failed);
 			continue;
 		}
 		topo_debug("etcd: %s: %s answers HTTP %ld: %.*s; trying again",

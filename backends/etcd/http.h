@@ -44,7 +44,10 @@ long long etcd_http_deadline(const struct etcd_http *h);
  * answered last, until `deadline` (etcd_http_deadline()):
  *  - a failed attempt (no connection, connection lost, timeout) moves on
  *    to the next endpoint at once; every endpoint failing in a row without
- *    answering ends the call (the store is down);
+ *    answering ends the call (the store is down). A member that took the
+ *    request and timed out is not down but busy (a follower holds a write
+ *    while the cluster elects a new leader): it does not count, and the
+ *    call goes on until the deadline;
  *  - an answer that asks to try again (etcd_reply_retryable(): no leader,
  *    leader changed, timed out, too many requests) is tried again on the
  *    next endpoint after a pause (50 ms, doubling up to 1 s);

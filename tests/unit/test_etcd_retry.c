@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,6 +315,9 @@ enum act {
 	END,   /* end of the script */
 	CUT,   /* read the request, close without an answer (a killed member) */
 	REPLY, /* answer status/body, then close the connection */
+	HANG,  /* read the request, answer nothing until the client gives up
+		  (a follower holding what it forwarded to a dead leader) */
+	GONE,  /* stop listening: later connections are refused */
 };
 
 struct step {
@@ -362,6 +366,17 @@ static void read_request(int c)
 	}
 }
 
+/* Answer nothing on c until the client closes it (10 s at most). */
+static void wait_client_gone(int c)
+{
+	struct timeval tv = {.tv_sec = 10};
+	char buf[512];
+
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (read(c, buf, sizeof(buf)) > 0)
+		;
+}
+
 /* The member's thread: one connection per step of its script, until the
  * script ends or member_stop(). */
 static void *serve(void *arg)
@@ -369,13 +384,21 @@ static void *serve(void *arg)
 	struct member *m = arg;
 
 	for (const struct step *s = m->script; s->act != END; s++) {
-		int c = accept(m->fd, NULL, NULL);
+		int c;
 		char *head;
 
+		if (s->act == GONE) {
+			/* Linux: a listening socket shut down refuses */
+			shutdown(m->fd, SHUT_RDWR);
+			break;
+		}
+		c = accept(m->fd, NULL, NULL);
 		if (c < 0)
 			break;
 		read_request(c);
 		m->served++;
+		if (s->act == HANG)
+			wait_client_gone(c);
 		if (s->act == REPLY) {
 			head = fmt("HTTP/1.1 %d X\r\nContent-Type: "
 				   "application/json\r\nContent-Length: "
@@ -611,6 +634,146 @@ static void test_all_down(void)
 	free(servers);
 }
 
+/* Three members on loopback with these scripts, and their "host:port"
+ * list in that order. */
+static char *members_start(struct member m[3], const struct step *a,
+			   const struct step *b, const struct step *c)
+{
+	member_start(&m[0], a);
+	member_start(&m[1], b);
+	member_start(&m[2], c);
+	return fmt("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", m[0].port,
+		   m[1].port, m[2].port);
+}
+
+static void members_stop(struct member m[3])
+{
+	for (int i = 0; i < 3; i++)
+		member_stop(&m[i]);
+}
+
+/* The member in use is the leader and dies with the write (issue 21 item
+ * 10): the followers hold the write they forwarded to it until the client
+ * gives up, and answer once a new leader is elected. Those are busy
+ * members, not down ones: the write is sent again until one answers, within
+ * the timeout (it ended with EIO after three "failures"). */
+static void test_failover_leader_in_use(void)
+{
+	static const struct step a[] = {{CUT}, {GONE}, {END}};
+	static const struct step b[] = {
+	    {HANG}, {REPLY, 200, "{\"ok\":2}"}, {END}};
+	static const struct step c[] = {
+	    {HANG}, {REPLY, 200, "{\"ok\":3}"}, {END}};
+	struct member m[3];
+	struct etcd_reply r;
+	char *servers = members_start(m, a, b, c);
+	struct etcd_http *h = open_http(servers, 1200);
+	bool uncertain = false;
+	long long t0 = ms_now();
+
+	CHECK_INT(post(h, &uncertain, &r), 0);
+	CHECK(ms_now() - t0 < 1200);
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.body, "{\"ok\":2}"); /* a, b, c, a (refused), b */
+	CHECK_INT(uncertain, 1);
+	CHECK_INT(etcd_http_current(h), 1);
+	etcd_reply_free(&r);
+	members_stop(m);
+	CHECK_INT(m[0].served, 1);
+	CHECK_INT(m[1].served, 2);
+	CHECK_INT(m[2].served, 1);
+	etcd_http_close(h);
+	free(servers);
+}
+
+/* The leader dies while the member in use is a follower: both followers
+ * hold the write, the leader's port refuses. Not "every member failed": the
+ * follower in use answers the next attempt (it ended with EIO long before
+ * the timeout). */
+static void test_failover_leader_behind(void)
+{
+	static const struct step a[] = {
+	    {HANG}, {REPLY, 200, "{\"ok\":1}"}, {END}};
+	static const struct step b[] = {{HANG}, {END}};
+	static const struct step none[] = {{END}};
+	struct member m[3];
+	struct etcd_reply r;
+	char *servers = members_start(m, a, b, none);
+	struct etcd_http *h;
+	bool uncertain = false;
+	long long t0;
+
+	shutdown(m[2].fd, SHUT_RDWR); /* the leader, gone */
+	h = open_http(servers, 1200);
+	t0 = ms_now();
+	CHECK_INT(post(h, &uncertain, &r), 0);
+	CHECK(ms_now() - t0 < 1200);
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.body, "{\"ok\":1}");
+	CHECK_INT(uncertain, 1);
+	CHECK_INT(etcd_http_current(h), 0);
+	etcd_reply_free(&r);
+	members_stop(m);
+	CHECK_INT(m[0].served, 2);
+	CHECK_INT(m[1].served, 1);
+	CHECK_INT(m[2].served, 0);
+	etcd_http_close(h);
+	free(servers);
+}
+
+/* One member that takes requests and never answers (no quorum behind it),
+ * the others refusing: EIO at the deadline, not later. */
+static void test_busy_until_deadline(void)
+{
+	static const struct step a[] = {{HANG}, {HANG}, {HANG}, {HANG},
+					{HANG}, {HANG}, {END}};
+	static const struct step none[] = {{END}};
+	struct member m[3];
+	struct etcd_reply r;
+	char *servers = members_start(m, a, none, none);
+	struct etcd_http *h;
+	long long t0, t;
+
+	shutdown(m[1].fd, SHUT_RDWR);
+	shutdown(m[2].fd, SHUT_RDWR);
+	h = open_http(servers, 800);
+	t0 = ms_now();
+	CHECK_INT(post(h, NULL, &r), -EIO);
+	t = ms_now() - t0;
+	CHECK(t >= 750 && t < 1500);
+	CHECK(r.body == NULL);
+	members_stop(m);
+	CHECK(m[0].served >= 2);
+	etcd_http_close(h);
+	free(servers);
+}
+
+/* A store that is really down still fails at once, also when the member in
+ * use dies with the request. */
+static void test_all_down_after_cut(void)
+{
+	static const struct step a[] = {{CUT}, {GONE}, {END}};
+	static const struct step none[] = {{END}};
+	struct member m[3];
+	struct etcd_reply r;
+	char *servers = members_start(m, a, none, none);
+	struct etcd_http *h;
+	bool uncertain = false;
+	long long t0;
+
+	shutdown(m[1].fd, SHUT_RDWR);
+	shutdown(m[2].fd, SHUT_RDWR);
+	h = open_http(servers, 5000);
+	t0 = ms_now();
+	CHECK_INT(post(h, &uncertain, &r), -EIO);
+	CHECK(ms_now() - t0 < 1000);
+	CHECK_INT(uncertain, 1);
+	members_stop(m);
+	CHECK_INT(m[0].served, 1);
+	etcd_http_close(h);
+	free(servers);
+}
+
 int main(void)
 {
 	test_error_retryable();
@@ -624,5 +787,9 @@ int main(void)
 	test_retry_deadline();
 	test_failover_cut();
 	test_all_down();
+	test_failover_leader_in_use();
+	test_failover_leader_behind();
+	test_busy_until_deadline();
+	test_all_down_after_cut();
 	return check_report();
 }
