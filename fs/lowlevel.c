@@ -458,6 +458,9 @@ static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 		rc = -EIO;
 	if (!rc)
 		rc = take_entry(ll, parent, name, &st, seen, e);
+	/* A new file's attributes change at its first close (the store's
+	 * times, its size): the kernel must not keep these. */
+	e->attr_timeout = 0;
 	if (rc)
 		topofs_ops.release(path, fi);
 	else

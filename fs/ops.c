@@ -22,6 +22,7 @@
 #include <string.h>
 #include <linux/fs.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "lowlevel.h"
 #include "topofs.h"
@@ -182,7 +183,11 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 	int rc = cache_stat(t->cache, tp->p, &cs);
 	bool absent = rc == -ENOENT || (tp->is_data && !rc && !cs.data_shown);
 	if (absent && handle_pending(&t->handles, tp->p, true, &pending)) {
-		struct topo_meta none = {0};
+		/* not in the store yet: made now, as far as anyone can tell */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct topo_meta none = {
+		    .mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
 		stat_file(t, st, tp->p, tp->is_data, &none, pending);
 		return 0;
 	}
