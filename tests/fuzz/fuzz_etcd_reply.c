@@ -19,7 +19,8 @@ static const long statuses[] = {200, 400, 404, 500, 503, 0, -1};
 static bool known(int err)
 {
 	return err == -EIO || err == -EFBIG || err == -E2BIG ||
-	       err == -EACCES || err == -EAGAIN || err == -ENOMEM;
+	       err == -EACCES || err == -EAGAIN || err == -ENOMEM ||
+	       err == -ENOSPC; /* "database space exceeded" */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
