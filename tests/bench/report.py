@@ -73,7 +73,7 @@ TARGETS = [
      "zk.seqcreate", 1.5),
 ]
 
-# Why a target is not met where it is not (README.md, Performance, has the
+# Why a target is not met where it is not (docs/performance.md, has the
 # measurements behind each), by the target's name or "rss <backend>".
 WHY_NOT = {
     "cold zk tar ≤ 0.5× kazoo dump":
@@ -110,7 +110,7 @@ def why_not_met(verdicts):
         for name, ok, _ in verdicts[label]:
             if not ok and name not in unmet:
                 unmet.append(name)
-    return ["- %s: %s" % (name, WHY_NOT.get(name, "see README.md, Performance"))
+    return ["- %s: %s" % (name, WHY_NOT.get(name, "see docs/performance.md"))
             for name in unmet]
 
 
@@ -313,7 +313,7 @@ def write(out, results, profile, failures, meta):
     except Exception as e:   # the figures matter more than this list
         why = ["- (could not list them: %r)" % e]
     if why:
-        w("Why, where a target is not met (README.md, Performance, has the "
+        w("Why, where a target is not met (docs/performance.md, has the "
           "measurements):")
         w("")
         for line in why:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Signals (issue 6, README "Failure behaviour"): SIGTERM and SIGINT to a
+"""Signals (issue 6, docs/failures.md): SIGTERM and SIGINT to a
 foreground topofs, and `fusermount3 -u`, unmount and exit 0; a daemonised
 topofs stops on SIGTERM too; after SIGKILL of the daemon `fusermount3 -uz`
 clears the dead mount and `stat MNT` answers again.

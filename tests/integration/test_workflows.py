@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The workflows users mount topofs for (issue 4), with the real tools and the
-exact commands of the README sections "Backups" and "Moving between etcd and
+exact commands of docs/backup-and-migration.md, sections "Backups" and "Moving between etcd and
 ZooKeeper":
 
 - Backups: `tar -C MNT -cf backup.tar .` from a `-o ro,noephemeral` mount, and
