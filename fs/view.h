@@ -1,7 +1,7 @@
 /*
  * view.h - what `read` returns and `write` accepts, chosen per mount
  * (SPEC 8): the stored bytes (-o view=raw), or, with -o view=json, Vitess
- * records (chosen by file name, proto.c) as JSON (view_json.c). Every other
+ * records (chosen by file name, proto.c) as JSON (view_json_*.c). Every other
  * file stays raw. A stored value that is not a valid record reads raw (and
  * is logged once per path and version), so nothing is hidden.
  */

@@ -1,6 +1,8 @@
 /*
  * view_json.h - the JSON view of a Vitess record: one generic converter
- * between protobuf wire bytes and JSON text, driven by the tables of proto.h.
+ * between protobuf wire bytes and JSON text, driven by the tables of proto.h
+ * (decoding in view_json_decode.c, encoding in view_json_encode.c, the wire
+ * format they share in view_wire.c).
  *
  * JSON as Vitess prints it (protobuf's JSON mapping with the proto field
  * names): two-space indent, ": " after keys, trailing newline; fields in

@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "base64.h"
 #include "json.h"
+#include "topofs/base64.h"
 #include "topofs/log.h"
 
 /* Log one malformed answer and return -EIO. */

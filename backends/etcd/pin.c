@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "auth.h"
-#include "base64.h"
 #include "json.h"
 #include "pin.h"
+#include "topofs/base64.h"
 
 /* POST body to api and check the answer for an etcd error. 0 and *reply, or
  * a negative errno (logged naming `what`). */

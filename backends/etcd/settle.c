@@ -9,7 +9,7 @@
  * version == 0 for a create, or the key exists for a delete): the second
  * attempt can never overwrite a newer write of someone else. But when the
  * first attempt DID land, the second one's compares fail and would report a
- * conflict for a write that succeeded. So kv.c then reads every key back
+ * conflict for a write that succeeded. So kv_txn.c then reads every key back
  * and asks etcd_txn_landed():
  *
  *   put with a version v   the key holds our value, its mod_revision is

@@ -11,7 +11,7 @@
 #include "json.h"
 #include "topofs/backend.h"
 
-/* Whether every write of ops[0..n) (one txn, with the compares kv.c
+/* Whether every write of ops[0..n) (one txn, with the compares kv_txn.c
  * builds) is visible in now[0..n), what a read of each op's key at one
  * revision found (kind ETCD_RESP_RANGE, found, meta), values[i] its value
  * (meta.size bytes, NULL if empty): whether an attempt of that txn landed.

@@ -12,9 +12,9 @@
 #include <jansson.h>
 
 #include "auth.h"
-#include "base64.h"
 #include "json.h"
 #include "watch.h"
+#include "topofs/base64.h"
 #include "topofs/log.h"
 
 #define CONNECT_MS 2000	    /* per connection attempt */

@@ -1,5 +1,5 @@
 /*
- * fuzz_base64.c - etcd_b64_decode / etcd_b64_encode (backends/etcd/base64.c).
+ * fuzz_base64.c - etcd_b64_decode / etcd_b64_encode (common/base64.c).
  *
  * Properties, on arbitrary bytes:
  *  - decode never crashes and returns 0 or -EINVAL (never reads past n: the
@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 
 /* The base64 of s, in one of 16 rotating static buffers (so that a few
  * can be arguments of one fmt call). */

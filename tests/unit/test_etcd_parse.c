@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 #include "../../backends/etcd/json.h"
 #include "check.h"
 #include "etcd_text.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 #include "../../backends/etcd/http.h"
 #include "../../backends/etcd/json.h"
 #include "../../backends/etcd/settle.h"

@@ -1,4 +1,4 @@
-/* test_etcd_txn.c - backends/etcd/kv.c: the JSON of a transaction, byte
+/* test_etcd_txn.c - backends/etcd/kv_txn.c: the JSON of a transaction, byte
  * for byte (etcd_build_txn), above all the guard a directory rename sends
  * (issue 21): two compares, the node itself and the range below it, and a
  * read of what changed on failure. */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 #include "../../backends/etcd/http.h"
 #include "../../backends/etcd/auth.h"
 #include "../../backends/etcd/watch.h"

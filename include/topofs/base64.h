@@ -1,9 +1,10 @@
 /*
- * base64.h - standard base64 (RFC 4648 section 4, with padding), as etcd's
- * JSON gateway encodes keys and values.
+ * base64.h - standard base64 (RFC 4648 section 4, with padding), shared by
+ * the filesystem and the stores: etcd's JSON gateway encodes keys and values
+ * in it, and the JSON view of a record writes bytes fields in it.
  */
-#ifndef TOPOFS_ETCD_BASE64_H
-#define TOPOFS_ETCD_BASE64_H
+#ifndef TOPOFS_BASE64_H
+#define TOPOFS_BASE64_H
 
 #include <stddef.h>
 

@@ -1,10 +1,10 @@
-/* base64.c - see base64.h. */
+/* base64.c - see topofs/base64.h. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "base64.h"
+#include "topofs/base64.h"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -1,10 +1,10 @@
-/* test_etcd_base64.c - backends/etcd/base64.c: RFC 4648 vectors, binary
- * data, round trips and strict rejection of bad input. */
+/* test_base64.c - common/base64.c: RFC 4648 vectors, binary data, round
+ * trips and strict rejection of bad input. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../backends/etcd/base64.h"
+#include "topofs/base64.h"
 #include "check.h"
 
 /* Encode s and compare with want. */
