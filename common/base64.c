@@ -10,7 +10,7 @@ static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Encode; see base64.h. */
-int etcd_b64_encode(const void *in, size_t n, char **out)
+int topo_b64_encode(const void *in, size_t n, char **out)
 {
 	const unsigned char *p = in;
 	size_t groups = n / 3 + (n % 3 != 0);
@@ -83,7 +83,7 @@ static int b64_group(const char *in, bool last, unsigned char *out, size_t *got)
 }
 
 /* Decode; see base64.h. */
-int etcd_b64_decode(const char *in, size_t n, unsigned char **out,
+int topo_b64_decode(const char *in, size_t n, unsigned char **out,
 		    size_t *outlen)
 {
 	unsigned char *buf;

@@ -203,7 +203,7 @@ static int put_scalar(struct dec *d, const struct proto_field *f,
 		put_json_string(b, g->data, g->len);
 		return 0;
 	case PROTO_BYTES:
-		if (etcd_b64_encode(g->data, g->len, &s))
+		if (topo_b64_encode(g->data, g->len, &s))
 			return -ENOMEM;
 		buf_printf(b, "\"");
 		buf_puts(b, s);
@@ -574,7 +574,7 @@ static int dec_unknown(struct dec *d, const struct proto_message *m,
 		return -ENOMEM;
 	if (!u.len)
 		return 0;
-	if (etcd_b64_encode(u.p, u.len, &s)) {
+	if (topo_b64_encode(u.p, u.len, &s)) {
 		free(u.p);
 		return -ENOMEM;
 	}

@@ -194,7 +194,7 @@ static int get_bytes(struct ctx *c, const json_t *v, struct sval *s)
 		t[i] = t[i] == '-' ? '+' : t[i] == '_' ? '/' : t[i];
 	while (n % 4 && n % 4 != 1)
 		t[n++] = '=';
-	r = etcd_b64_decode(t, n, &s->owned, &s->n);
+	r = topo_b64_decode(t, n, &s->owned, &s->n);
 	free(t);
 	if (r == -EINVAL)
 		return fail(c, "invalid base64");

@@ -288,7 +288,7 @@ static int get_bytes(json_t *obj, const char *name, unsigned char **buf,
 			 what, name);
 		return -EIO;
 	}
-	err = etcd_b64_decode(json_string_value(f), json_string_length(f), buf,
+	err = topo_b64_decode(json_string_value(f), json_string_length(f), buf,
 			      len);
 	if (err == -EINVAL) {
 		topo_err("etcd: %s: malformed answer: field %s is not base64",

@@ -79,7 +79,7 @@ int etcd_prefix_end(const char *k, size_t n, char **out, size_t *outlen)
 int set_bytes(json_t *obj, const char *name, const void *p, size_t n)
 {
 	char *b64;
-	int err = etcd_b64_encode(p, n, &b64);
+	int err = topo_b64_encode(p, n, &b64);
 
 	if (err)
 		return err;

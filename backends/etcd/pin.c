@@ -46,7 +46,7 @@ static int check_revision(struct etcd_http *h, const char *servers,
 
 	if (asprintf(&key, "%s/", root) < 0)
 		return -ENOMEM;
-	if (etcd_b64_encode(key, strlen(key), &b64) ||
+	if (topo_b64_encode(key, strlen(key), &b64) ||
 	    asprintf(&body,
 		     "{\"key\":\"%s\",\"revision\":\"%" PRId64
 		     "\",\"count_only\":true}",

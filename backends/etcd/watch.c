@@ -411,7 +411,7 @@ static enum outcome fetch_revision(struct etcd_watch *w, int64_t *rev)
 
 	if (asprintf(&key, "%s/", w->root) < 0)
 		key = NULL;
-	if (!key || etcd_b64_encode(key, strlen(key), &k64) ||
+	if (!key || topo_b64_encode(key, strlen(key), &k64) ||
 	    asprintf(&body, "{\"key\":\"%s\",\"keys_only\":true}", k64) < 0)
 		body = NULL;
 	if (!body || prepare(w, "/v3/kv/range", body, on_reply)) {
@@ -488,8 +488,8 @@ static char *create_request(struct etcd_watch *w)
 		goto out;
 	}
 	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen) ||
-	    etcd_b64_encode(sub, strlen(sub), &k64) ||
-	    etcd_b64_encode(end, endlen, &e64))
+	    topo_b64_encode(sub, strlen(sub), &k64) ||
+	    topo_b64_encode(end, endlen, &e64))
 		goto out;
 	req = json_pack("{s:{s:s,s:s,s:s,s:b}}", "create_request", "key", k64,
 			"range_end", e64, "start_revision", rev,

@@ -10,13 +10,13 @@
 
 /* Encode n bytes of in into a new NUL-terminated string *out (caller frees).
  * 0 or -ENOMEM. */
-int etcd_b64_encode(const void *in, size_t n, char **out);
+int topo_b64_encode(const void *in, size_t n, char **out);
 
 /* Decode n characters of in into a new buffer *out of *outlen bytes, with one
  * NUL byte after them (caller frees). Strict: length a multiple of 4, only
  * the standard alphabet, '=' only as final padding, unused bits zero.
  * 0, -EINVAL for bad input (*out untouched), or -ENOMEM. */
-int etcd_b64_decode(const char *in, size_t n, unsigned char **out,
+int topo_b64_decode(const char *in, size_t n, unsigned char **out,
 		    size_t *outlen);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * fuzz_base64.c - etcd_b64_decode / etcd_b64_encode (common/base64.c).
+ * fuzz_base64.c - topo_b64_decode / topo_b64_encode (common/base64.c).
  *
  * Properties, on arbitrary bytes:
  *  - decode never crashes and returns 0 or -EINVAL (never reads past n: the
@@ -24,14 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int err;
 
 	/* Arbitrary input. */
-	err = etcd_b64_decode(in, size, &out, &outlen);
+	err = topo_b64_decode(in, size, &out, &outlen);
 	FUZZ_CHECK(err == 0 || err == -EINVAL);
 	if (err == 0) {
 		FUZZ_CHECK(size % 4 == 0);
 		FUZZ_CHECK(outlen <= size / 4 * 3);
 		FUZZ_CHECK(outlen + 2 >= size / 4 * 3); /* at most "==" */
 		FUZZ_CHECK(out[outlen] == '\0');
-		FUZZ_CHECK(etcd_b64_encode(out, outlen, &enc) == 0);
+		FUZZ_CHECK(topo_b64_encode(out, outlen, &enc) == 0);
 		FUZZ_CHECK(strlen(enc) == size);
 		FUZZ_CHECK(memcmp(enc, in, size) == 0);
 		free(enc);
@@ -42,9 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* Round trip of the raw bytes. */
-	FUZZ_CHECK(etcd_b64_encode(data, size, &enc) == 0);
+	FUZZ_CHECK(topo_b64_encode(data, size, &enc) == 0);
 	FUZZ_CHECK(strlen(enc) == (size + 2) / 3 * 4);
-	err = etcd_b64_decode(enc, strlen(enc), &back, &backlen);
+	err = topo_b64_decode(enc, strlen(enc), &back, &backlen);
 	FUZZ_CHECK(err == 0);
 	FUZZ_CHECK(backlen == size);
 	FUZZ_CHECK(size == 0 || memcmp(back, data, size) == 0);

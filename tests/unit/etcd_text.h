@@ -21,7 +21,7 @@ static inline const char *b64(const char *s)
 	static int next;
 	char *enc, *out = bufs[next++ % 16];
 
-	if (etcd_b64_encode(s, strlen(s), &enc))
+	if (topo_b64_encode(s, strlen(s), &enc))
 		abort();
 	snprintf(out, 256, "%s", enc);
 	free(enc);

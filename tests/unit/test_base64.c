@@ -12,7 +12,7 @@ static void check_encode(const char *s, size_t n, const char *want)
 {
 	char *got = NULL;
 
-	CHECK_INT(etcd_b64_encode(s, n, &got), 0);
+	CHECK_INT(topo_b64_encode(s, n, &got), 0);
 	CHECK_STR(got, want);
 	free(got);
 }
@@ -23,7 +23,7 @@ static void check_decode(const char *s, const char *want, size_t wantlen)
 	unsigned char *got = NULL;
 	size_t len = 99;
 
-	CHECK_INT(etcd_b64_decode(s, strlen(s), &got, &len), 0);
+	CHECK_INT(topo_b64_decode(s, strlen(s), &got, &len), 0);
 	CHECK(got != NULL);
 	if (got) {
 		CHECK_MEM(got, len, want, wantlen);
@@ -38,7 +38,7 @@ static void check_reject(const char *s, size_t n)
 	unsigned char *got = (unsigned char *)"untouched";
 	size_t len = 42;
 
-	CHECK_INT(etcd_b64_decode(s, n, &got, &len), -EINVAL);
+	CHECK_INT(topo_b64_decode(s, n, &got, &len), -EINVAL);
 	CHECK_STR((char *)got, "untouched");
 	CHECK_INT(len, 42);
 }
@@ -71,9 +71,9 @@ static void test_binary(void)
 	for (int i = 0; i < 256; i++)
 		all[i] = (unsigned char)i;
 	for (size_t n = 0; n <= sizeof(all); n++) {
-		CHECK_INT(etcd_b64_encode(all, n, &enc), 0);
+		CHECK_INT(topo_b64_encode(all, n, &enc), 0);
 		CHECK_INT(strlen(enc), (n + 2) / 3 * 4);
-		CHECK_INT(etcd_b64_decode(enc, strlen(enc), &back, &len), 0);
+		CHECK_INT(topo_b64_decode(enc, strlen(enc), &back, &len), 0);
 		CHECK_MEM(back, len, all, n);
 		free(enc);
 		free(back);
