@@ -77,7 +77,8 @@ void cache_set_derived_size(struct cache *c, const char *path,
 
 /* One of our store writes (any put, delete, multi or mkdir) is in flight
  * between these: a ZooKeeper child notice that comes meanwhile may be its
- * own, and the listing it names is checked later (cache.c, Freshness). */
+ * own, and the listing it names is checked later (cache_notice.c,
+ * Freshness). */
 void cache_write_begin(struct cache *c);
 void cache_write_end(struct cache *c);
 
@@ -141,7 +142,7 @@ void cache_for_each_path(struct cache *c, void (*fn)(void *, const char *),
 
 /* Whether directory `path`'s listing stays as the cache holds it until a
  * change notice says otherwise: with the store's watch, except while a
- * ZooKeeper child watch that fired is not set again (see cache.c,
+ * ZooKeeper child watch that fired is not set again (see cache_notice.c,
  * Freshness; the listing is then trusted for ttl_ms only). */
 bool cache_listing_watched(struct cache *c, const char *path);
 

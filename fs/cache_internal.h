@@ -1,0 +1,174 @@
+/*
+ * cache_internal.h - what the cache's files share: the tree's node, the
+ * cache itself, and the helpers one file calls in another. Not for use
+ * outside fs/cache*.c (the filesystem uses cache.h).
+ *
+ *   cache.c          the tree: nodes, their sorted child arrays, walks;
+ *                    the queries answered from it; creation and freeing
+ *   cache_listing.c  listings: fetching a subtree, building it into the
+ *                    tree, races with writes and notices, freshness
+ *   cache_notice.c   change notices and staleness: what a notice marks,
+ *                    get() answers for stale nodes, rechecks of children
+ *   cache_write.c    our own writes, recorded in the tree
+ *
+ * "mu held" below: called with the cache's `mu` locked, returning with it
+ * still locked and never dropping it. Node helpers work on the tree (mu
+ * held) or on nodes not in it yet (a subtree being built).
+ */
+#ifndef TOPOFS_CACHE_INTERNAL_H
+#define TOPOFS_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+#define RACED_MAX 64 /* notices replayed after a listing they raced */
+
+struct cnode {
+	char *name;
+	struct cnode **kids; /* sorted by name */
+	size_t nkids, capkids;
+	unsigned char *value; /* meta.size bytes; NULL when empty */
+	struct topo_meta meta;
+	uint64_t fetched_ms; /* directories: when last listed (0: never) */
+	bool has_data;
+	bool local_dir; /* made by mkdir through this mount (etcd: in memory
+			   only) */
+	bool real_dir;	/* a directory in the store (ZooKeeper) */
+	bool stale;	/* a notice said it changed: get() it again */
+	int64_t derived_for; /* modify_id derived_size was computed for */
+	size_t derived_size; /* e.g. the length of the value's JSON view */
+	bool pending;	     /* created by -o writeback, maybe not in the
+				store yet: kept across listings */
+	bool kids_unwatched; /* its child watch fired: see cache_notice.c,
+				Freshness */
+	uint64_t kids_seq;   /* stamp of the last child notice (see
+				check_kids) */
+	uint64_t stale_seq;  /* stamp of the last notice or write: a get()
+				that raced one is not taken for the newest */
+	int64_t noticed;     /* stale: the newest version a notice named
+				(INT64_MAX: a notice without one) */
+};
+
+struct cache {
+	const struct topo_backend *be;
+	struct topo_store *st;
+	unsigned ttl_ms;
+
+	pthread_mutex_t refresh_mu; /* one store listing at a time; guards: */
+	uint64_t failed_ms;	    /* when the last listing failed */
+	int failed_rc;		    /* and how */
+
+	pthread_mutex_t mu; /* guards everything below */
+	struct cnode *root;
+	bool watched;	     /* change notices keep listings fresh */
+	const char *listing; /* the directory being listed, or NULL */
+	int64_t conflict;    /* newest change to it meanwhile (0: none) */
+	struct raced_notice {
+		enum topo_change what;
+		char *path; /* owned */
+		int64_t version;
+	} raced[RACED_MAX]; /* the notices that touched it meanwhile */
+	size_t nraced;
+	bool unreplayable;     /* a write touched it meanwhile, or more than
+				  RACED_MAX notices: no replay (see
+				  cache_listing.c, Concurrency) */
+	uint64_t stamps;       /* the last stamp given (see next_stamp) */
+	bool pending_ever;     /* some node was ever pending (-o writeback) */
+	unsigned own_writes;   /* our store writes in flight (see
+				  cache_notice.c, Freshness) */
+	uint64_t own_write_ms; /* when the last of them ended */
+	char **logged; /* invalid keys already logged, to log each once */
+	size_t nlogged;
+};
+
+/* ---- cache.c: the tree ---- */
+
+/* Milliseconds on the monotonic clock. No lock. */
+uint64_t now_ms(void);
+
+/* A new childless node named name[0..len). NULL on ENOMEM. No lock. */
+struct cnode *node_new(const char *name, size_t len);
+/* Free n and everything below it (NULL: nothing). mu held, or detached. */
+void node_free(struct cnode *n);
+/* Whether n is a directory (see cache.c, Shape). mu held. */
+bool node_is_dir(const struct cache *c, const struct cnode *n);
+/* Whether n's own value is shown as a file. mu held. */
+bool data_shown(const struct cache *c, const struct cnode *n);
+/* Whether n holds nothing and may be pruned (never a stale one). mu held. */
+bool node_is_empty(const struct cnode *n);
+
+/* Index of child name[0..len) in n, or where it would go. mu held. */
+size_t kid_index(const struct cnode *n, const char *name, size_t len,
+		 bool *found);
+/* Put kid into n's children at index i; -ENOMEM leaves n unchanged. mu
+ * held. */
+int kid_insert_at(struct cnode *n, size_t i, struct cnode *kid);
+/* n's child name[0..len), or NULL. mu held. */
+struct cnode *kid_find(const struct cnode *n, const char *name, size_t len);
+/* n's child name[0..len), made if missing; NULL on ENOMEM. mu held. */
+struct cnode *kid_get(struct cnode *n, const char *name, size_t len);
+/* Unlink kid from n's children without freeing it. mu held. */
+void kid_remove(struct cnode *n, struct cnode *kid);
+
+/* walk, also telling in *made where in p the first node made starts. mu
+ * held. */
+struct cnode *walk_made(struct cnode *top, const char *p, bool create,
+			const char **made);
+/* The node at store path p below top (made with create), or NULL. mu held. */
+struct cnode *walk(struct cnode *top, const char *p, bool create);
+/* The node of p's parent directory, or NULL. mu held. */
+struct cnode *walk_parent(struct cache *c, const char *p);
+
+/* Give n the value (taken, not copied) and its metadata. mu held. */
+void node_set_value(struct cnode *n, unsigned char *value,
+		    const struct topo_meta *meta);
+/* Drop n's value and metadata. mu held. */
+void node_clear_value(struct cnode *n);
+/* Set fetched_ms of directory n and the directories below it. mu held. */
+void mark_fetched(struct cache *c, struct cnode *n, uint64_t when);
+/* Remove the ancestors of path that are left empty. mu held. */
+void prune_empty(struct cache *c, const char *path);
+/* A real directory that lost its last child may be a file again. mu held. */
+void lost_child(const struct cache *c, struct cnode *parent);
+
+/* ---- cache_listing.c: listings and freshness ---- */
+
+/* Record our own write at path against the listing in flight. mu held. */
+void touch(struct cache *c, const char *path, int64_t version);
+/* Record a notice against the listing in flight, to replay. mu held. */
+void touch_notice(struct cache *c, enum topo_change what, const char *path,
+		  int64_t version);
+/* Whether directory n's listing is still trusted. mu held. */
+bool is_fresh(const struct cache *c, const struct cnode *n);
+/* The directory whose listing decides about path, its path written into
+ * out. mu held. */
+struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
+			   char *out, size_t outlen);
+/* Re-list dir from the store unless fresh now. mu NOT held; takes
+ * refresh_mu, then mu, never across the store request. */
+int refresh(struct cache *c, const char *dir);
+/* Confirm dir's children with a names-only read: 0, 1 (differ), or the
+ * store's error. mu NOT held; takes refresh_mu and mu. */
+int check_kids(struct cache *c, const char *dir, bool force);
+/* Make the answer about path current: 0 with mu held, or an error without
+ * it. Called with mu NOT held. */
+int lock_fresh(struct cache *c, const char *path, bool self);
+
+/* ---- cache_notice.c: notices and staleness ---- */
+
+/* A stamp never given before, for stale_seq or kids_seq. mu held. */
+uint64_t next_stamp(struct cache *c);
+/* Whether meta m is of an older state of n than the cached one. mu held. */
+bool older_than_cached(const struct cnode *n, const struct topo_meta *m);
+/* get() the stale node at path (and its children with kids): 0, -EAGAIN,
+ * or an error. Called and returns with mu held; drops it meanwhile. */
+int resolve_stale(struct cache *c, const char *path, bool kids);
+/* Take one change notice into the tree (cache_notice). mu held. */
+bool notice_locked(struct cache *c, enum topo_change what, const char *path,
+		   int64_t version, size_t *grown);
+
+#endif
