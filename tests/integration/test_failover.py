@@ -23,7 +23,7 @@ On etcd, a write cut off by the kill is sent again to another member and,
 if its compare then fails, settled by reading the keys back
 (backends/etcd/settle.c); requests answered "try again" during the leader
 election are retried until -o timeout.  ZooKeeper settles a write cut by a
-connection loss the same way (backends/zk/zk.c).
+connection loss the same way (backends/zk/zk_write.c, zk_multi.c).
 
 Every cluster is private to its test (started in setUp, stopped by pid in
 cleanup)."""
