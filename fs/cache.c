@@ -45,7 +45,7 @@
 #include "cache_internal.h"
 #include "path.h"
 
-uint64_t now_ms(void)
+uint64_t cache_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -54,7 +54,7 @@ uint64_t now_ms(void)
 
 /* ---- nodes ---- */
 
-struct cnode *node_new(const char *name, size_t len)
+struct cnode *cache_node_new(const char *name, size_t len)
 {
 	struct cnode *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -67,19 +67,19 @@ struct cnode *node_new(const char *name, size_t len)
 	return n;
 }
 
-void node_free(struct cnode *n)
+void cache_node_free(struct cnode *n)
 {
 	if (!n)
 		return;
 	for (size_t i = 0; i < n->nkids; i++)
-		node_free(n->kids[i]);
+		cache_node_free(n->kids[i]);
 	free(n->kids);
 	free(n->value);
 	free(n->name);
 	free(n);
 }
 
-bool node_is_dir(const struct cache *c, const struct cnode *n)
+bool cache_node_is_dir(const struct cache *c, const struct cnode *n)
 {
 	return n == c->root || n->nkids > 0 || n->local_dir || n->real_dir;
 }
@@ -87,11 +87,11 @@ bool node_is_dir(const struct cache *c, const struct cnode *n)
 /* Whether a node's own value is a file: always for a file; for a directory
  * (as DIR/.topofs-data) unless it is the empty data that every ZooKeeper
  * directory node has. */
-bool data_shown(const struct cache *c, const struct cnode *n)
+bool cache_data_shown(const struct cache *c, const struct cnode *n)
 {
 	if (!n->has_data)
 		return false;
-	return !node_is_dir(c, n) || n->meta.size > 0 ||
+	return !cache_node_is_dir(c, n) || n->meta.size > 0 ||
 	       !(c->be->caps & TOPO_CAP_REAL_DIRS);
 }
 
@@ -99,7 +99,7 @@ bool data_shown(const struct cache *c, const struct cnode *n)
  * own. A stale node is not empty: a notice said it changed and its value,
  * not read yet, may be there (etcd: the put of "k" seen, then the delete
  * of "k/c", its last child, must not prune "k"). */
-bool node_is_empty(const struct cnode *n)
+bool cache_node_is_empty(const struct cnode *n)
 {
 	return !n->nkids && !n->has_data && !n->local_dir && !n->real_dir &&
 	       !n->stale;
@@ -115,8 +115,8 @@ static int name_cmp(const char *a, const char *b, size_t blen)
 }
 
 /* Index of child `name` in n, or where it would go (*found says which). */
-size_t kid_index(const struct cnode *n, const char *name, size_t len,
-		 bool *found)
+size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
+		       bool *found)
 {
 	size_t lo = 0, hi = n->nkids;
 	*found = false;
@@ -139,7 +139,7 @@ size_t kid_index(const struct cnode *n, const char *name, size_t len,
 }
 
 /* Put `kid` into n at position i. -ENOMEM leaves n unchanged. */
-int kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
+int cache_kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
 {
 	if (n->nkids == n->capkids) {
 		size_t cap = n->capkids ? n->capkids * 2 : 4;
@@ -156,30 +156,31 @@ int kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
 	return 0;
 }
 
-struct cnode *kid_find(const struct cnode *n, const char *name, size_t len)
+struct cnode *cache_kid_find(const struct cnode *n, const char *name,
+			     size_t len)
 {
 	bool found;
-	size_t i = kid_index(n, name, len, &found);
+	size_t i = cache_kid_index(n, name, len, &found);
 	return found ? n->kids[i] : NULL;
 }
 
 /* The child `name` of n, created if missing. NULL on ENOMEM. */
-struct cnode *kid_get(struct cnode *n, const char *name, size_t len)
+struct cnode *cache_kid_get(struct cnode *n, const char *name, size_t len)
 {
 	bool found;
-	size_t i = kid_index(n, name, len, &found);
+	size_t i = cache_kid_index(n, name, len, &found);
 	if (found)
 		return n->kids[i];
-	struct cnode *kid = node_new(name, len);
-	if (kid && kid_insert_at(n, i, kid)) {
-		node_free(kid);
+	struct cnode *kid = cache_node_new(name, len);
+	if (kid && cache_kid_insert_at(n, i, kid)) {
+		cache_node_free(kid);
 		kid = NULL;
 	}
 	return kid;
 }
 
 /* Remove child `kid` from n (does not free it). */
-void kid_remove(struct cnode *n, struct cnode *kid)
+void cache_kid_remove(struct cnode *n, struct cnode *kid)
 {
 	for (size_t i = 0; i < n->nkids; i++) {
 		if (n->kids[i] == kid) {
@@ -196,16 +197,16 @@ void kid_remove(struct cnode *n, struct cnode *kid)
  * fresh as their parent, which has just been told about them. With `made`,
  * *made is set to where in p the first node made starts (unchanged if none
  * was). */
-struct cnode *walk_made(struct cnode *top, const char *p, bool create,
-			const char **made)
+struct cnode *cache_walk_made(struct cnode *top, const char *p, bool create,
+			      const char **made)
 {
 	struct cnode *n = top;
 	while (n && *p) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		struct cnode *next = kid_find(n, p, len);
+		struct cnode *next = cache_kid_find(n, p, len);
 		if (!next && create) {
-			next = kid_get(n, p, len);
+			next = cache_kid_get(n, p, len);
 			if (next)
 				next->fetched_ms = n->fetched_ms;
 			if (made && !*made)
@@ -217,25 +218,25 @@ struct cnode *walk_made(struct cnode *top, const char *p, bool create,
 	return n;
 }
 
-struct cnode *walk(struct cnode *top, const char *p, bool create)
+struct cnode *cache_walk(struct cnode *top, const char *p, bool create)
 {
-	return walk_made(top, p, create, NULL);
+	return cache_walk_made(top, p, create, NULL);
 }
 
 /* The parent node of store path p, or NULL. */
-struct cnode *walk_parent(struct cache *c, const char *p)
+struct cnode *cache_walk_parent(struct cache *c, const char *p)
 {
 	size_t plen = path_parent_len(p);
 	char *parent = strndup(p, plen);
 	if (!parent)
 		return NULL;
-	struct cnode *n = walk(c->root, parent, false);
+	struct cnode *n = cache_walk(c->root, parent, false);
 	free(parent);
 	return n;
 }
 
-void node_set_value(struct cnode *n, unsigned char *value,
-		    const struct topo_meta *meta)
+void cache_node_set_value(struct cnode *n, unsigned char *value,
+			  const struct topo_meta *meta)
 {
 	free(n->value);
 	n->value = value;
@@ -244,7 +245,7 @@ void node_set_value(struct cnode *n, unsigned char *value,
 	n->real_dir = meta->real_dir;
 }
 
-void node_clear_value(struct cnode *n)
+void cache_node_clear_value(struct cnode *n)
 {
 	free(n->value);
 	n->value = NULL;
@@ -252,17 +253,17 @@ void node_clear_value(struct cnode *n)
 	n->has_data = false;
 }
 
-void mark_fetched(struct cache *c, struct cnode *n, uint64_t when)
+void cache_mark_fetched(struct cache *c, struct cnode *n, uint64_t when)
 {
-	if (!node_is_dir(c, n))
+	if (!cache_node_is_dir(c, n))
 		return;
 	n->fetched_ms = when;
 	for (size_t i = 0; i < n->nkids; i++)
-		mark_fetched(c, n->kids[i], when);
+		cache_mark_fetched(c, n->kids[i], when);
 }
 
 /* Remove now-empty implicit ancestors of `path` (etcd has no empty dirs). */
-void prune_empty(struct cache *c, const char *path)
+void cache_prune_empty(struct cache *c, const char *path)
 {
 	char buf[4096];
 	if (strlen(path) >= sizeof(buf))
@@ -270,16 +271,16 @@ void prune_empty(struct cache *c, const char *path)
 	strcpy(buf, path);
 	while (*buf) {
 		buf[path_parent_len(buf)] = '\0';
-		struct cnode *n = walk(c->root, buf, false);
-		if (!n || n == c->root || !node_is_empty(n))
+		struct cnode *n = cache_walk(c->root, buf, false);
+		if (!n || n == c->root || !cache_node_is_empty(n))
 			return;
-		struct cnode *parent = walk_parent(c, buf);
+		struct cnode *parent = cache_walk_parent(c, buf);
 		if (!parent)
 			return;
 		if (!n->fetched_ms)
 			parent->fetched_ms = 0; /* its pending re-listing */
-		kid_remove(parent, n);
-		node_free(n);
+		cache_kid_remove(parent, n);
+		cache_node_free(n);
 	}
 }
 
@@ -288,7 +289,7 @@ void prune_empty(struct cache *c, const char *path)
  * directories are nodes of their own (etcd v2), which stay directories, or
  * children may have come that the cache does not know yet (its child watch
  * fired: check_kids decides then). */
-void lost_child(const struct cache *c, struct cnode *parent)
+void cache_lost_child(const struct cache *c, struct cnode *parent)
 {
 	if (parent && !parent->nkids && !parent->local_dir &&
 	    !parent->kids_unwatched && !(c->be->caps & TOPO_CAP_DIR_NODES))
@@ -302,9 +303,9 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 		      struct cache_stat *out, bool counts)
 {
 	memset(out, 0, sizeof(*out));
-	out->is_dir = node_is_dir(c, n);
+	out->is_dir = cache_node_is_dir(c, n);
 	out->has_data = n->has_data;
-	out->data_shown = data_shown(c, n);
+	out->data_shown = cache_data_shown(c, n);
 	out->local_dir = n->local_dir;
 	out->real_dir = n->real_dir;
 	if (n->has_data)
@@ -313,7 +314,7 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 		return;
 	for (size_t i = 0; i < n->nkids; i++) {
 		const struct cnode *k = n->kids[i];
-		if (node_is_dir(c, k))
+		if (cache_node_is_dir(c, k))
 			out->subdirs++;
 		if (k->has_data && k->meta.version > out->newest)
 			out->newest = k->meta.version;
@@ -325,10 +326,10 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 static int stat_path(struct cache *c, const char *path, struct cache_stat *out,
 		     bool counts)
 {
-	int rc = lock_fresh(c, path, false);
+	int rc = cache_lock_fresh(c, path, false);
 	if (rc)
 		return rc;
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (n)
 		fill_stat(c, n, out, counts);
 	pthread_mutex_unlock(&c->mu);
@@ -348,10 +349,10 @@ int cache_stat_brief(struct cache *c, const char *path, struct cache_stat *out)
 int cache_value(struct cache *c, const char *path, unsigned char **buf,
 		struct topo_meta *meta)
 {
-	int rc = lock_fresh(c, path, false);
+	int rc = cache_lock_fresh(c, path, false);
 	if (rc)
 		return rc;
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	*buf = NULL;
 	if (!n || !n->has_data) {
 		rc = -ENOENT;
@@ -371,20 +372,20 @@ int cache_value(struct cache *c, const char *path, unsigned char **buf,
 int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 		   void *arg)
 {
-	int rc = lock_fresh(c, path, true);
+	int rc = cache_lock_fresh(c, path, true);
 	if (rc)
 		return rc;
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (!n)
 		rc = -ENOENT;
-	else if (!node_is_dir(c, n))
+	else if (!cache_node_is_dir(c, n))
 		rc = -ENOTDIR;
 	for (size_t i = 0; !rc && i < n->nkids; i++) {
 		struct cache_stat st;
 		fill_stat(c, n->kids[i], &st, true);
 		rc = fn(arg, n->kids[i]->name, &st);
 	}
-	if (!rc && data_shown(c, n)) {
+	if (!rc && cache_data_shown(c, n)) {
 		struct cache_stat st = {
 		    .has_data = true, .data_shown = true, .meta = n->meta};
 		rc = fn(arg, TOPO_DATA_NAME, &st);
@@ -433,12 +434,12 @@ int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
 		  bool *local_dirs)
 {
 	cache_invalidate(c, path); /* a rename must see the store as it is */
-	int rc = lock_fresh(c, path, true);
+	int rc = cache_lock_fresh(c, path, true);
 	if (rc)
 		return rc;
 	*local_dirs = false;
 	char p[4096];
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (!n) {
 		rc = -ENOENT;
 	} else {
@@ -452,8 +453,8 @@ int cache_subtree(struct cache *c, const char *path, struct topo_listing *out,
 bool cache_knows_dir(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
-	bool dir = n && !n->stale && node_is_dir(c, n);
+	struct cnode *n = cache_walk(c->root, path, false);
+	bool dir = n && !n->stale && cache_node_is_dir(c, n);
 	pthread_mutex_unlock(&c->mu);
 	return dir;
 }
@@ -475,7 +476,7 @@ static bool holds_persistent(const struct cnode *n)
 bool cache_dir_persistent(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	bool shown = !n || !*path || holds_persistent(n);
 	pthread_mutex_unlock(&c->mu);
 	return shown;
@@ -516,7 +517,7 @@ bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
 			size_t *size)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	bool known = n && modify_id > 0 && n->derived_for == modify_id;
 	if (known)
 		*size = n->derived_size;
@@ -528,7 +529,7 @@ void cache_set_derived_size(struct cache *c, const char *path,
 			    int64_t modify_id, size_t size)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (n && n->has_data && n->meta.modify_id == modify_id) {
 		n->derived_for = modify_id;
 		n->derived_size = size;
@@ -544,7 +545,7 @@ struct cache *cache_new(const struct topo_backend *be, struct topo_store *st,
 	struct cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->root = node_new("", 0);
+	c->root = cache_node_new("", 0);
 	if (!c->root) {
 		free(c);
 		return NULL;
@@ -561,7 +562,7 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
-	node_free(c->root);
+	cache_node_free(c->root);
 	for (size_t i = 0; i < c->nlogged; i++)
 		free(c->logged[i]);
 	free(c->logged);

@@ -88,87 +88,88 @@ struct cache {
 /* ---- cache.c: the tree ---- */
 
 /* Milliseconds on the monotonic clock. No lock. */
-uint64_t now_ms(void);
+uint64_t cache_now_ms(void);
 
 /* A new childless node named name[0..len). NULL on ENOMEM. No lock. */
-struct cnode *node_new(const char *name, size_t len);
+struct cnode *cache_node_new(const char *name, size_t len);
 /* Free n and everything below it (NULL: nothing). mu held, or detached. */
-void node_free(struct cnode *n);
+void cache_node_free(struct cnode *n);
 /* Whether n is a directory (see cache.c, Shape). mu held. */
-bool node_is_dir(const struct cache *c, const struct cnode *n);
+bool cache_node_is_dir(const struct cache *c, const struct cnode *n);
 /* Whether n's own value is shown as a file. mu held. */
-bool data_shown(const struct cache *c, const struct cnode *n);
+bool cache_data_shown(const struct cache *c, const struct cnode *n);
 /* Whether n holds nothing and may be pruned (never a stale one). mu held. */
-bool node_is_empty(const struct cnode *n);
+bool cache_node_is_empty(const struct cnode *n);
 
 /* Index of child name[0..len) in n, or where it would go. mu held. */
-size_t kid_index(const struct cnode *n, const char *name, size_t len,
-		 bool *found);
+size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
+		       bool *found);
 /* Put kid into n's children at index i; -ENOMEM leaves n unchanged. mu
  * held. */
-int kid_insert_at(struct cnode *n, size_t i, struct cnode *kid);
+int cache_kid_insert_at(struct cnode *n, size_t i, struct cnode *kid);
 /* n's child name[0..len), or NULL. mu held. */
-struct cnode *kid_find(const struct cnode *n, const char *name, size_t len);
+struct cnode *cache_kid_find(const struct cnode *n, const char *name,
+			     size_t len);
 /* n's child name[0..len), made if missing; NULL on ENOMEM. mu held. */
-struct cnode *kid_get(struct cnode *n, const char *name, size_t len);
+struct cnode *cache_kid_get(struct cnode *n, const char *name, size_t len);
 /* Unlink kid from n's children without freeing it. mu held. */
-void kid_remove(struct cnode *n, struct cnode *kid);
+void cache_kid_remove(struct cnode *n, struct cnode *kid);
 
 /* walk, also telling in *made where in p the first node made starts. mu
  * held. */
-struct cnode *walk_made(struct cnode *top, const char *p, bool create,
-			const char **made);
+struct cnode *cache_walk_made(struct cnode *top, const char *p, bool create,
+			      const char **made);
 /* The node at store path p below top (made with create), or NULL. mu held. */
-struct cnode *walk(struct cnode *top, const char *p, bool create);
+struct cnode *cache_walk(struct cnode *top, const char *p, bool create);
 /* The node of p's parent directory, or NULL. mu held. */
-struct cnode *walk_parent(struct cache *c, const char *p);
+struct cnode *cache_walk_parent(struct cache *c, const char *p);
 
 /* Give n the value (taken, not copied) and its metadata. mu held. */
-void node_set_value(struct cnode *n, unsigned char *value,
-		    const struct topo_meta *meta);
+void cache_node_set_value(struct cnode *n, unsigned char *value,
+			  const struct topo_meta *meta);
 /* Drop n's value and metadata. mu held. */
-void node_clear_value(struct cnode *n);
+void cache_node_clear_value(struct cnode *n);
 /* Set fetched_ms of directory n and the directories below it. mu held. */
-void mark_fetched(struct cache *c, struct cnode *n, uint64_t when);
+void cache_mark_fetched(struct cache *c, struct cnode *n, uint64_t when);
 /* Remove the ancestors of path that are left empty. mu held. */
-void prune_empty(struct cache *c, const char *path);
+void cache_prune_empty(struct cache *c, const char *path);
 /* A real directory that lost its last child may be a file again. mu held. */
-void lost_child(const struct cache *c, struct cnode *parent);
+void cache_lost_child(const struct cache *c, struct cnode *parent);
 
 /* ---- cache_listing.c: listings and freshness ---- */
 
 /* Record our own write at path against the listing in flight. mu held. */
-void touch(struct cache *c, const char *path, int64_t version);
+void cache_touch(struct cache *c, const char *path, int64_t version);
 /* Record a notice against the listing in flight, to replay. mu held. */
-void touch_notice(struct cache *c, enum topo_change what, const char *path,
-		  int64_t version);
+void cache_touch_notice(struct cache *c, enum topo_change what,
+			const char *path, int64_t version);
 /* Whether directory n's listing is still trusted. mu held. */
-bool is_fresh(const struct cache *c, const struct cnode *n);
+bool cache_is_fresh(const struct cache *c, const struct cnode *n);
 /* The directory whose listing decides about path, its path written into
  * out. mu held. */
-struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
-			   char *out, size_t outlen);
+struct cnode *cache_deciding_dir(struct cache *c, const char *path, bool self,
+				 char *out, size_t outlen);
 /* Re-list dir from the store unless fresh now. mu NOT held; takes
  * refresh_mu, then mu, never across the store request. */
-int refresh(struct cache *c, const char *dir);
+int cache_refresh(struct cache *c, const char *dir);
 /* Confirm dir's children with a names-only read: 0, 1 (differ), or the
  * store's error. mu NOT held; takes refresh_mu and mu. */
-int check_kids(struct cache *c, const char *dir, bool force);
+int cache_check_kids(struct cache *c, const char *dir, bool force);
 /* Make the answer about path current: 0 with mu held, or an error without
  * it. Called with mu NOT held. */
-int lock_fresh(struct cache *c, const char *path, bool self);
+int cache_lock_fresh(struct cache *c, const char *path, bool self);
 
 /* ---- cache_notice.c: notices and staleness ---- */
 
 /* A stamp never given before, for stale_seq or kids_seq. mu held. */
-uint64_t next_stamp(struct cache *c);
+uint64_t cache_next_stamp(struct cache *c);
 /* Whether meta m is of an older state of n than the cached one. mu held. */
-bool older_than_cached(const struct cnode *n, const struct topo_meta *m);
+bool cache_older_than_cached(const struct cnode *n, const struct topo_meta *m);
 /* get() the stale node at path (and its children with kids): 0, -EAGAIN,
  * or an error. Called and returns with mu held; drops it meanwhile. */
-int resolve_stale(struct cache *c, const char *path, bool kids);
+int cache_resolve_stale(struct cache *c, const char *path, bool kids);
 /* Take one change notice into the tree (cache_notice). mu held. */
-bool notice_locked(struct cache *c, enum topo_change what, const char *path,
-		   int64_t version, size_t *grown);
+bool cache_notice_locked(struct cache *c, enum topo_change what,
+			 const char *path, int64_t version, size_t *grown);
 
 #endif

@@ -60,7 +60,7 @@ static void raise_conflict(struct cache *c, int64_t version)
 
 /* Record our own write at `path` (version, or -1 if unknown) against the
  * listing in flight, if it touches the listed subtree. mu held. */
-void touch(struct cache *c, const char *path, int64_t version)
+void cache_touch(struct cache *c, const char *path, int64_t version)
 {
 	if (!touches_listing(c, path))
 		return;
@@ -70,8 +70,8 @@ void touch(struct cache *c, const char *path, int64_t version)
 
 /* Record a change notice against the listing in flight, if it touches the
  * listed subtree, to be replayed after it (see Concurrency). mu held. */
-void touch_notice(struct cache *c, enum topo_change what, const char *path,
-		  int64_t version)
+void cache_touch_notice(struct cache *c, enum topo_change what,
+			const char *path, int64_t version)
 {
 	if (!touches_listing(c, path))
 		return;
@@ -118,7 +118,7 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 				   struct topo_listing *l)
 {
 	const char *base = path_basename(dir);
-	struct cnode *top = node_new(base, strlen(base));
+	struct cnode *top = cache_node_new(base, strlen(base));
 	if (!top)
 		return NULL;
 	size_t skip = *dir ? strlen(dir) + 1 : 0;
@@ -129,7 +129,7 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 			n = top;
 		} else if (path_within(e->path, dir) &&
 			   path_store_ok(e->path)) {
-			n = walk(top, e->path + skip, true);
+			n = cache_walk(top, e->path + skip, true);
 			if (!n)
 				goto nomem;
 		} else {
@@ -137,12 +137,12 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 				log_invalid_once(c, e->path);
 			continue;
 		}
-		node_set_value(n, e->value, &e->meta);
+		cache_node_set_value(n, e->value, &e->meta);
 		e->value = NULL; /* the node owns it now */
 	}
 	return top;
 nomem:
-	node_free(top);
+	cache_node_free(top);
 	return NULL;
 }
 
@@ -159,17 +159,18 @@ static void carry_local_dirs(const struct cache *c, struct cnode *old,
 		struct cnode *o = old->kids[i];
 		if (!o->local_dir && o->nkids == 0)
 			continue;
-		struct cnode *n = kid_find(new, o->name, strlen(o->name));
+		struct cnode *n = cache_kid_find(new, o->name, strlen(o->name));
 		if (!n && (!create || (!o->local_dir && !o->nkids)))
 			continue;
 		if (!n)
-			n = kid_get(new, o->name, strlen(o->name));
+			n = cache_kid_get(new, o->name, strlen(o->name));
 		if (!n)
 			continue; /* ENOMEM: lose an empty in-memory dir */
 		carry_local_dirs(c, o, n);
-		if (node_is_empty(n) && !o->local_dir) {
-			kid_remove(new, n); /* nothing local below after all */
-			node_free(n);
+		if (cache_node_is_empty(n) && !o->local_dir) {
+			cache_kid_remove(new,
+					 n); /* nothing local below after all */
+			cache_node_free(n);
 		}
 	}
 }
@@ -181,8 +182,9 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 	for (size_t i = 0; i < old->nkids; i++) {
 		struct cnode *o = old->kids[i];
 		size_t len = strlen(o->name);
-		struct cnode *n = kid_find(new, o->name, len);
-		if (!n && o->pending && (n = kid_get(new, o->name, len))) {
+		struct cnode *n = cache_kid_find(new, o->name, len);
+		if (!n && o->pending &&
+		    (n = cache_kid_get(new, o->name, len))) {
 			n->value = o->value; /* move: old is freed after */
 			o->value = NULL;
 			n->meta = o->meta;
@@ -204,53 +206,54 @@ static void apply_listing(struct cache *c, const char *dir,
 	struct cnode *fresh = build_subtree(c, dir, l);
 	if (!fresh)
 		return; /* ENOMEM: keep the old view, re-list next time */
-	struct cnode *parent = *dir ? walk_parent(c, dir) : NULL;
+	struct cnode *parent = *dir ? cache_walk_parent(c, dir) : NULL;
 	if (*dir && !parent) {
-		node_free(fresh); /* an ancestor vanished meanwhile */
+		cache_node_free(fresh); /* an ancestor vanished meanwhile */
 		return;
 	}
-	struct cnode *old = *dir ? walk(c->root, dir, false) : c->root;
+	struct cnode *old = *dir ? cache_walk(c->root, dir, false) : c->root;
 	if (old)
 		carry_local_dirs(c, old, fresh);
 	if (old && c->pending_ever)
 		carry_pending(old, fresh);
-	mark_fetched(c, fresh, now_ms());
+	cache_mark_fetched(c, fresh, cache_now_ms());
 	if (!*dir) {
 		c->root = fresh;
 	} else {
 		if (old)
-			kid_remove(parent, old);
+			cache_kid_remove(parent, old);
 		bool found;
-		size_t i =
-		    kid_index(parent, fresh->name, strlen(fresh->name), &found);
-		if (node_is_empty(fresh) || kid_insert_at(parent, i, fresh)) {
-			node_free(fresh);
-			prune_empty(c, dir);
+		size_t i = cache_kid_index(parent, fresh->name,
+					   strlen(fresh->name), &found);
+		if (cache_node_is_empty(fresh) ||
+		    cache_kid_insert_at(parent, i, fresh)) {
+			cache_node_free(fresh);
+			cache_prune_empty(c, dir);
 		}
 	}
-	node_free(old);
+	cache_node_free(old);
 }
 
 /* ---- freshness ---- */
 
-bool is_fresh(const struct cache *c, const struct cnode *n)
+bool cache_is_fresh(const struct cache *c, const struct cnode *n)
 {
 	return n->fetched_ms && ((c->watched && !n->kids_unwatched) ||
-				 now_ms() - n->fetched_ms < c->ttl_ms);
+				 cache_now_ms() - n->fetched_ms < c->ttl_ms);
 }
 
 /* The directory whose listing decides about `path` (the parent of path, or
  * of the deepest ancestor that exists; `path` itself with self=true),
  * written into out. Called with mu held; returns its node. */
-struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
-			   char *out, size_t outlen)
+struct cnode *cache_deciding_dir(struct cache *c, const char *path, bool self,
+				 char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s", path);
 	if (!self && *out)
 		out[path_parent_len(out)] = '\0';
 	for (;;) {
-		struct cnode *n = walk(c->root, out, false);
-		if (n && node_is_dir(c, n))
+		struct cnode *n = cache_walk(c->root, out, false);
+		if (n && cache_node_is_dir(c, n))
 			return n;
 		if (!*out)
 			return c->root;
@@ -259,10 +262,10 @@ struct cnode *deciding_dir(struct cache *c, const char *path, bool self,
 }
 
 /* Re-list `dir` from the store unless another thread just did. */
-int refresh(struct cache *c, const char *dir)
+int cache_refresh(struct cache *c, const char *dir)
 {
 	int rc = 0;
-	uint64_t waited_from = now_ms();
+	uint64_t waited_from = cache_now_ms();
 	pthread_mutex_lock(&c->refresh_mu);
 	if (c->failed_ms >= waited_from) {
 		/* The store failed while we queued: don't wait for another
@@ -273,8 +276,8 @@ int refresh(struct cache *c, const char *dir)
 	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		pthread_mutex_lock(&c->mu);
-		struct cnode *n = walk(c->root, dir, false);
-		bool fresh = n && is_fresh(c, n);
+		struct cnode *n = cache_walk(c->root, dir, false);
+		bool fresh = n && cache_is_fresh(c, n);
 		if (!fresh) {
 			c->listing = dir;
 			c->conflict = 0;
@@ -294,7 +297,8 @@ int refresh(struct cache *c, const char *dir)
 		for (size_t i = 0; applied && !clean && i < c->nraced; i++) {
 			size_t grown; /* the kernel heard of it at the time */
 			struct raced_notice *r = &c->raced[i];
-			notice_locked(c, r->what, r->path, r->version, &grown);
+			cache_notice_locked(c, r->what, r->path, r->version,
+					    &grown);
 		}
 		clear_raced(c);
 		c->listing = NULL;
@@ -304,7 +308,7 @@ int refresh(struct cache *c, const char *dir)
 			break;
 	}
 	if (rc) {
-		c->failed_ms = now_ms();
+		c->failed_ms = cache_now_ms();
 		c->failed_rc = rc;
 	}
 	pthread_mutex_unlock(&c->refresh_mu);
@@ -327,7 +331,7 @@ static bool same_kids(const struct cnode *n, const char *names, size_t count)
 		bool found;
 		if (!path_segment_ok(names, len))
 			continue; /* never shown */
-		size_t at = kid_index(n, names, len, &found);
+		size_t at = cache_kid_index(n, names, len, &found);
 		if (!found)
 			return false;
 		shown += !n->kids[at]->pending;
@@ -344,12 +348,13 @@ static bool same_kids(const struct cnode *n, const char *names, size_t count)
  * re-listing) or when it has none left and is a file again, or the
  * store's error. Unless `force`, only while its listing is not trusted any
  * more. */
-int check_kids(struct cache *c, const char *dir, bool force)
+int cache_check_kids(struct cache *c, const char *dir, bool force)
 {
 	pthread_mutex_lock(&c->refresh_mu); /* one store listing at a time */
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, dir, false);
-	bool check = n && can_check_kids(c, n) && (force || !is_fresh(c, n));
+	struct cnode *n = cache_walk(c->root, dir, false);
+	bool check =
+	    n && can_check_kids(c, n) && (force || !cache_is_fresh(c, n));
 	uint64_t seq = n ? n->kids_seq : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (!check) {
@@ -358,18 +363,18 @@ int check_kids(struct cache *c, const char *dir, bool force)
 	}
 	char *names = NULL;
 	size_t count = 0;
-	uint64_t asked = now_ms();
+	uint64_t asked = cache_now_ms();
 	int rc = c->be->children(c->st, dir, &names, &count);
 	pthread_mutex_unlock(&c->refresh_mu);
 	pthread_mutex_lock(&c->mu);
-	n = walk(c->root, dir, false);
+	n = cache_walk(c->root, dir, false);
 	if (n && n->kids_seq == seq && (rc == 0 || rc == -ENOENT)) {
 		if (rc == 0 && same_kids(n, names, count)) {
-			bool was_dir = node_is_dir(c, n);
+			bool was_dir = cache_node_is_dir(c, n);
 			n->kids_unwatched = false;
 			n->fetched_ms = asked;
-			lost_child(c, n); /* none left: a file again */
-			if (was_dir && !node_is_dir(c, n))
+			cache_lost_child(c, n); /* none left: a file again */
+			if (was_dir && !cache_node_is_dir(c, n))
 				rc = 1; /* a change the kernel must hear of */
 		} else {
 			n->fetched_ms = 0;
@@ -385,27 +390,29 @@ int check_kids(struct cache *c, const char *dir, bool force)
 
 /* Make the cache's answer about `path` current (with self, also the list of
  * its children); returns 0 with mu held, or an error without. */
-int lock_fresh(struct cache *c, const char *path, bool self)
+int cache_lock_fresh(struct cache *c, const char *path, bool self)
 {
 	char dir[4096];
 	pthread_mutex_lock(&c->mu);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		struct cnode *d = deciding_dir(c, path, self, dir, sizeof(dir));
+		struct cnode *d =
+		    cache_deciding_dir(c, path, self, dir, sizeof(dir));
 		if (d->meta.denied) {
 			pthread_mutex_unlock(&c->mu);
 			return -EACCES; /* a node the store will not show us */
 		}
-		if (!is_fresh(c, d)) {
+		if (!cache_is_fresh(c, d)) {
 			bool check = can_check_kids(c, d);
 			pthread_mutex_unlock(&c->mu);
-			int rc = check ? check_kids(c, dir, false) : 0;
+			int rc = check ? cache_check_kids(c, dir, false) : 0;
 			if (rc >= 0)
-				rc = refresh(c, dir); /* none if now fresh */
+				rc = cache_refresh(c,
+						   dir); /* none if now fresh */
 			if (rc)
 				return rc;
 			pthread_mutex_lock(&c->mu);
 		}
-		int rc = resolve_stale(c, path, self);
+		int rc = cache_resolve_stale(c, path, self);
 		if (rc == 0)
 			return 0;
 		if (rc != -EAGAIN) {
@@ -419,9 +426,9 @@ int lock_fresh(struct cache *c, const char *path, bool self)
 void cache_invalidate(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	touch(c, path, -1);
+	cache_touch(c, path, -1);
 	char dir[4096];
-	struct cnode *d = deciding_dir(c, path, true, dir, sizeof(dir));
-	mark_fetched(c, d, 0);
+	struct cnode *d = cache_deciding_dir(c, path, true, dir, sizeof(dir));
+	cache_mark_fetched(c, d, 0);
 	pthread_mutex_unlock(&c->mu);
 }

@@ -62,7 +62,7 @@
 static bool own_write_recent(const struct cache *c)
 {
 	return c->own_writes > 0 ||
-	       now_ms() - c->own_write_ms < OWN_WRITE_GRACE_MS;
+	       cache_now_ms() - c->own_write_ms < OWN_WRITE_GRACE_MS;
 }
 
 void cache_write_begin(struct cache *c)
@@ -76,7 +76,7 @@ void cache_write_end(struct cache *c)
 {
 	pthread_mutex_lock(&c->mu);
 	c->own_writes--;
-	c->own_write_ms = now_ms();
+	c->own_write_ms = cache_now_ms();
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -89,7 +89,7 @@ void cache_write_end(struct cache *c)
  * builds new nodes): a per-node count would start again from 0 there and
  * could match, and an old answer (ENOENT from before a create) would be
  * taken for the new node. Called with mu held. */
-uint64_t next_stamp(struct cache *c)
+uint64_t cache_next_stamp(struct cache *c)
 {
 	return ++c->stamps;
 }
@@ -103,13 +103,13 @@ static void node_mark_stale(struct cache *c, struct cnode *n, int64_t version)
 	if (!n->stale || version > n->noticed)
 		n->noticed = version;
 	n->stale = true;
-	n->stale_seq = next_stamp(c);
+	n->stale_seq = cache_next_stamp(c);
 }
 
 void cache_mark_stale(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (n) {
 		node_mark_stale(c, n, -1);
 		n->pending = false;
@@ -143,13 +143,13 @@ static void want_stale(const struct cnode *n, const char *p,
 static void drop_kids(struct cnode *n)
 {
 	for (size_t i = 0; i < n->nkids; i++)
-		node_free(n->kids[i]);
+		cache_node_free(n->kids[i]);
 	n->nkids = 0;
 }
 
 /* Whether meta m describes an older state of node n than the cached one:
  * modify_id (etcd mod_revision, ZooKeeper mzxid) only grows. */
-bool older_than_cached(const struct cnode *n, const struct topo_meta *m)
+bool cache_older_than_cached(const struct cnode *n, const struct topo_meta *m)
 {
 	return n->has_data && m->modify_id > 0 &&
 	       n->meta.modify_id > m->modify_id;
@@ -162,33 +162,35 @@ bool older_than_cached(const struct cnode *n, const struct topo_meta *m)
 static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 		      struct topo_entry *e)
 {
-	struct cnode *n = walk(c->root, ref->path, false);
+	struct cnode *n = cache_walk(c->root, ref->path, false);
 	if (!n || (rc && rc != -ENOENT))
 		return true; /* nothing to correct, or the caller reports rc */
 	/* Not stale any more: another get() answered, maybe a newer one (an
 	 * ENOENT older than a value has no version to compare). */
 	if (!n->stale)
 		return true;
-	if (n->stale_seq != ref->seq || (!rc && older_than_cached(n, &e->meta)))
+	if (n->stale_seq != ref->seq ||
+	    (!rc && cache_older_than_cached(n, &e->meta)))
 		return false; /* still stale: ask again */
 	n->stale = false;
 	n->noticed = 0;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (!rc) {
-		node_set_value(n, e->value, &e->meta);
+		cache_node_set_value(n, e->value, &e->meta);
 		e->value = NULL;
 		if (real_dirs && !e->meta.real_dir && !n->local_dir)
 			drop_kids(n); /* the store has none left */
 		return true;
 	}
-	node_clear_value(n);
-	struct cnode *parent = *ref->path ? walk_parent(c, ref->path) : NULL;
-	if (parent && (node_is_empty(n) || real_dirs)) {
-		kid_remove(parent, n);
-		node_free(n);
+	cache_node_clear_value(n);
+	struct cnode *parent =
+	    *ref->path ? cache_walk_parent(c, ref->path) : NULL;
+	if (parent && (cache_node_is_empty(n) || real_dirs)) {
+		cache_kid_remove(parent, n);
+		cache_node_free(n);
 		if (real_dirs)
-			lost_child(c, parent);
-		prune_empty(c, ref->path);
+			cache_lost_child(c, parent);
+		cache_prune_empty(c, ref->path);
 	}
 	return true;
 }
@@ -198,9 +200,9 @@ static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
  * -EAGAIN: too many (the directory was marked for re-listing instead), or
  * a notice or write raced an answer and the node is still stale: the
  * caller asks again rather than answer with what it knows is old. */
-int resolve_stale(struct cache *c, const char *path, bool kids)
+int cache_resolve_stale(struct cache *c, const char *path, bool kids)
 {
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (!n)
 		return 0;
 	struct stale_ref *refs = malloc(STALE_GET_MAX * sizeof(*refs));
@@ -249,7 +251,7 @@ void cache_watch_started(struct cache *c)
 bool cache_listing_watched(struct cache *c, const char *path)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	bool watched = c->watched && !(n && n->kids_unwatched);
 	pthread_mutex_unlock(&c->mu);
 	return watched;
@@ -259,19 +261,20 @@ bool cache_listing_watched(struct cache *c, const char *path)
  * node unless it has children (etcd: a key that is also a prefix). */
 static void forget_node(struct cache *c, const char *path, struct cnode *n)
 {
-	n->stale_seq = next_stamp(c); /* a get() in flight predates this */
-	node_clear_value(n);
+	n->stale_seq =
+	    cache_next_stamp(c); /* a get() in flight predates this */
+	cache_node_clear_value(n);
 	n->stale = false;
 	n->local_dir = false;
 	n->real_dir = false;
-	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
+	struct cnode *parent = *path ? cache_walk_parent(c, path) : NULL;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (parent && (!n->nkids || real_dirs)) {
-		kid_remove(parent, n);
-		node_free(n);
+		cache_kid_remove(parent, n);
+		cache_node_free(n);
 		if (real_dirs)
-			lost_child(c, parent);
-		prune_empty(c, path);
+			cache_lost_child(c, parent);
+		cache_prune_empty(c, path);
 	}
 }
 
@@ -284,15 +287,15 @@ static struct cnode *noticed_node(struct cache *c, const char *path,
 				  size_t *grown)
 {
 	char dir[4096];
-	struct cnode *d = deciding_dir(c, path, false, dir, sizeof(dir));
+	struct cnode *d = cache_deciding_dir(c, path, false, dir, sizeof(dir));
 	size_t skip = *dir ? strlen(dir) + 1 : 0;
-	if (!is_fresh(c, d))
+	if (!cache_is_fresh(c, d))
 		return NULL;
 	if ((c->be->caps & TOPO_CAP_REAL_DIRS) &&
 	    strlen(dir) != path_parent_len(path))
 		return NULL; /* a parent that is a node of its own is missing */
 	const char *made = NULL;
-	struct cnode *n = walk_made(d, path + skip, true, &made);
+	struct cnode *n = cache_walk_made(d, path + skip, true, &made);
 	if (!made)
 		return n; /* known already */
 	*grown = made == path ? 0 : (size_t)(made - path) - 1;
@@ -334,15 +337,15 @@ bool cache_changed(struct cache *c, enum topo_change what, const char *path,
 }
 
 /* Take a change notice into the tree (cache_notice). mu held. */
-bool notice_locked(struct cache *c, enum topo_change what, const char *path,
-		   int64_t version, size_t *grown)
+bool cache_notice_locked(struct cache *c, enum topo_change what,
+			 const char *path, int64_t version, size_t *grown)
 {
 	char dir[4096];
 	bool changed = true;
 	*grown = CACHE_NOT_GROWN;
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (what == TOPO_CHANGE_ALL) {
-		mark_fetched(c, c->root, 0);
+		cache_mark_fetched(c, c->root, 0);
 	} else if (what == TOPO_CHANGE_NODE && n && n->has_data &&
 		   version > 0 && n->meta.version == version) {
 		changed = false; /* our own write, already recorded */
@@ -355,13 +358,14 @@ bool notice_locked(struct cache *c, enum topo_change what, const char *path,
 	} else if (what == TOPO_CHANGE_NODE &&
 		   mark_node_stale(c, path, version, grown)) {
 		; /* one get() at the next access */
-	} else if (what == TOPO_CHANGE_CHILDREN && n && node_is_dir(c, n) &&
-		   n->fetched_ms) {
+	} else if (what == TOPO_CHANGE_CHILDREN && n &&
+		   cache_node_is_dir(c, n) && n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
-		n->kids_seq = next_stamp(c);
+		n->kids_seq = cache_next_stamp(c);
 		if (!own_write_recent(c))
 			n->fetched_ms = 1; /* another client's: check now */
-	} else if (what == TOPO_CHANGE_CHILDREN && n && !node_is_dir(c, n)) {
+	} else if (what == TOPO_CHANGE_CHILDREN && n &&
+		   !cache_node_is_dir(c, n)) {
 		/* A file that gained a child, or a directory whose last child
 		 * went: its own kind is read again, not its parent's whole
 		 * listing (that made a restore over existing files quadratic)
@@ -369,7 +373,7 @@ bool notice_locked(struct cache *c, enum topo_change what, const char *path,
 		node_mark_stale(c, n, -1);
 		n->fetched_ms = 0;
 	} else {
-		struct cnode *d = deciding_dir(
+		struct cnode *d = cache_deciding_dir(
 		    c, path, what == TOPO_CHANGE_CHILDREN, dir, sizeof(dir));
 		d->fetched_ms = 0;
 		if (what == TOPO_CHANGE_CHILDREN && n) {
@@ -386,17 +390,18 @@ bool cache_notice(struct cache *c, enum topo_change what, const char *path,
 	topo_debug("notice %d '%s' version %lld", (int)what, path,
 		   (long long)version);
 	pthread_mutex_lock(&c->mu);
-	touch_notice(c, what, what == TOPO_CHANGE_ALL ? "" : path, version);
-	bool changed = notice_locked(c, what, path, version, grown);
+	cache_touch_notice(c, what, what == TOPO_CHANGE_ALL ? "" : path,
+			   version);
+	bool changed = cache_notice_locked(c, what, path, version, grown);
 	pthread_mutex_unlock(&c->mu);
 	return changed;
 }
 
 int cache_recheck(struct cache *c, const char *path)
 {
-	int rc = check_kids(c, path, true);
+	int rc = cache_check_kids(c, path, true);
 	if (rc > 0) {
-		int lrc = refresh(c, path);
+		int lrc = cache_refresh(c, path);
 		if (lrc)
 			rc = lrc;
 	}

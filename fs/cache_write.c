@@ -31,15 +31,15 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 			memcpy(copy, value, len);
 	}
 	pthread_mutex_lock(&c->mu);
-	touch(c, path, meta->version);
-	struct cnode *n = walk(c->root, path, true);
+	cache_touch(c, path, meta->version);
+	struct cnode *n = cache_walk(c->root, path, true);
 	if (n)
-		n->stale_seq = next_stamp(c); /* a get() in flight may
+		n->stale_seq = cache_next_stamp(c); /* a get() in flight may
 						 predate this write */
-	if (n && older_than_cached(n, meta)) {
+	if (n && cache_older_than_cached(n, meta)) {
 		; /* a listing or notice already showed a later write */
 	} else if (n && (copy || !len)) {
-		node_set_value(n, copy, meta);
+		cache_node_set_value(n, copy, meta);
 		n->meta.size = len;
 		copy = NULL;
 		/* The watch often tells of our own write before the store's
@@ -49,8 +49,8 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 		    n->noticed <= meta->version)
 			n->stale = false;
 	} else if (n) {
-		node_clear_value(n); /* ENOMEM: re-list rather than lie */
-		struct cnode *parent = walk_parent(c, path);
+		cache_node_clear_value(n); /* ENOMEM: re-list rather than lie */
+		struct cnode *parent = cache_walk_parent(c, path);
 		if (parent)
 			parent->fetched_ms = 0;
 	}
@@ -61,16 +61,16 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 {
 	pthread_mutex_lock(&c->mu);
-	touch(c, path, -1);
-	struct cnode *n = walk(c->root, path, false);
-	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
+	cache_touch(c, path, -1);
+	struct cnode *n = cache_walk(c->root, path, false);
+	struct cnode *parent = *path ? cache_walk_parent(c, path) : NULL;
 	if (n) {
-		n->stale_seq = next_stamp(c); /* a get() in flight may
+		n->stale_seq = cache_next_stamp(c); /* a get() in flight may
 						 predate this delete */
-		node_clear_value(n);
-		if (parent && node_is_empty(n)) {
-			kid_remove(parent, n);
-			node_free(n);
+		cache_node_clear_value(n);
+		if (parent && cache_node_is_empty(n)) {
+			cache_kid_remove(parent, n);
+			cache_node_free(n);
 		}
 	}
 	if (keep_parent && *path && path_parent_len(path)) {
@@ -79,11 +79,11 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 		char dir[4096];
 		snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(path),
 			 path);
-		parent = walk(c->root, dir, true);
+		parent = cache_walk(c->root, dir, true);
 		if (parent && !parent->nkids)
 			parent->local_dir = true;
 	} else {
-		prune_empty(c, path);
+		cache_prune_empty(c, path);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -92,20 +92,21 @@ void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
 static int mkdir_node(struct cache *c, const char *path, bool real,
 		      const struct topo_meta *meta)
 {
-	int rc = lock_fresh(c, path, false);
+	int rc = cache_lock_fresh(c, path, false);
 	if (rc)
 		return rc;
-	touch(c, path, -1);
+	cache_touch(c, path, -1);
 	const char *base = path_basename(path);
-	struct cnode *parent = walk_parent(c, path);
-	struct cnode *n = parent ? kid_find(parent, base, strlen(base)) : NULL;
+	struct cnode *parent = cache_walk_parent(c, path);
+	struct cnode *n =
+	    parent ? cache_kid_find(parent, base, strlen(base)) : NULL;
 	if (!parent) {
 		rc = -ENOENT;
-	} else if (!node_is_dir(c, parent)) {
+	} else if (!cache_node_is_dir(c, parent)) {
 		rc = -ENOTDIR;
 	} else if (n && !real) {
 		rc = -EEXIST;
-	} else if (!n && !(n = kid_get(parent, base, strlen(base)))) {
+	} else if (!n && !(n = cache_kid_get(parent, base, strlen(base)))) {
 		rc = -ENOMEM;
 	} else {
 		/* A directory while we know it; one made in the store (which
@@ -119,7 +120,7 @@ static int mkdir_node(struct cache *c, const char *path, bool real,
 			    meta ? *meta : (struct topo_meta){0};
 			m.has_data = m.real_dir = true;
 			m.size = 0;
-			node_set_value(n, NULL, &m);
+			cache_node_set_value(n, NULL, &m);
 		}
 		if (!n->fetched_ms)
 			n->fetched_ms = parent->fetched_ms;
@@ -141,20 +142,21 @@ int cache_mkdir_stored(struct cache *c, const char *path,
 
 int cache_rmdir(struct cache *c, const char *path)
 {
-	int rc = lock_fresh(c, path, true); /* children's notices included */
+	int rc =
+	    cache_lock_fresh(c, path, true); /* children's notices included */
 	if (rc)
 		return rc;
-	struct cnode *n = walk(c->root, path, false);
-	struct cnode *parent = *path ? walk_parent(c, path) : NULL;
+	struct cnode *n = cache_walk(c->root, path, false);
+	struct cnode *parent = *path ? cache_walk_parent(c, path) : NULL;
 	if (!n || !parent)
 		rc = n ? -EBUSY : -ENOENT;
-	else if (!node_is_dir(c, n))
+	else if (!cache_node_is_dir(c, n))
 		rc = -ENOTDIR;
-	else if (n->nkids || data_shown(c, n))
+	else if (n->nkids || cache_data_shown(c, n))
 		rc = -ENOTEMPTY;
 	if (!rc) {
-		kid_remove(parent, n);
-		node_free(n);
+		cache_kid_remove(parent, n);
+		cache_node_free(n);
 	}
 	/* The directory it was in stays while the user works in it (`rm -r`
 	 * removes it next), as after an unlink (cache_note_delete): on etcd
@@ -175,41 +177,41 @@ static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 	char *name = strdup(base);
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to), to);
-	struct cnode *parent = name ? walk(c->root, dir, true) : NULL;
+	struct cnode *parent = name ? cache_walk(c->root, dir, true) : NULL;
 	if (parent) {
-		struct cnode *old = kid_find(parent, base, strlen(base));
+		struct cnode *old = cache_kid_find(parent, base, strlen(base));
 		if (old) {
-			kid_remove(parent, old);
-			node_free(old);
+			cache_kid_remove(parent, old);
+			cache_node_free(old);
 		}
 		bool found;
-		size_t i = kid_index(parent, base, strlen(base), &found);
+		size_t i = cache_kid_index(parent, base, strlen(base), &found);
 		free(n->name);
 		n->name = name;
 		name = NULL;
-		if (kid_insert_at(parent, i, n) == 0)
+		if (cache_kid_insert_at(parent, i, n) == 0)
 			return true;
 	}
 	free(name);
-	node_free(n);
+	cache_node_free(n);
 	return false;
 }
 
 void cache_move_subtree(struct cache *c, const char *from, const char *to)
 {
 	pthread_mutex_lock(&c->mu);
-	touch(c, from, -1);
-	touch(c, to, -1);
-	struct cnode *n = *from ? walk(c->root, from, false) : NULL;
-	struct cnode *parent = n ? walk_parent(c, from) : NULL;
+	cache_touch(c, from, -1);
+	cache_touch(c, to, -1);
+	struct cnode *n = *from ? cache_walk(c->root, from, false) : NULL;
+	struct cnode *parent = n ? cache_walk_parent(c, from) : NULL;
 	if (parent) {
-		kid_remove(parent, n);
+		cache_kid_remove(parent, n);
 		/* The parent of `to` stays what it was: a listing must not be
 		 * made to decide about it (with `from` gone, the nearest
 		 * directory the cache knows may be the root) */
 		if (!node_adopt(c, n, to))
-			prune_empty(c, to);
-		prune_empty(c, from);
+			cache_prune_empty(c, to);
+		cache_prune_empty(c, from);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -217,7 +219,7 @@ void cache_move_subtree(struct cache *c, const char *from, const char *to)
 void cache_set_pending(struct cache *c, const char *path, bool pending)
 {
 	pthread_mutex_lock(&c->mu);
-	struct cnode *n = walk(c->root, path, false);
+	struct cnode *n = cache_walk(c->root, path, false);
 	if (n)
 		n->pending = pending;
 	c->pending_ever |= pending;

@@ -24,7 +24,7 @@ struct dec {
 static void indent(struct buf *b, int level)
 {
 	for (int i = 0; i < level; i++)
-		buf_put(b, "  ", 2);
+		vw_buf_put(b, "  ", 2);
 }
 
 /* True if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
@@ -65,18 +65,18 @@ static void put_json_string(struct buf *b, const unsigned char *s, size_t n)
 {
 	static const char special[] = "\"\\\b\f\n\r\t", letter[] = "\"\\bfnrt";
 
-	buf_put(b, "\"", 1);
+	vw_buf_put(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *q = s[i] ? strchr(special, s[i]) : NULL;
 
 		if (q)
-			buf_printf(b, "\\%c", letter[q - special]);
+			vw_buf_printf(b, "\\%c", letter[q - special]);
 		else if (s[i] < 0x20)
-			buf_printf(b, "\\u%04x", s[i]);
+			vw_buf_printf(b, "\\u%04x", s[i]);
 		else
-			buf_put(b, &s[i], 1);
+			vw_buf_put(b, &s[i], 1);
 	}
-	buf_put(b, "\"", 1);
+	vw_buf_put(b, "\"", 1);
 }
 
 /* The shortest significant digits of finite non-zero v (a float when
@@ -134,14 +134,15 @@ static void put_float(struct buf *b, double v, bool bits32)
 	char tmp[64];
 
 	if (isnan(v))
-		buf_puts(b, "\"NaN\"");
+		vw_buf_puts(b, "\"NaN\"");
 	else if (isinf(v))
-		buf_puts(b, v < 0 ? "\"-Infinity\"" : "\"Infinity\"");
+		vw_buf_puts(b, v < 0 ? "\"-Infinity\"" : "\"Infinity\"");
 	else if (v == 0)
-		buf_puts(b, signbit(v) ? "-0.0" : "0"); /* "-0" would read 0 */
+		vw_buf_puts(b,
+			    signbit(v) ? "-0.0" : "0"); /* "-0" would read 0 */
 	else {
 		fmt_float(tmp, sizeof(tmp), v, bits32);
-		buf_puts(b, tmp);
+		vw_buf_puts(b, tmp);
 	}
 }
 
@@ -171,26 +172,26 @@ static int put_scalar(struct dec *d, const struct proto_field *f,
 
 	switch (f->type) {
 	case PROTO_INT32:
-		buf_printf(b, "%d", (int32_t)(uint32_t)g->v);
+		vw_buf_printf(b, "%d", (int32_t)(uint32_t)g->v);
 		return 0;
 	case PROTO_INT64:
-		buf_printf(b, "\"%lld\"", (long long)(int64_t)g->v);
+		vw_buf_printf(b, "\"%lld\"", (long long)(int64_t)g->v);
 		return 0;
 	case PROTO_UINT32:
-		buf_printf(b, "%u", (uint32_t)g->v);
+		vw_buf_printf(b, "%u", (uint32_t)g->v);
 		return 0;
 	case PROTO_UINT64:
-		buf_printf(b, "\"%llu\"", (unsigned long long)g->v);
+		vw_buf_printf(b, "\"%llu\"", (unsigned long long)g->v);
 		return 0;
 	case PROTO_BOOL:
-		buf_puts(b, g->v ? "true" : "false");
+		vw_buf_puts(b, g->v ? "true" : "false");
 		return 0;
 	case PROTO_ENUM:
 		name = proto_enum_name(f->enum_type, (int32_t)(uint32_t)g->v);
 		if (name)
-			buf_printf(b, "\"%s\"", name);
+			vw_buf_printf(b, "\"%s\"", name);
 		else
-			buf_printf(b, "%d", (int32_t)(uint32_t)g->v);
+			vw_buf_printf(b, "%d", (int32_t)(uint32_t)g->v);
 		return 0;
 	case PROTO_DOUBLE:
 	case PROTO_FLOAT:
@@ -199,15 +200,15 @@ static int put_scalar(struct dec *d, const struct proto_field *f,
 		return 0;
 	case PROTO_STRING:
 		if (!utf8_valid(g->data, g->len))
-			return fail(&d->c, "invalid UTF-8 in string");
+			return vw_fail(&d->c, "invalid UTF-8 in string");
 		put_json_string(b, g->data, g->len);
 		return 0;
 	case PROTO_BYTES:
 		if (topo_b64_encode(g->data, g->len, &s))
 			return -ENOMEM;
-		buf_printf(b, "\"");
-		buf_puts(b, s);
-		buf_printf(b, "\"");
+		vw_buf_printf(b, "\"");
+		vw_buf_puts(b, s);
+		vw_buf_printf(b, "\"");
 		free(s);
 		return 0;
 	case PROTO_MESSAGE:
@@ -240,22 +241,22 @@ static int dec_message(struct dec *d, const struct proto_message *m,
 static void member(struct dec *d, int level, int *count, const char *key,
 		   size_t keylen)
 {
-	buf_puts(&d->out, (*count)++ ? ",\n" : "{\n");
+	vw_buf_puts(&d->out, (*count)++ ? ",\n" : "{\n");
 	indent(&d->out, level + 1);
 	put_json_string(&d->out, (const unsigned char *)key, keylen);
-	buf_put(&d->out, ": ", 2);
+	vw_buf_put(&d->out, ": ", 2);
 }
 
 /* Close an object at level with count members. */
 static void close_object(struct dec *d, int level, int count)
 {
 	if (!count) {
-		buf_puts(&d->out, "{}");
+		vw_buf_puts(&d->out, "{}");
 		return;
 	}
-	buf_puts(&d->out, "\n");
+	vw_buf_puts(&d->out, "\n");
 	indent(&d->out, level);
-	buf_puts(&d->out, "}");
+	vw_buf_puts(&d->out, "}");
 }
 
 /* Append message field f of w[0..n) (all occurrences merged, as protobuf
@@ -269,12 +270,12 @@ static int put_message(struct dec *d, const struct proto_field *f,
 	struct wf g;
 	int r;
 
-	while (wire_next(&p, w + n, &g) == 1) {
+	while (vw_wire_next(&p, w + n, &g) == 1) {
 		if (g.num != f->number || g.wt != WT_LEN)
 			continue;
 		if (hits++ == 0)
 			one = g.data, onelen = g.len;
-		buf_put(&all, g.data, g.len);
+		vw_buf_put(&all, g.data, g.len);
 	}
 	if (all.nomem)
 		return -ENOMEM;
@@ -293,8 +294,8 @@ static int last_scalar(const struct proto_field *f, const unsigned char *w,
 	int found = 0;
 
 	memset(last, 0, sizeof(*last));
-	while (wire_next(&p, w + n, &g) == 1) {
-		if (g.num == f->number && g.wt == type_wt(f->type)) {
+	while (vw_wire_next(&p, w + n, &g) == 1) {
+		if (g.num == f->number && g.wt == vw_type_wt(f->type)) {
 			*last = g;
 			found = 1;
 		}
@@ -336,20 +337,20 @@ static int packed_next(const struct proto_field *f, const unsigned char **p,
 		       const unsigned char *end, struct wf *e)
 {
 	memset(e, 0, sizeof(*e));
-	switch (type_wt(f->type)) {
+	switch (vw_type_wt(f->type)) {
 	case WT_I64:
-		return read_fixed(p, end, 8, &e->v);
+		return vw_read_fixed(p, end, 8, &e->v);
 	case WT_I32:
-		return read_fixed(p, end, 4, &e->v);
+		return vw_read_fixed(p, end, 4, &e->v);
 	default:
-		return read_varint(p, end, &e->v);
+		return vw_read_varint(p, end, &e->v);
 	}
 }
 
 /* Append element i of a repeated field (array opened lazily). */
 static void element(struct dec *d, int level, size_t *count)
 {
-	buf_puts(&d->out, (*count)++ ? ",\n" : "[\n");
+	vw_buf_puts(&d->out, (*count)++ ? ",\n" : "[\n");
 	indent(&d->out, level + 1);
 }
 
@@ -379,7 +380,7 @@ static int dec_packed(struct dec *d, const struct proto_field *f,
 
 	while (p < end) {
 		if (packed_next(f, &p, end, &e))
-			return fail(&d->c, "malformed packed field");
+			return vw_fail(&d->c, "malformed packed field");
 		r = dec_element(d, f, &e, level, count);
 		if (r)
 			return r;
@@ -396,10 +397,10 @@ static int dec_repeated_values(struct dec *d, const struct proto_field *f,
 	struct wf g;
 	int r = 0;
 
-	while (!r && wire_next(&p, w + n, &g) == 1) {
-		if (g.num != f->number || !wt_fits(f, g.wt))
+	while (!r && vw_wire_next(&p, w + n, &g) == 1) {
+		if (g.num != f->number || !vw_wt_fits(f, g.wt))
 			continue;
-		if (g.wt == WT_LEN && packable(f->type))
+		if (g.wt == WT_LEN && vw_packable(f->type))
 			r = dec_packed(d, f, &g, level, count);
 		else
 			r = dec_element(d, f, &g, level, count);
@@ -414,9 +415,9 @@ static bool has_elements(const struct proto_field *f, const unsigned char *w,
 	const unsigned char *p = w;
 	struct wf g;
 
-	while (wire_next(&p, w + n, &g) == 1)
-		if (g.num == f->number && wt_fits(f, g.wt) &&
-		    !(g.wt == WT_LEN && packable(f->type) && g.len == 0))
+	while (vw_wire_next(&p, w + n, &g) == 1)
+		if (g.num == f->number && vw_wt_fits(f, g.wt) &&
+		    !(g.wt == WT_LEN && vw_packable(f->type) && g.len == 0))
 			return true;
 	return false;
 }
@@ -434,9 +435,9 @@ static int dec_repeated(struct dec *d, const struct proto_field *f,
 	r = dec_repeated_values(d, f, w, n, level + 1, &elems);
 	if (r)
 		return r;
-	buf_puts(&d->out, "\n");
+	vw_buf_puts(&d->out, "\n");
 	indent(&d->out, level + 1);
-	buf_puts(&d->out, "]");
+	vw_buf_puts(&d->out, "]");
 	return 0;
 }
 
@@ -473,8 +474,8 @@ static int map_entries(const struct proto_field *f, const unsigned char *w,
 	size_t c = 0;
 	struct wf g, k;
 
-	while (wire_next(&p, w + n, &g) == 1) {
-		if (g.num != f->number || is_unknown_entry(f, &g))
+	while (vw_wire_next(&p, w + n, &g) == 1) {
+		if (g.num != f->number || vw_is_unknown_entry(f, &g))
 			continue;
 		nv = realloc(v, (c + 1) * sizeof(*v));
 		if (!nv) {
@@ -527,7 +528,7 @@ static int put_map(struct dec *d, const struct proto_field *f,
 		old = path_push(&d->c, "[\"%.*s\"]", (int)v[i].keylen,
 				(const char *)v[i].key);
 		if (!utf8_valid(v[i].key, v[i].keylen))
-			r = fail(&d->c, "invalid UTF-8 in map key");
+			r = vw_fail(&d->c, "invalid UTF-8 in map key");
 		else {
 			member(d, level, &mc, (const char *)v[i].key,
 			       v[i].keylen);
@@ -567,9 +568,9 @@ static int dec_unknown(struct dec *d, const struct proto_message *m,
 	struct wf g;
 	char *s;
 
-	while (wire_next(&p, w + n, &g) == 1)
-		if (is_unknown(m, &g))
-			buf_put(&u, g.start, (size_t)(g.end - g.start));
+	while (vw_wire_next(&p, w + n, &g) == 1)
+		if (vw_is_unknown(m, &g))
+			vw_buf_put(&u, g.start, (size_t)(g.end - g.start));
 	if (u.nomem)
 		return -ENOMEM;
 	if (!u.len)
@@ -611,8 +612,8 @@ static int dec_message(struct dec *d, const struct proto_message *m,
 
 	if (!w)
 		w = none;
-	if (!wire_valid(w, n))
-		return fail(&d->c, "malformed protobuf data");
+	if (!vw_wire_valid(w, n))
+		return vw_fail(&d->c, "malformed protobuf data");
 	for (size_t i = 0; !r && i < m->nfields; i++)
 		r = dec_field(d, &m->fields[i], w, n, level, &count);
 	if (!r)
@@ -630,9 +631,9 @@ int view_json_decode(const struct proto_message *m, const unsigned char *wire,
 	struct dec d = {0};
 	int r;
 
-	ctx_init(&d.c, m, err, errlen);
+	vw_ctx_init(&d.c, m, err, errlen);
 	r = dec_message(&d, m, wire, len, 0);
-	buf_puts(&d.out, "\n");
+	vw_buf_puts(&d.out, "\n");
 	if (!r && d.out.nomem)
 		r = -ENOMEM;
 	if (r) {

@@ -89,15 +89,15 @@ static int int_from_real(struct ctx *c, double d, struct ilimits l, int64_t *i,
 {
 	snprintf(text, textlen, "%.17g", d);
 	if (d != trunc(d))
-		return fail(c, "value %s is not an integer", text);
+		return vw_fail(c, "value %s is not an integer", text);
 	if (d < -9223372036854775808.0 || d >= 18446744073709551616.0 ||
 	    (l.sgn && d >= 9223372036854775808.0))
-		return fail(c, "value %s out of range for %s", text, l.name);
+		return vw_fail(c, "value %s out of range for %s", text, l.name);
 	if (c->ints_as_real && fabs(d) > 9007199254740992.0)
-		return fail(c,
-			    "value %s too large to read exactly here; write "
-			    "it as a string",
-			    text);
+		return vw_fail(c,
+			       "value %s too large to read exactly here; write "
+			       "it as a string",
+			       text);
 	if (d < 0)
 		*i = (int64_t)d, *u = (uint64_t)*i;
 	else
@@ -132,19 +132,20 @@ static int get_integer(struct ctx *c, const json_t *v, struct ilimits l,
 		int r = parse_int_string(s, l.sgn, &i, &u);
 
 		if (r == -EINVAL || strlen(s) != json_string_length(v))
-			return fail(c, "invalid integer '%.40s'", s);
+			return vw_fail(c, "invalid integer '%.40s'", s);
 		if (r == -ERANGE)
-			return fail(c, "value %.40s out of range for %s", s,
-				    l.name);
+			return vw_fail(c, "value %.40s out of range for %s", s,
+				       l.name);
 		if (l.sgn)
 			u = (uint64_t)i, neg = i < 0;
 		snprintf(text, sizeof(text), "%.40s", s);
 	} else {
-		return fail(c, "expected a number%s, got %s",
-			    strings ? " or a string of digits" : "", kind(v));
+		return vw_fail(c, "expected a number%s, got %s",
+			       strings ? " or a string of digits" : "",
+			       kind(v));
 	}
 	if (!in_range(l, neg, i, u))
-		return fail(c, "value %s out of range for %s", text, l.name);
+		return vw_fail(c, "value %s out of range for %s", text, l.name);
 	*out = u;
 	return 0;
 }
@@ -167,12 +168,12 @@ static int get_double(struct ctx *c, const json_t *v, bool bits32, double *d)
 			*d = -INFINITY;
 		else if (!*s || strspn(s, "0123456789+-.eE") != strlen(s) ||
 			 (*d = strtod(s, &end), *end) || isinf(*d))
-			return fail(c, "invalid number '%.40s'", s);
+			return vw_fail(c, "invalid number '%.40s'", s);
 	} else {
-		return fail(c, "expected a number, got %s", kind(v));
+		return vw_fail(c, "expected a number, got %s", kind(v));
 	}
 	if (bits32 && isfinite(*d) && isinf((float)*d))
-		return fail(c, "value %g out of range for float", *d);
+		return vw_fail(c, "value %g out of range for float", *d);
 	return 0;
 }
 
@@ -184,7 +185,7 @@ static int get_bytes(struct ctx *c, const json_t *v, struct sval *s)
 	int r;
 
 	if (!json_is_string(v))
-		return fail(c, "expected a base64 string, got %s", kind(v));
+		return vw_fail(c, "expected a base64 string, got %s", kind(v));
 	n = json_string_length(v);
 	t = malloc(n + 4);
 	if (!t)
@@ -197,7 +198,7 @@ static int get_bytes(struct ctx *c, const json_t *v, struct sval *s)
 	r = topo_b64_decode(t, n, &s->owned, &s->n);
 	free(t);
 	if (r == -EINVAL)
-		return fail(c, "invalid base64");
+		return vw_fail(c, "invalid base64");
 	s->d = s->owned;
 	return r;
 }
@@ -211,14 +212,14 @@ static int get_enum(struct ctx *c, const struct proto_enum *e, const json_t *v,
 
 	if (json_is_string(v)) {
 		if (proto_enum_number(e, json_string_value(v), &n))
-			return fail(c, "unknown enum value '%.40s' for %s",
-				    json_string_value(v), e->name);
+			return vw_fail(c, "unknown enum value '%.40s' for %s",
+				       json_string_value(v), e->name);
 		*out = (uint64_t)(int64_t)n;
 		return 0;
 	}
 	if (json_is_number(v))
 		return get_integer(c, v, l, false, out);
-	return fail(c, "expected an enum name or number, got %s", kind(v));
+	return vw_fail(c, "expected an enum name or number, got %s", kind(v));
 }
 
 /* Read JSON value v as a scalar of field f. */
@@ -247,8 +248,8 @@ static int get_scalar(struct ctx *c, const struct proto_field *f,
 		return get_enum(c, f->enum_type, v, &s->v);
 	case PROTO_BOOL:
 		if (!json_is_boolean(v))
-			return fail(c, "expected true or false, got %s",
-				    kind(v));
+			return vw_fail(c, "expected true or false, got %s",
+				       kind(v));
 		s->v = json_is_true(v);
 		return 0;
 	case PROTO_DOUBLE:
@@ -266,7 +267,7 @@ static int get_scalar(struct ctx *c, const struct proto_field *f,
 	}
 	case PROTO_STRING:
 		if (!json_is_string(v))
-			return fail(c, "expected a string, got %s", kind(v));
+			return vw_fail(c, "expected a string, got %s", kind(v));
 		s->d = (const unsigned char *)json_string_value(v);
 		s->n = json_string_length(v);
 		return 0;
@@ -281,26 +282,26 @@ static int get_scalar(struct ctx *c, const struct proto_field *f,
 /* Append the payload of scalar s of type t (no tag). */
 static void put_payload(struct buf *b, enum proto_type t, const struct sval *s)
 {
-	switch (type_wt(t)) {
+	switch (vw_type_wt(t)) {
 	case WT_I64:
-		put_fixed(b, s->v, 8);
+		vw_put_fixed(b, s->v, 8);
 		break;
 	case WT_I32:
-		put_fixed(b, s->v, 4);
+		vw_put_fixed(b, s->v, 4);
 		break;
 	case WT_LEN:
-		put_varint(b, s->n);
-		buf_put(b, s->d, s->n);
+		vw_put_varint(b, s->n);
+		vw_buf_put(b, s->d, s->n);
 		break;
 	default:
-		put_varint(b, s->v);
+		vw_put_varint(b, s->v);
 	}
 }
 
 /* True if s is the default value of type t. */
 static bool sval_default(enum proto_type t, const struct sval *s)
 {
-	return type_wt(t) == WT_LEN ? s->n == 0 : s->v == 0;
+	return vw_type_wt(t) == WT_LEN ? s->n == 0 : s->v == 0;
 }
 
 static int enc_message(struct ctx *c, const struct proto_message *m,
@@ -315,17 +316,17 @@ static int enc_value(struct ctx *c, const struct proto_field *f,
 	int r;
 
 	if (json_is_null(v) && force)
-		return fail(c, "expected a value, got null");
+		return vw_fail(c, "expected a value, got null");
 	if (f->type == PROTO_MESSAGE) {
 		r = enc_message(c, f->message, v, &sub);
 		if (!r)
-			put_len(out, f->number, sub.p, sub.len);
+			vw_put_len(out, f->number, sub.p, sub.len);
 		free(sub.p);
 		return r ? r : sub.nomem ? -ENOMEM : 0;
 	}
 	r = get_scalar(c, f, v, &s);
 	if (!r && (force || !sval_default(f->type, &s))) {
-		put_tag(out, f->number, type_wt(f->type));
+		vw_put_tag(out, f->number, vw_type_wt(f->type));
 		put_payload(out, f->type, &s);
 	}
 	free(s.owned);
@@ -341,21 +342,21 @@ static int enc_repeated(struct ctx *c, const struct proto_field *f,
 	int r = 0;
 
 	if (!json_is_array(v))
-		return fail(c, "expected an array, got %s", kind(v));
+		return vw_fail(c, "expected an array, got %s", kind(v));
 	for (size_t i = 0; !r && i < json_array_size(v); i++) {
 		size_t old = path_push(c, "[%zu]", i);
 		const json_t *e = json_array_get(v, i);
 
 		if (json_is_null(e))
-			r = fail(c, "expected a value, got null");
-		else if (!packable(f->type))
+			r = vw_fail(c, "expected a value, got null");
+		else if (!vw_packable(f->type))
 			r = enc_value(c, f, e, out, true);
 		else if (!(r = get_scalar(c, f, e, &s)))
 			put_payload(&packed, f->type, &s);
 		path_pop(c, old);
 	}
 	if (!r && packed.len)
-		put_len(out, f->number, packed.p, packed.len);
+		vw_put_len(out, f->number, packed.p, packed.len);
 	r = r ? r : packed.nomem ? -ENOMEM : 0;
 	free(packed.p);
 	return r;
@@ -386,10 +387,10 @@ static int enc_entry(struct ctx *c, const struct proto_field *f,
 	size_t old = path_push(c, "[\"%.*s\"]", (int)mb->keylen, mb->key);
 	int r;
 
-	put_len(&e, 1, mb->key, mb->keylen);
+	vw_put_len(&e, 1, mb->key, mb->keylen);
 	r = enc_value(c, &f->message->fields[1], mb->value, &e, true);
 	if (!r)
-		put_len(out, f->number, e.p, e.len);
+		vw_put_len(out, f->number, e.p, e.len);
 	r = r ? r : e.nomem ? -ENOMEM : 0;
 	free(e.p);
 	path_pop(c, old);
@@ -406,7 +407,7 @@ static int enc_map(struct ctx *c, const struct proto_field *f, const json_t *v,
 	int r = 0;
 
 	if (!json_is_object(v))
-		return fail(c, "expected an object, got %s", kind(v));
+		return vw_fail(c, "expected an object, got %s", kind(v));
 	n = json_object_size(v);
 	mb = calloc(n ? n : 1, sizeof(*mb));
 	if (!mb)
@@ -485,10 +486,10 @@ static int check_names(struct ctx *c, const struct proto_message *m,
 				f = &m->fields[i];
 		}
 		if (!f)
-			return fail(c, "unknown field '%.60s'", key);
+			return vw_fail(c, "unknown field '%.60s'", key);
 		if (strcmp(key, f->name) != 0 && json_object_get(obj, f->name))
-			return fail(c, "field '%s' given twice (as '%s')",
-				    f->name, key);
+			return vw_fail(c, "field '%s' given twice (as '%s')",
+				       f->name, key);
 	}
 	return 0;
 }
@@ -505,10 +506,10 @@ static int enc_unknown(struct ctx *c, const json_t *obj, struct buf *out)
 		return 0;
 	old = path_push(c, "." VIEW_JSON_UNKNOWN);
 	r = get_bytes(c, v, &s);
-	if (!r && !wire_valid(s.d ? s.d : (const unsigned char *)"", s.n))
-		r = fail(c, "not a sequence of protobuf fields");
+	if (!r && !vw_wire_valid(s.d ? s.d : (const unsigned char *)"", s.n))
+		r = vw_fail(c, "not a sequence of protobuf fields");
 	if (!r)
-		buf_put(out, s.d, s.n);
+		vw_buf_put(out, s.d, s.n);
 	free(s.owned);
 	path_pop(c, old);
 	return r;
@@ -521,7 +522,7 @@ static int enc_message(struct ctx *c, const struct proto_message *m,
 	int r;
 
 	if (!json_is_object(obj))
-		return fail(c, "expected an object, got %s", kind(obj));
+		return vw_fail(c, "expected an object, got %s", kind(obj));
 	r = check_names(c, m, obj);
 	for (size_t i = 0; !r && i < m->nfields; i++) {
 		const struct proto_field *f = &m->fields[i];
@@ -548,7 +549,7 @@ int view_json_encode(const struct proto_message *m, const char *json,
 	json_t *root;
 	int r;
 
-	ctx_init(&c, m, err, errlen);
+	vw_ctx_init(&c, m, err, errlen);
 	root =
 	    json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!root && json_error_code(&je) == json_error_numeric_overflow) {

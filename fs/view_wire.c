@@ -15,7 +15,7 @@
 
 /* ---- growable byte buffer ---- */
 
-void buf_put(struct buf *b, const void *d, size_t n)
+void vw_buf_put(struct buf *b, const void *d, size_t n)
 {
 	if (b->nomem || n == 0)
 		return;
@@ -38,12 +38,12 @@ void buf_put(struct buf *b, const void *d, size_t n)
 	b->p[b->len] = 0;
 }
 
-void buf_puts(struct buf *b, const char *s)
+void vw_buf_puts(struct buf *b, const char *s)
 {
-	buf_put(b, s, strlen(s));
+	vw_buf_put(b, s, strlen(s));
 }
 
-void buf_printf(struct buf *b, const char *fmt, ...)
+void vw_buf_printf(struct buf *b, const char *fmt, ...)
 {
 	char tmp[64];
 	va_list ap;
@@ -53,13 +53,13 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : 0);
+		vw_buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : 0);
 }
 
 /* ---- error context: the path of the value at hand ---- */
 
-void ctx_init(struct ctx *c, const struct proto_message *m, char *err,
-	      size_t errlen)
+void vw_ctx_init(struct ctx *c, const struct proto_message *m, char *err,
+		 size_t errlen)
 {
 	const char *dot = strrchr(m->name, '.');
 
@@ -96,7 +96,7 @@ void path_pop(struct ctx *c, size_t old)
 	c->path[old] = 0;
 }
 
-int fail(struct ctx *c, const char *fmt, ...)
+int vw_fail(struct ctx *c, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -111,7 +111,8 @@ int fail(struct ctx *c, const char *fmt, ...)
 
 /* ---- wire format ---- */
 
-int read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+int vw_read_varint(const unsigned char **p, const unsigned char *end,
+		   uint64_t *v)
 {
 	uint64_t r = 0;
 
@@ -127,8 +128,8 @@ int read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
 	return -1;
 }
 
-int read_fixed(const unsigned char **p, const unsigned char *end, int n,
-	       uint64_t *v)
+int vw_read_fixed(const unsigned char **p, const unsigned char *end, int n,
+		  uint64_t *v)
 {
 	if (end - *p < n)
 		return -1;
@@ -163,13 +164,14 @@ static int read_value(const unsigned char **p, const unsigned char *end,
 {
 	switch (f->wt) {
 	case WT_VARINT:
-		return read_varint(p, end, &f->v);
+		return vw_read_varint(p, end, &f->v);
 	case WT_I64:
-		return read_fixed(p, end, 8, &f->v);
+		return vw_read_fixed(p, end, 8, &f->v);
 	case WT_I32:
-		return read_fixed(p, end, 4, &f->v);
+		return vw_read_fixed(p, end, 4, &f->v);
 	case WT_LEN:
-		if (read_varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
+		if (vw_read_varint(p, end, &f->v) ||
+		    f->v > (uint64_t)(end - *p))
 			return -1;
 		f->data = *p;
 		f->len = (size_t)f->v;
@@ -193,7 +195,8 @@ static int wire_next_depth(const unsigned char **p, const unsigned char *end,
 		return 0;
 	memset(f, 0, sizeof(*f));
 	f->start = *p;
-	if (read_varint(p, end, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1fffffff)
+	if (vw_read_varint(p, end, &tag) || tag >> 3 == 0 ||
+	    tag >> 3 > 0x1fffffff)
 		return -1;
 	f->num = (uint32_t)(tag >> 3);
 	f->wt = (unsigned)(tag & 7);
@@ -203,25 +206,26 @@ static int wire_next_depth(const unsigned char **p, const unsigned char *end,
 	return 1;
 }
 
-int wire_next(const unsigned char **p, const unsigned char *end, struct wf *f)
+int vw_wire_next(const unsigned char **p, const unsigned char *end,
+		 struct wf *f)
 {
 	int r = wire_next_depth(p, end, f, 0);
 
 	return r == 1 && f->wt == WT_EGROUP ? -1 : r;
 }
 
-bool wire_valid(const unsigned char *w, size_t n)
+bool vw_wire_valid(const unsigned char *w, size_t n)
 {
 	const unsigned char *p = w;
 	struct wf f;
 	int r;
 
-	while ((r = wire_next(&p, w + n, &f)) == 1)
+	while ((r = vw_wire_next(&p, w + n, &f)) == 1)
 		;
 	return r == 0;
 }
 
-void put_varint(struct buf *b, uint64_t v)
+void vw_put_varint(struct buf *b, uint64_t v)
 {
 	unsigned char tmp[10];
 	size_t n = 0;
@@ -233,31 +237,31 @@ void put_varint(struct buf *b, uint64_t v)
 			tmp[n] |= 0x80;
 		n++;
 	} while (v);
-	buf_put(b, tmp, n);
+	vw_buf_put(b, tmp, n);
 }
 
-void put_fixed(struct buf *b, uint64_t v, int n)
+void vw_put_fixed(struct buf *b, uint64_t v, int n)
 {
 	unsigned char tmp[8];
 
 	for (int i = 0; i < n; i++)
 		tmp[i] = (unsigned char)(v >> (8 * i));
-	buf_put(b, tmp, (size_t)n);
+	vw_buf_put(b, tmp, (size_t)n);
 }
 
-void put_tag(struct buf *b, uint32_t num, unsigned wt)
+void vw_put_tag(struct buf *b, uint32_t num, unsigned wt)
 {
-	put_varint(b, (uint64_t)num << 3 | wt);
+	vw_put_varint(b, (uint64_t)num << 3 | wt);
 }
 
-void put_len(struct buf *b, uint32_t num, const void *d, size_t n)
+void vw_put_len(struct buf *b, uint32_t num, const void *d, size_t n)
 {
-	put_tag(b, num, WT_LEN);
-	put_varint(b, n);
-	buf_put(b, d, n);
+	vw_put_tag(b, num, WT_LEN);
+	vw_put_varint(b, n);
+	vw_buf_put(b, d, n);
 }
 
-unsigned type_wt(enum proto_type t)
+unsigned vw_type_wt(enum proto_type t)
 {
 	switch (t) {
 	case PROTO_DOUBLE:
@@ -273,15 +277,16 @@ unsigned type_wt(enum proto_type t)
 	}
 }
 
-bool packable(enum proto_type t)
+bool vw_packable(enum proto_type t)
 {
-	return type_wt(t) != WT_LEN;
+	return vw_type_wt(t) != WT_LEN;
 }
 
-bool wt_fits(const struct proto_field *f, unsigned wt)
+bool vw_wt_fits(const struct proto_field *f, unsigned wt)
 {
-	return wt == type_wt(f->type) || ((f->flags & PROTO_REPEATED) &&
-					  packable(f->type) && wt == WT_LEN);
+	return wt == vw_type_wt(f->type) ||
+	       ((f->flags & PROTO_REPEATED) && vw_packable(f->type) &&
+		wt == WT_LEN);
 }
 
 /* True if d[0..n) is a map entry of e: only key = 1 and value = 2, of the
@@ -293,16 +298,16 @@ static bool entry_ok(const struct proto_message *e, const unsigned char *d,
 	struct wf g;
 	int r;
 
-	while ((r = wire_next(&p, d + n, &g)) == 1) {
+	while ((r = vw_wire_next(&p, d + n, &g)) == 1) {
 		const struct proto_field *f = proto_field_by_number(e, g.num);
 
-		if (!f || g.wt != type_wt(f->type))
+		if (!f || g.wt != vw_type_wt(f->type))
 			return false;
 	}
 	return r == 0;
 }
 
-bool is_unknown_entry(const struct proto_field *f, const struct wf *g)
+bool vw_is_unknown_entry(const struct proto_field *f, const struct wf *g)
 {
 	const unsigned char *p;
 	struct wf k = {0};
@@ -310,17 +315,17 @@ bool is_unknown_entry(const struct proto_field *f, const struct wf *g)
 	if (g->wt != WT_LEN || !entry_ok(f->message, g->data, g->len))
 		return true;
 	p = g->data;
-	while (wire_next(&p, g->data + g->len, &k) == 1)
+	while (vw_wire_next(&p, g->data + g->len, &k) == 1)
 		if (k.num == 1 && k.len && memchr(k.data, 0, k.len))
 			return true;
 	return false;
 }
 
-bool is_unknown(const struct proto_message *m, const struct wf *g)
+bool vw_is_unknown(const struct proto_message *m, const struct wf *g)
 {
 	const struct proto_field *f = proto_field_by_number(m, g->num);
 
-	if (!f || !wt_fits(f, g->wt))
+	if (!f || !vw_wt_fits(f, g->wt))
 		return true;
-	return (f->flags & PROTO_MAP) && is_unknown_entry(f, g);
+	return (f->flags & PROTO_MAP) && vw_is_unknown_entry(f, g);
 }

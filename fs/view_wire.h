@@ -23,13 +23,13 @@ struct buf {
 };
 
 /* Append n bytes of d to b; on failure set b->nomem and drop the bytes. */
-void buf_put(struct buf *b, const void *d, size_t n);
+void vw_buf_put(struct buf *b, const void *d, size_t n);
 
 /* Append NUL-terminated s to b. */
-void buf_puts(struct buf *b, const char *s);
+void vw_buf_puts(struct buf *b, const char *s);
 
 /* Append printf-formatted text (short: under 64 bytes) to b. */
-void buf_printf(struct buf *b, const char *fmt, ...)
+void vw_buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- error context: the path of the value at hand ---- */
@@ -43,8 +43,8 @@ struct ctx {
 };
 
 /* Start the path with the short name of m ("topodata.Shard" -> "Shard"). */
-void ctx_init(struct ctx *c, const struct proto_message *m, char *err,
-	      size_t errlen);
+void vw_ctx_init(struct ctx *c, const struct proto_message *m, char *err,
+		 size_t errlen);
 
 /* Append a formatted segment to the path; returns the length to pop to. */
 size_t path_push(struct ctx *c, const char *fmt, ...)
@@ -54,7 +54,7 @@ size_t path_push(struct ctx *c, const char *fmt, ...)
 void path_pop(struct ctx *c, size_t old);
 
 /* Write "<path>: <reason>" to the error buffer; returns -EINVAL. */
-int fail(struct ctx *c, const char *fmt, ...)
+int vw_fail(struct ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- wire format ---- */
@@ -80,45 +80,47 @@ struct wf {
 };
 
 /* Read a varint at *p (< end). 0, or -1 if truncated or over 10 bytes. */
-int read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v);
+int vw_read_varint(const unsigned char **p, const unsigned char *end,
+		   uint64_t *v);
 
 /* Read a little-endian fixed value of n bytes. 0, or -1 if truncated. */
-int read_fixed(const unsigned char **p, const unsigned char *end, int n,
-	       uint64_t *v);
+int vw_read_fixed(const unsigned char **p, const unsigned char *end, int n,
+		  uint64_t *v);
 
 /* Read the next top-level field: 1, 0 at end, -1 if malformed. */
-int wire_next(const unsigned char **p, const unsigned char *end, struct wf *f);
+int vw_wire_next(const unsigned char **p, const unsigned char *end,
+		 struct wf *f);
 
 /* True if w[0..n) is a well-formed sequence of fields. */
-bool wire_valid(const unsigned char *w, size_t n);
+bool vw_wire_valid(const unsigned char *w, size_t n);
 
 /* Append a varint. */
-void put_varint(struct buf *b, uint64_t v);
+void vw_put_varint(struct buf *b, uint64_t v);
 
 /* Append a little-endian fixed value of n bytes. */
-void put_fixed(struct buf *b, uint64_t v, int n);
+void vw_put_fixed(struct buf *b, uint64_t v, int n);
 
 /* Append a tag. */
-void put_tag(struct buf *b, uint32_t num, unsigned wt);
+void vw_put_tag(struct buf *b, uint32_t num, unsigned wt);
 
 /* Append a length-delimited field. */
-void put_len(struct buf *b, uint32_t num, const void *d, size_t n);
+void vw_put_len(struct buf *b, uint32_t num, const void *d, size_t n);
 
 /* The wire type of a single value of type t. */
-unsigned type_wt(enum proto_type t);
+unsigned vw_type_wt(enum proto_type t);
 
 /* True if values of type t are packed when repeated. */
-bool packable(enum proto_type t);
+bool vw_packable(enum proto_type t);
 
 /* True if a wire field of type wt can hold (part of) field f. */
-bool wt_fits(const struct proto_field *f, unsigned wt);
+bool vw_wt_fits(const struct proto_field *f, unsigned wt);
 
 /* True if wire field g of map field f is not an entry JSON can show: not
  * a well-formed entry, or a key with a NUL byte (JSON readers refuse it). */
-bool is_unknown_entry(const struct proto_field *f, const struct wf *g);
+bool vw_is_unknown_entry(const struct proto_field *f, const struct wf *g);
 
 /* True if wire field g of a message m is not described by its table:
  * an unknown number, an unexpected wire type or an odd map entry. */
-bool is_unknown(const struct proto_message *m, const struct wf *g);
+bool vw_is_unknown(const struct proto_message *m, const struct wf *g);
 
 #endif

@@ -41,7 +41,7 @@
 #define ETCD_QUOTA (2ull << 30) /* default --quota-backend-bytes */
 
 /* The key for a relative path, newly allocated. 0 or -ENOMEM. */
-int make_key(const struct topo_store *s, const char *path, char **key)
+int etcd_make_key(const struct topo_store *s, const char *path, char **key)
 {
 	int n;
 
@@ -76,7 +76,7 @@ int etcd_prefix_end(const char *k, size_t n, char **out, size_t *outlen)
 }
 
 /* Set obj[name] to the base64 of p[0..n). 0 or -ENOMEM. */
-int set_bytes(json_t *obj, const char *name, const void *p, size_t n)
+int etcd_set_bytes(json_t *obj, const char *name, const void *p, size_t n)
 {
 	char *b64;
 	int err = topo_b64_encode(p, n, &b64);
@@ -90,7 +90,7 @@ int set_bytes(json_t *obj, const char *name, const void *p, size_t n)
 
 /* Set obj[name] to an int64, as proto3 JSON writes it (a string). 0 or
  * -ENOMEM. */
-int set_int64(json_t *obj, const char *name, int64_t v)
+int etcd_set_int64(json_t *obj, const char *name, int64_t v)
 {
 	char buf[24];
 
@@ -102,8 +102,9 @@ int set_int64(json_t *obj, const char *name, int64_t v)
  * check the answer for an etcd error. `uncertain` as for etcd_http_post
  * (NULL for a read). 0 and *reply, or a negative errno (logged, naming
  * `what`). */
-int call(struct topo_store *s, const char *api, json_t *req, long long deadline,
-	 bool *uncertain, const char *what, struct etcd_reply *reply)
+int etcd_call(struct topo_store *s, const char *api, json_t *req,
+	      long long deadline, bool *uncertain, const char *what,
+	      struct etcd_reply *reply)
 {
 	char *body = json_dumps(req, JSON_COMPACT);
 	int err;
@@ -129,7 +130,8 @@ static int etcd_space(struct topo_store *s, uint64_t *total, uint64_t *used)
 
 	if (!req)
 		return -ENOMEM;
-	err = call(s, "/v3/maintenance/status", req, 0, NULL, "status", &reply);
+	err = etcd_call(s, "/v3/maintenance/status", req, 0, NULL, "status",
+			&reply);
 	json_decref(req);
 	if (err)
 		return err;
@@ -164,14 +166,14 @@ static int probe_root(struct topo_store *s, const struct topo_conf *conf,
 	if (etcd_prefix_end(sub, strlen(sub), &end, &endlen))
 		goto out;
 	/* Does anything lie below the root? (Then it is a directory.) */
-	err = range_page(s, s->root, sub, strlen(sub), end, endlen, s->pinned,
-			 1, true, &l, &page);
+	err = etcd_range_page(s, s->root, sub, strlen(sub), end, endlen,
+			      s->pinned, 1, true, &l, &page);
 	if (err || !*s->root)
 		goto out;
 	below = l.count > 0;
 	/* The root key itself: a role on the prefix ROOT/ alone does not
 	 * allow it; its own value is then not shown. */
-	err = read_key(s, s->root, true, &l);
+	err = etcd_read_key(s, s->root, true, &l);
 	if (err == -EACCES) {
 		topo_debug("etcd: %s: the root key itself is not readable",
 			   s->root);

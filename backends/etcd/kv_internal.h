@@ -42,25 +42,26 @@ struct topo_store {
 /* kv.c */
 
 /* The key for a relative path, newly allocated. 0 or -ENOMEM. */
-int make_key(const struct topo_store *s, const char *path, char **key);
+int etcd_make_key(const struct topo_store *s, const char *path, char **key);
 /* Set obj[name] to the base64 of p[0..n). 0 or -ENOMEM. */
-int set_bytes(json_t *obj, const char *name, const void *p, size_t n);
+int etcd_set_bytes(json_t *obj, const char *name, const void *p, size_t n);
 /* Set obj[name] to an int64 as proto3 JSON writes it. 0 or -ENOMEM. */
-int set_int64(json_t *obj, const char *name, int64_t v);
+int etcd_set_int64(json_t *obj, const char *name, int64_t v);
 /* POST req to api and check the answer for an etcd error: 0 and *reply. */
-int call(struct topo_store *s, const char *api, json_t *req, long long deadline,
-	 bool *uncertain, const char *what, struct etcd_reply *reply);
+int etcd_call(struct topo_store *s, const char *api, json_t *req,
+	      long long deadline, bool *uncertain, const char *what,
+	      struct etcd_reply *reply);
 
 /* kv_read.c */
 
 /* One range request [start, end), parsed into out/page. 0 or -errno. */
-int range_page(struct topo_store *s, const char *key, const char *start,
-	       size_t startlen, const char *end, size_t endlen, int64_t rev,
-	       int64_t limit, bool keys_only, struct topo_listing *out,
-	       struct etcd_page *page);
+int etcd_range_page(struct topo_store *s, const char *key, const char *start,
+		    size_t startlen, const char *end, size_t endlen,
+		    int64_t rev, int64_t limit, bool keys_only,
+		    struct topo_listing *out, struct etcd_page *page);
 /* Read one key into a one-entry listing (empty if absent). 0 or -errno. */
-int read_key(struct topo_store *s, const char *key, bool keys_only,
-	     struct topo_listing *l);
+int etcd_read_key(struct topo_store *s, const char *key, bool keys_only,
+		  struct topo_listing *l);
 /* list: see backend.h. */
 int etcd_list(struct topo_store *s, const char *path, struct topo_listing *out);
 /* get: see backend.h. */

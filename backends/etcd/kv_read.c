@@ -23,10 +23,10 @@
 /* One range request [start, end) at revision rev (0: current), limit
  * `limit` (0: none); the answer is parsed into out/page for the subtree of
  * key. 0 or a negative errno. */
-int range_page(struct topo_store *s, const char *key, const char *start,
-	       size_t startlen, const char *end, size_t endlen, int64_t rev,
-	       int64_t limit, bool keys_only, struct topo_listing *out,
-	       struct etcd_page *page)
+int etcd_range_page(struct topo_store *s, const char *key, const char *start,
+		    size_t startlen, const char *end, size_t endlen,
+		    int64_t rev, int64_t limit, bool keys_only,
+		    struct topo_listing *out, struct etcd_page *page)
 {
 	struct etcd_reply reply;
 	json_t *req = json_object();
@@ -34,13 +34,13 @@ int range_page(struct topo_store *s, const char *key, const char *start,
 
 	if (!req)
 		return -ENOMEM;
-	if (set_bytes(req, "key", start, startlen) ||
-	    (end && set_bytes(req, "range_end", end, endlen)) ||
-	    (rev && set_int64(req, "revision", rev)) ||
-	    (limit && set_int64(req, "limit", limit)) ||
+	if (etcd_set_bytes(req, "key", start, startlen) ||
+	    (end && etcd_set_bytes(req, "range_end", end, endlen)) ||
+	    (rev && etcd_set_int64(req, "revision", rev)) ||
+	    (limit && etcd_set_int64(req, "limit", limit)) ||
 	    (keys_only && json_object_set_new(req, "keys_only", json_true())))
 		goto out;
-	err = call(s, "/v3/kv/range", req, 0, NULL, key, &reply);
+	err = etcd_call(s, "/v3/kv/range", req, 0, NULL, key, &reply);
 	if (err)
 		goto out;
 	err = etcd_parse_range(reply.body, reply.len, s->root, key, out, page);
@@ -61,8 +61,8 @@ static int add_root_key(struct topo_store *s, int64_t rev,
 	int err = 0;
 
 	if (!s->root_key_hidden)
-		err = range_page(s, s->root, s->root, strlen(s->root), NULL, 0,
-				 rev, 0, false, out, &page);
+		err = etcd_range_page(s, s->root, s->root, strlen(s->root),
+				      NULL, 0, rev, 0, false, out, &page);
 	etcd_page_clear(&page);
 	if (!err && out->count > before)
 		topo_listing_sort(out); /* "" goes first */
@@ -95,8 +95,8 @@ static int list_pages(struct topo_store *s, const char *key,
 		goto out;
 	startlen = strlen(start);
 	for (;;) {
-		err = range_page(s, key, start, startlen, end, endlen, rev,
-				 ETCD_PAGE, false, out, &page);
+		err = etcd_range_page(s, key, start, startlen, end, endlen, rev,
+				      ETCD_PAGE, false, out, &page);
 		if (err)
 			goto out;
 		if (!rev)
@@ -142,7 +142,7 @@ int etcd_list(struct topo_store *s, const char *path, struct topo_listing *out)
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	err = make_key(s, path, &key);
+	err = etcd_make_key(s, path, &key);
 	if (err)
 		return err;
 	for (int i = 0; i < LIST_RETRIES; i++) {
@@ -166,12 +166,12 @@ int etcd_list(struct topo_store *s, const char *path, struct topo_listing *out)
 
 /* Read one key into a one-entry listing. 0 or a negative errno; an absent
  * key leaves the listing empty. */
-int read_key(struct topo_store *s, const char *key, bool keys_only,
-	     struct topo_listing *l)
+int etcd_read_key(struct topo_store *s, const char *key, bool keys_only,
+		  struct topo_listing *l)
 {
 	struct etcd_page page = {0};
-	int err = range_page(s, key, key, strlen(key), NULL, 0, s->pinned, 0,
-			     keys_only, l, &page);
+	int err = etcd_range_page(s, key, key, strlen(key), NULL, 0, s->pinned,
+				  0, keys_only, l, &page);
 
 	etcd_page_clear(&page);
 	return err;
@@ -185,11 +185,11 @@ int etcd_get(struct topo_store *s, const char *path, struct topo_entry *out)
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	err = make_key(s, path, &key);
+	err = etcd_make_key(s, path, &key);
 	if (err)
 		return err;
 	err = *key && !(!*path && s->root_key_hidden)
-		  ? read_key(s, key, false, &l)
+		  ? etcd_read_key(s, key, false, &l)
 		  : 0;
 	if (err == -EAGAIN)
 		err = pinned_gone(s, key);

@@ -77,12 +77,12 @@ static int add_not_after(json_t *cmp, const char *key, const char *end,
 	int err;
 
 	if ((err = append_obj(cmp, NULL, &c)) ||
-	    (err = set_bytes(c, "key", key, strlen(key))) ||
-	    (end && (err = set_bytes(c, "range_end", end, endlen))) ||
+	    (err = etcd_set_bytes(c, "key", key, strlen(key))) ||
+	    (end && (err = etcd_set_bytes(c, "range_end", end, endlen))) ||
 	    (err = set_str(c, "target", "MOD")) ||
 	    (err = set_str(c, "result", "LESS")))
 		return err;
-	return set_int64(c, "mod_revision", rev + 1);
+	return etcd_set_int64(c, "mod_revision", rev + 1);
 }
 
 /* The compares of a guard: the node itself, and every key below it. Two
@@ -123,10 +123,10 @@ static int add_guard_read(json_t *failure, const struct topo_op *op,
 	if ((err = guard_range(key, &sub, &end, &endlen)))
 		return err;
 	if (!(err = append_obj(failure, "request_range", &r)) &&
-	    !(err = set_bytes(r, "key", key, strlen(key))) &&
-	    !(err = set_bytes(r, "range_end", end, endlen)) &&
-	    !(err = set_int64(r, "limit", 1)) &&
-	    !(err = set_int64(r, "min_mod_revision", op->expect + 1)))
+	    !(err = etcd_set_bytes(r, "key", key, strlen(key))) &&
+	    !(err = etcd_set_bytes(r, "range_end", end, endlen)) &&
+	    !(err = etcd_set_int64(r, "limit", 1)) &&
+	    !(err = etcd_set_int64(r, "min_mod_revision", op->expect + 1)))
 		err = json_object_set_new(r, "keys_only", json_true()) ? -ENOMEM
 								       : 0;
 	free(sub);
@@ -154,24 +154,24 @@ static int add_compares(json_t *cmp, const struct topo_op *op, const char *key)
 	if (op->expect == TOPO_EXPECT_ANY || op->expect == 0) {
 		if ((err = append_obj(cmp, NULL, &c)) ||
 		    (err = set_str(c, "target", "VERSION")) ||
-		    (err = set_bytes(c, "key", key, strlen(key))) ||
-		    (err = set_int64(c, "version", 0)) ||
+		    (err = etcd_set_bytes(c, "key", key, strlen(key))) ||
+		    (err = etcd_set_int64(c, "version", 0)) ||
 		    (err = set_str(c, "result", "GREATER")))
 			return err;
 		if (op->expect == TOPO_EXPECT_ANY)
 			return 0;
 	}
 	if ((err = append_obj(cmp, NULL, &c)) ||
-	    (err = set_bytes(c, "key", key, strlen(key))) ||
+	    (err = etcd_set_bytes(c, "key", key, strlen(key))) ||
 	    (err = set_str(c, "result", "EQUAL")))
 		return err;
 	if (op->expect == TOPO_EXPECT_ABSENT)
 		return (err = set_str(c, "target", "VERSION"))
 			   ? err
-			   : set_int64(c, "version", 0);
+			   : etcd_set_int64(c, "version", 0);
 	return (err = set_str(c, "target", "MOD"))
 		   ? err
-		   : set_int64(c, "mod_revision", op->expect);
+		   : etcd_set_int64(c, "mod_revision", op->expect);
 }
 
 /* Add the write of one op to the success branch. 0 or -ENOMEM. */
@@ -185,11 +185,11 @@ static int add_write(json_t *success, const struct topo_op *op, const char *key)
 	if (op->kind == TOPO_OP_DELETE)
 		return (err = append_obj(success, "request_delete_range", &r))
 			   ? err
-			   : set_bytes(r, "key", key, strlen(key));
+			   : etcd_set_bytes(r, "key", key, strlen(key));
 	if ((err = append_obj(success, "request_put", &r)) ||
-	    (err = set_bytes(r, "key", key, strlen(key))))
+	    (err = etcd_set_bytes(r, "key", key, strlen(key))))
 		return err;
-	return op->len ? set_bytes(r, "value", op->value, op->len) : 0;
+	return op->len ? etcd_set_bytes(r, "value", op->value, op->len) : 0;
 }
 
 /* Add a range of one key to a branch, keys only (no value) or not. 0 or
@@ -200,7 +200,7 @@ static int add_read(json_t *branch, const char *key, bool keys_only)
 	int err;
 
 	if ((err = append_obj(branch, "request_range", &r)) ||
-	    (err = set_bytes(r, "key", key, strlen(key))))
+	    (err = etcd_set_bytes(r, "key", key, strlen(key))))
 		return err;
 	if (!keys_only)
 		return 0;
@@ -371,7 +371,7 @@ static int read_keys(struct topo_store *s, char *const *keys, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if ((err = add_read(success, keys[i], false)))
 			goto out;
-	err = call(s, "/v3/kv/txn", req, deadline, NULL, keys[0], &reply);
+	err = etcd_call(s, "/v3/kv/txn", req, deadline, NULL, keys[0], &reply);
 	if (err)
 		goto out;
 	err = etcd_parse_txn_values(reply.body, reply.len, keys[0], now, values,
@@ -499,7 +499,7 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 		return -EROFS; /* the past cannot change */
 	}
 	for (size_t i = 0; i < n; i++) {
-		if ((err = make_key(s, ops[i].path, &keys[i])))
+		if ((err = etcd_make_key(s, ops[i].path, &keys[i])))
 			goto out;
 		if (!*keys[i]) {
 			topo_err(
@@ -514,7 +514,8 @@ static int run_txn(struct topo_store *s, const struct topo_op *ops, size_t n,
 			  keys[0], ETCD_MAX_TXN_OPS);
 	if (err)
 		goto out;
-	err = call(s, "/v3/kv/txn", req, deadline, &uncertain, keys[0], &reply);
+	err = etcd_call(s, "/v3/kv/txn", req, deadline, &uncertain, keys[0],
+			&reply);
 	if (err)
 		goto out;
 	err = txn_result(s, &reply, ops, keys, n, uncertain, deadline, meta);
