@@ -7,7 +7,7 @@
  * work on paths: this table turns a node ID back into its path, follows
  * renames (a directory's children follow it, since they name their parent,
  * not its path) and unlinks, and turns a store path into the node IDs the
- * kernel must be told about when the store changes (lowlevel.c).
+ * kernel must be told about when the store changes (lowlevel_notify.c).
  *
  * Node IDs come from a 64-bit counter and are never reused, so the
  * generation number the kernel pairs with a node ID is always 0. A name

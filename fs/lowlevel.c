@@ -1,6 +1,7 @@
 /*
  * lowlevel.c - the kernel's requests (libfuse's low-level API), served by
- * the path-based operations of ops.c.
+ * the path-based operations of ops.c. The kernel is told of changes in the
+ * store by lowlevel_notify.c; this comment covers both.
  *
  * libfuse's high-level API used to serve topofs_ops. It cannot make the
  * kernel forget a name (only an inode), nor pass on that a directory's
@@ -82,32 +83,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "inode.h"
 #include "lowlevel.h"
+#include "lowlevel_internal.h"
 #include "topofs.h"
 
 #define UNKNOWN_INO 0xffffffffu /* a dirent's "no inode number" */
-
-struct lowlevel {
-	struct topofs *t;
-	struct fuse_session *se;
-	struct inode_table *inodes;
-	pthread_rwlock_t names; /* see Concurrency */
-
-	/* the kernel's cache policy (op_init), set by INIT */
-	double entry_timeout, attr_timeout, negative_timeout;
-	double race_timeout; /* for replies that raced an invalidation */
-	bool keep_pages;     /* file pages kept across opens */
-	bool no_open;	     /* OPEN answered ENOSYS: see Zero-message opens */
-	bool no_opendir;     /* OPENDIR too */
-
-	atomic_bool stopped; /* lowlevel_stop: no more invalidations */
-};
 
 static _Thread_local struct topofs_request current;
 
@@ -907,120 +892,6 @@ static const struct fuse_lowlevel_ops lowlevel_ops = {
     .setxattr = ll_setxattr,
     .removexattr = ll_removexattr,
 };
-
-/* ---- the kernel told of changes ---- */
-
-/* Drop the kernel's attributes and pages (a directory's cached listing)
- * of node ino. -ENOENT, the kernel holding nothing of it, is fine. */
-static void inval_inode(struct lowlevel *ll, uint64_t ino)
-{
-	if (!atomic_load(&ll->stopped))
-		fuse_lowlevel_notify_inval_inode(ll->se, ino, 0, 0);
-}
-
-/* Make the kernel look `name` in `parent` up again before using it (and
- * drop parent's attributes and listing). Expiring, unlike invalidating,
- * keeps the names below a directory when the lookup finds it unchanged.
- * (Kernels before 6.2 invalidate instead: also right, only costlier.) */
-static void expire_entry(struct lowlevel *ll, uint64_t parent, const char *name)
-{
-	if (!atomic_load(&ll->stopped))
-		fuse_lowlevel_notify_expire_entry(
-		    ll->se, parent, name, strlen(name), FUSE_LL_EXPIRE_ONLY);
-}
-
-/* Drop what the kernel holds of node r; with `entry`, of its name too. */
-static void drop_node(struct lowlevel *ll, const struct inode_ref *r,
-		      bool entry)
-{
-	if (entry && r->parent)
-		expire_entry(ll, r->parent, r->name);
-	inval_inode(ll, r->ino);
-}
-
-/* p/.topofs-data may have appeared, changed or gone with any change of p. */
-static void drop_data_file(struct lowlevel *ll, const char *p)
-{
-	char data[PATH_MAX + sizeof(TOPO_DATA_NAME) + 1];
-	struct inode_ref r;
-	snprintf(data, sizeof(data), "%s/%s", p, TOPO_DATA_NAME);
-	if (inode_find(ll->inodes, data, &r) == 0)
-		drop_node(ll, &r, true);
-}
-
-/* The listing of directory d (a store path, cut short here) changed. Go up
- * while d itself may have appeared, gone or changed type: on etcd the
- * first key under a prefix makes a directory and the last one's delete
- * ends it; on either store a file may gain children. The kernel holds no
- * dentry for a name it does not know (no negative caching), but its
- * parent's listing may show it. */
-static void drop_listing(struct lowlevel *ll, char *d)
-{
-	for (;;) {
-		struct inode_ref r;
-		bool known = inode_find(ll->inodes, d, &r) == 0;
-		if (known)
-			inval_inode(ll, r.ino);
-		if (!*d)
-			return; /* the root */
-		if (known && S_ISDIR(r.type) &&
-		    cache_knows_dir(ll->t->cache, d))
-			return; /* still the directory the kernel knows */
-		if (known)
-			expire_entry(ll, r.parent, r.name);
-		d[path_parent_len(d)] = '\0';
-	}
-}
-
-static void drop_all(struct lowlevel *ll)
-{
-	struct inode_ref *refs;
-	ssize_t n = inode_list(ll->inodes, &refs);
-	for (ssize_t i = 0; i < n; i++)
-		drop_node(ll, &refs[i], true);
-	free(refs);
-}
-
-void lowlevel_invalidate(void *arg, const char *path, int kind)
-{
-	struct lowlevel *ll = ((struct topofs *)arg)->ll;
-	char p[PATH_MAX];
-	struct inode_ref self;
-	while (*path == '/')
-		path++;
-	if (atomic_load(&ll->stopped) || strlen(path) >= sizeof(p))
-		return; /* nothing to tell, or no such path in the kernel */
-	strcpy(p, path);
-	if (kind == INVAL_LISTING) {
-		/* no change of its own: replies racing it are not stale */
-		if (inode_find(ll->inodes, p, &self) == 0)
-			inval_inode(ll, self.ino);
-		return;
-	}
-	inode_note_change(ll->inodes); /* before anything is looked at */
-	if (kind == INVAL_ALL) {
-		drop_all(ll);
-		return;
-	}
-	if (kind == INVAL_CHILDREN) {
-		drop_listing(ll, p);
-		return;
-	}
-	/* a node's value, or its existence and type */
-	if (inode_find(ll->inodes, p, &self) == 0)
-		drop_node(ll, &self, kind == INVAL_GONE);
-	drop_data_file(ll, p);
-	if (kind == INVAL_WRITTEN || !*p)
-		return;
-	p[path_parent_len(p)] = '\0';
-	drop_listing(ll, p); /* its names, nlink and mtime */
-}
-
-void lowlevel_note_change(struct lowlevel *ll)
-{
-	if (ll)
-		inode_note_change(ll->inodes);
-}
 
 /* ---- life ---- */
 

@@ -4,8 +4,8 @@
  * Change notices arrive on a backend's thread, which must never wait for
  * the kernel or the store. So notices only queue paths here, and one
  * thread per queue hands each to the queue's function once it is due:
- * the kernel's invalidations (lowlevel.c; due at once, and again a little
- * later), or a re-check of a directory in the store (due after a delay).
+ * the kernel's invalidations (lowlevel_notify.c; due at once, and again a
+ * little later), or a re-check of a directory in the store (due after a delay).
  * Invalidations never come from a request handler's thread either: the
  * kernel may hold, while it waits for the reply, the very inode lock an
  * invalidation takes.
