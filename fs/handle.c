@@ -207,10 +207,11 @@ static int reserve(struct handle *h, size_t len)
 }
 
 int handle_write(struct handle *h, const char *in, size_t size, off_t off,
-		 size_t max)
+		 size_t max, pid_t writer)
 {
 	int rc;
 	pthread_mutex_lock(&h->lock);
+	h->writer = writer; /* see handle_close_commits */
 	size_t at = h->append ? h->len : (size_t)off;
 	if (off < 0 || at > max || size > max - at) {
 		h->too_big = true;
@@ -443,25 +444,18 @@ static pid_t process_of(pid_t tid)
 	return tgid;
 }
 
-/* Whether tasks a and b (FUSE names threads) are one process. */
-static bool same_process(pid_t a, pid_t b)
-{
-	if (a == b)
-		return true;
-	if (a <= 0 || b <= 0)
-		return false;
-	pid_t pa = process_of(a);
-	return pa && pa == process_of(b);
-}
-
 bool handle_close_commits(struct handle *h, pid_t pid)
 {
 	pthread_mutex_lock(&h->lock);
 	pid_t opener = h->pid, writer = h->writer;
 	bool any = h->scratch || pid <= 0 || opener <= 0;
 	pthread_mutex_unlock(&h->lock);
-	return any || same_process(pid, opener) ||
-	       (writer > 0 && same_process(pid, writer));
+	if (any || pid == opener || pid == writer)
+		return true;
+	/* FUSE names threads: another thread of the opener or the writer */
+	pid_t proc = process_of(pid);
+	return proc && (proc == process_of(opener) ||
+			(writer > 0 && proc == process_of(writer)));
 }
 
 bool handle_owes_commit(struct handle *h)
@@ -719,11 +713,7 @@ bool handle_node(struct handle_list *l, uint64_t node, struct handle *copy,
 
 void handle_read_unlinked(struct handle_list *l, const char *path, pid_t pid)
 {
-	pthread_mutex_lock(&l->lock);
-	struct seen_version *e = find_seen(l->read_by, path, pid);
-	if (e)
-		e->version = TOPO_EXPECT_ABSENT;
-	pthread_mutex_unlock(&l->lock);
+	written_by(l, path, pid, TOPO_EXPECT_ABSENT);
 }
 
 void handle_read_renamed(struct handle_list *l, const char *from,

@@ -107,10 +107,10 @@ void handle_free(struct handle_list *l, struct handle *h);
 /* Copy up to size bytes at off into out; returns the count. */
 size_t handle_read(struct handle *h, char *out, size_t size, off_t off);
 
-/* Write at off (at the end for O_APPEND), growing the buffer and zero-filling
- * any gap. Returns size, -EFBIG past max, -ENOMEM. */
+/* Process `writer` writes at off (at the end for O_APPEND), growing the
+ * buffer and zero-filling any gap. Returns size, -EFBIG past max, -ENOMEM. */
 int handle_write(struct handle *h, const char *in, size_t size, off_t off,
-		 size_t max);
+		 size_t max, pid_t writer);
 
 /* Set the length. 0, -EFBIG past max, -ENOMEM. */
 int handle_truncate(struct handle *h, off_t size, size_t max);

@@ -443,16 +443,17 @@ static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 		rc = -EIO;
 	if (!rc)
 		rc = take_entry(ll, parent, name, &st, seen, e);
+	if (rc) {
+		topofs_ops.release(path, fi);
+		return rc;
+	}
 	/* A new file's attributes change at its first close (the store's
 	 * times, its size): the kernel must not keep these. */
 	e->attr_timeout = 0;
-	if (rc)
-		topofs_ops.release(path, fi);
-	else
-		ops_bind_node(fi, e->ino);
-	if (!rc && ll->keep_pages)
+	ops_bind_node(fi, e->ino);
+	if (ll->keep_pages)
 		fi->keep_cache = 1;
-	return rc;
+	return 0;
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,

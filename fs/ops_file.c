@@ -86,6 +86,23 @@ static int64_t open_base(struct topofs *t, const struct tpath *tp,
 	return base;
 }
 
+/* fi opens h, a file not yet in the store (its create, or another open of
+ * one): written, it is created at its first close even when left empty. */
+static void open_new(struct topofs *t, struct handle *h, bool writable,
+		     struct fuse_file_info *fi)
+{
+	h->pid = topofs_request()->pid;
+	h->writable = writable;
+	h->append = fi->flags & O_APPEND;
+	h->view = view_type(t, h->path, h->is_data);
+	h->dirty = writable;
+	if (writable && (fi->flags & O_TRUNC))
+		h->len = 0;
+	fi->noflush = !writable;
+	fi->direct_io = 1; /* see ops_open_snapshot */
+	fi->fh = (uintptr_t)h;
+}
+
 /* Another open of a file created through the mount and not yet in the
  * store: a copy of its bytes so far, as any open is a snapshot. Written
  * to, it is one more create of the name (the later close finds the key:
@@ -104,16 +121,7 @@ static int open_new_file(struct topofs *t, const struct tpath *tp,
 				      TOPO_EXPECT_ABSENT, &none);
 	if (!h)
 		return -ENOMEM;
-	h->pid = topofs_request()->pid;
-	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	h->append = fi->flags & O_APPEND;
-	h->view = view_type(t, tp->p, false);
-	h->dirty = h->writable; /* a new file is written even when empty */
-	if (h->writable && (fi->flags & O_TRUNC))
-		h->len = 0;
-	fi->noflush = !h->writable;
-	fi->direct_io = 1; /* see ops_open_snapshot */
-	fi->fh = (uintptr_t)h;
+	open_new(t, h, (fi->flags & O_ACCMODE) != O_RDONLY, fi);
 	return 0;
 }
 
@@ -214,13 +222,7 @@ int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		       hidden ? cs.meta.version : TOPO_EXPECT_ABSENT, &meta);
 	if (!h)
 		return -ENOMEM;
-	h->pid = topofs_request()->pid;
-	h->writable = true;
-	h->append = fi->flags & O_APPEND;
-	h->view = view_type(t, tp.p, tp.is_data);
-	h->dirty = true;   /* a new file is written even when left empty */
-	fi->direct_io = 1; /* see ops_open_snapshot */
-	fi->fh = (uintptr_t)h;
+	open_new(t, h, true, fi);
 	return 0;
 }
 
@@ -237,10 +239,8 @@ int op_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	pthread_mutex_lock(&h->lock);
-	h->writer = topofs_request()->pid; /* see handle_close_commits */
-	pthread_mutex_unlock(&h->lock);
-	int rc = handle_write(h, buf, size, off, max_value(ops_fs(), h));
+	int rc = handle_write(h, buf, size, off, max_value(ops_fs(), h),
+			      topofs_request()->pid);
 	if (rc == -EFBIG)
 		topo_err("%s: value over the store's limit of %zu bytes",
 			 h->path, max_value(ops_fs(), h));
