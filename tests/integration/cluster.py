@@ -175,23 +175,28 @@ class EtcdCluster(_Cluster):
     def logpath(self, i):
         return os.path.join(self.dir, "etcd%d.log" % i)
 
+    def member_cmd(self, i, state, token=None):
+        """Member i's etcd command line: state "new" (a new cluster, with
+        its token) or "existing" (started again on its data directory)."""
+        peers = ["http://127.0.0.1:%d" % p for p in self.peer_ports]
+        initial = ",".join("%s=%s" % (n, p) for n, p in zip(self.names, peers))
+        cmd = ["etcd", "--name", self.names[i],
+               "--data-dir", os.path.join(self.dir, "data%d" % i),
+               "--listen-client-urls", self.endpoints[i],
+               "--advertise-client-urls", self.endpoints[i],
+               "--listen-peer-urls", peers[i],
+               "--initial-advertise-peer-urls", peers[i],
+               "--initial-cluster", initial]
+        if token:
+            cmd += ["--initial-cluster-token", token]
+        return cmd + ["--initial-cluster-state", state]
+
     def start(self, timeout=30):
         self.dir = h.make_tempdir("topofs-etcdc-")
         h._live_servers.append(self)
-        peers = ["http://127.0.0.1:%d" % p for p in self.peer_ports]
-        initial = ",".join("%s=%s" % (n, p) for n, p in zip(self.names, peers))
         token = "topofs-%08x" % random.getrandbits(32)
         for i in range(self.n):
-            cmd = ["etcd", "--name", self.names[i],
-                   "--data-dir", os.path.join(self.dir, "data%d" % i),
-                   "--listen-client-urls", self.endpoints[i],
-                   "--advertise-client-urls", self.endpoints[i],
-                   "--listen-peer-urls", peers[i],
-                   "--initial-advertise-peer-urls", peers[i],
-                   "--initial-cluster", initial,
-                   "--initial-cluster-token", token,
-                   "--initial-cluster-state", "new"]
-            self._spawn(i, cmd)
+            self._spawn(i, self.member_cmd(i, "new", token))
 
         def ready(i):
             try:

@@ -433,6 +433,24 @@ def backends(*names):
     return deco
 
 
+class ZkTestCase(TopofsTestCase):
+    """A ZooKeeper-only test class: its root exists before each test
+    (ZooKeeper has no implicit parents) and is removed after it."""
+
+    BACKEND = "zk"
+
+    def setUp(self):
+        super().setUp()
+        self.store.zk.ensure_path(self.root)
+        self.addCleanup(self._drop_root)
+
+    def _drop_root(self):
+        try:
+            self.store.delete_prefix(self.root)
+        except Exception:
+            pass
+
+
 def main():
     try:
         unittest.main(verbosity=2)

@@ -66,17 +66,7 @@ class LoopCluster(c.EtcdCluster):
     def restart(self, i, timeout=30):
         """Start member i again on its data directory (etcd then ignores
         the --initial-cluster flags) and wait until it has caught up."""
-        peers = ["http://127.0.0.1:%d" % p for p in self.peer_ports]
-        initial = ",".join("%s=%s" % (n, p) for n, p in zip(self.names, peers))
-        self._spawn(i, [
-            "etcd", "--name", self.names[i],
-            "--data-dir", os.path.join(self.dir, "data%d" % i),
-            "--listen-client-urls", self.endpoints[i],
-            "--advertise-client-urls", self.endpoints[i],
-            "--listen-peer-urls", peers[i],
-            "--initial-advertise-peer-urls", peers[i],
-            "--initial-cluster", initial,
-            "--initial-cluster-state", "existing"])
+        self._spawn(i, self.member_cmd(i, "existing"))
         self.killed.discard(i)
         self.wait_caught_up(i, timeout)
 

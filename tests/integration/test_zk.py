@@ -61,19 +61,7 @@ def zk_expected_files(znodes, root):
     return files, optional, parents
 
 
-class ZkTest(h.TopofsTestCase):
-    BACKEND = "zk"
-
-    def setUp(self):
-        super().setUp()
-        self.store.zk.ensure_path(self.root)
-        self.addCleanup(self._drop_root)
-
-    def _drop_root(self):
-        try:
-            self.store.delete_prefix(self.root)
-        except Exception:
-            pass
+class ZkTest(h.ZkTestCase):
 
     def zxid(self):
         return self.store.revision()

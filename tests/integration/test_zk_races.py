@@ -32,19 +32,7 @@ def mtime_ms(st):
     return st.st_mtime_ns // 1000000
 
 
-class ZkRacesTest(h.TopofsTestCase):
-    BACKEND = "zk"
-
-    def setUp(self):
-        super().setUp()
-        self.store.zk.ensure_path(self.root)
-        self.addCleanup(self._drop_root)
-
-    def _drop_root(self):
-        try:
-            self.store.delete_prefix(self.root)
-        except Exception:
-            pass
+class ZkRacesTest(h.ZkTestCase):
 
     def zstat(self, rel):
         return self.store.stat(self.key(rel))
