@@ -56,12 +56,6 @@ static double now_ms(void)
 
 /* ---- the servers ---- */
 
-/* What the servers' checks found, for what comes after them. */
-struct servers_seen {
-	struct run *r;
-	size_t answered; /* addresses that answer as the store */
-};
-
 /* An address that answers, but not as the named store: which store does
  * it answer as? Asks every other backend's identify(). */
 static void name_other_store(struct run *r, const char *server)
@@ -80,32 +74,63 @@ static void name_other_store(struct run *r, const char *server)
 	}
 }
 
-/* A result of the backend's check() (see backend.h). */
+/* A result of the backend's check() (see backend.h), kept until all are
+ * in: whether a member that is down fails the check depends on the rest. */
 static void on_server_item(void *arg, const struct topo_check_item *it)
 {
-	struct servers_seen *s = arg;
+	struct check_report *held = arg;
 
-	add(s->r, it->level, it->server, it->what, it->ms, "%s", it->value);
-	if (it->server && strcmp(it->what, "store") == 0 &&
-	    it->level != TOPO_CHECK_FAIL)
-		s->answered++;
-	if (it->foreign && it->server)
-		name_other_store(s->r, it->server);
+	if (check_report_add(held, it->level, it->server, it->what, it->value,
+			     it->ms) == 0)
+		held->lines[held->n - 1].foreign = it->foreign;
 }
 
-/* Every address on its own; the number that answer as the store. */
+/* Whether the store serves without the members that are down: some address
+ * answers as the store and no verdict on the whole (cluster, ensemble)
+ * failed. Returns the number of addresses that answer. */
+static size_t store_serves(const struct check_report *held, bool *serves)
+{
+	size_t answered = 0;
+	bool whole_failed = false;
+
+	for (size_t i = 0; i < held->n; i++) {
+		const struct check_line *l = &held->lines[i];
+		if (l->server && strcmp(l->what, "store") == 0 &&
+		    l->level != TOPO_CHECK_FAIL)
+			answered++;
+		whole_failed |= !l->server && l->level == TOPO_CHECK_FAIL;
+	}
+	*serves = answered && !whole_failed;
+	return answered;
+}
+
+/* Every address on its own; the number that answer as the store. A member
+ * that is down while the others serve is a warning (a degraded cluster),
+ * not a failure. */
 static size_t check_servers(struct run *r)
 {
-	struct servers_seen s = {.r = r};
+	struct check_report held = {0};
 	char err[512] = "";
+	size_t answered;
+	bool serves;
 
-	if (!r->be->check) {
-		s.answered = 1; /* nothing to tell: let open() say */
-		return s.answered;
-	}
-	if (r->be->check(&r->conf, on_server_item, &s, err, sizeof(err)))
+	if (!r->be->check)
+		return 1; /* nothing to tell: let open() say */
+	if (r->be->check(&r->conf, on_server_item, &held, err, sizeof(err)))
 		add(r, TOPO_CHECK_FAIL, NULL, "servers", -1, "%s", err);
-	return s.answered;
+	answered = store_serves(&held, &serves);
+	for (size_t i = 0; i < held.n; i++) {
+		struct check_line *l = &held.lines[i];
+		bool down = serves && l->level == TOPO_CHECK_FAIL &&
+			    strcmp(l->what, "reachable") == 0;
+		add(r, down ? TOPO_CHECK_WARN : l->level, l->server, l->what,
+		    l->ms, "%s%s", l->value,
+		    down ? "; the other members serve" : "");
+		if (l->foreign && l->server)
+			name_other_store(r, l->server);
+	}
+	check_report_free(&held);
+	return answered;
 }
 
 /* ---- the root ---- */

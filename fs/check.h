@@ -26,6 +26,7 @@ struct check_line {
 	char *what;   /* owned */
 	char *value;  /* owned */
 	double ms;    /* a measured time, or -1 */
+	bool foreign; /* server answers as another store (backend.h) */
 };
 
 /* The report: its lines, printed as they come unless out is NULL. */

@@ -315,6 +315,9 @@ struct topo_backend {
 	 * each server's mode, one leader). Results go to fn(arg, item), one
 	 * per line of the report, in order. Never writes, never looks at the
 	 * root (the caller does that with open()), never creates anything.
+	 * Each address that answers as this store gets an item with `what`
+	 * "store" that is not a FAIL (the caller checks the root only when
+	 * some address did).
 	 * Returns 0 when the checks ran (a FAIL is a result, not an error),
 	 * or -EINVAL / -ENOMEM when they could not run at all, with the
 	 * reason in errbuf. NULL: the store has no checks of its own. */
