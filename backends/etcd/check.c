@@ -269,38 +269,71 @@ static void untrusted_cert_days(const struct run *r, struct etcd_http *h,
 	etcd_reply_free(&f.body);
 }
 
-/* Report what GET /version found; true if the member answers as etcd. */
-static bool report_version(const struct run *r, struct etcd_http *h,
-			   const char *addr, const struct fetch *f, bool tls)
+/* Whether the server at addr answers a TLS handshake: an answer over
+ * https, a certificate shown, or a TLS alert (a server that wants a
+ * client certificate). A server that merely drops the connection does
+ * not. */
+static bool speaks_tls(const char *addr, unsigned timeout_ms)
 {
-	char desc[64];
+	struct topo_conf c = {.timeout_ms = timeout_ms};
+	struct etcd_http *h = NULL;
+	char url[300], e[256];
+	struct fetch f;
+	bool yes;
 
-	if (unreached(f)) {
-		emit(r, TOPO_CHECK_FAIL, addr, "reachable", -1, false,
-		     "cannot connect (-o timeout %u ms): %s",
-		     r->conf->timeout_ms,
-		     f->detail[0] ? f->detail : curl_easy_strerror(f->rc));
+	snprintf(url, sizeof(url), "https://%s", addr);
+	c.servers = url;
+	if (etcd_http_open(&c, &h, e, sizeof(e)))
 		return false;
-	}
-	emit(r, TOPO_CHECK_OK, addr, "reachable", f->connect_ms, false,
-	     "connected in %.1f ms", f->connect_ms);
-	if (tls_failure(f->rc, f->detail, tls)) {
-		char why[768];
+	fetch_version(h, (long)timeout_ms, false, &f);
+	yes = f.rc == CURLE_OK || f.have_cert || strstr(f.detail, "alert");
+	etcd_reply_free(&f.body);
+	etcd_http_close(h);
+	return yes;
+}
 
+/* A failed GET /version that is TLS's doing: reported, and true. Without
+ * the TLS flags, a server that answers https only says so. */
+static bool report_tls_failure(const struct run *r, struct etcd_http *h,
+			       const char *addr, const struct fetch *f,
+			       bool tls)
+{
+	char why[768];
+
+	if (tls_failure(f->rc, f->detail, tls)) {
 		etcd_tls_explain(f->rc, f->detail, r->conf, addr, why,
 				 sizeof(why));
 		emit(r, TOPO_CHECK_FAIL, addr, "tls handshake", -1, false, "%s",
 		     why);
 		untrusted_cert_days(r, h, addr);
+		return true;
+	}
+	if (tls || f->rc == CURLE_OK || f->rc == CURLE_OPERATION_TIMEDOUT ||
+	    !speaks_tls(addr, r->conf->timeout_ms))
+		return false;
+	emit(r, TOPO_CHECK_FAIL, addr, "tls handshake", -1, false,
+	     "the server speaks TLS: give --topo_etcd_tls_ca (and _cert, "
+	     "_key)");
+	return true;
+}
+
+/* Report what GET /version found; true if the member answers as etcd. */
+static bool report_version(const struct run *r, struct etcd_http *h,
+			   const char *addr, const struct fetch *f, bool tls)
+{
+	char desc[64];
+	const char *d = f->detail[0] ? f->detail : curl_easy_strerror(f->rc);
+
+	if (unreached(f)) {
+		emit(r, TOPO_CHECK_FAIL, addr, "reachable", -1, false,
+		     "cannot connect (-o timeout %u ms): %s",
+		     r->conf->timeout_ms, d);
 		return false;
 	}
-	if (f->rc == CURLE_OK && f->status == 400 && f->body.body &&
-	    strstr(f->body.body, "HTTPS")) {
-		emit(r, TOPO_CHECK_FAIL, addr, "tls handshake", -1, false,
-		     "the server speaks https only: give "
-		     "--topo_etcd_tls_ca (and _cert, _key)");
+	emit(r, TOPO_CHECK_OK, addr, "reachable", f->connect_ms, false,
+	     "connected in %.1f ms", f->connect_ms);
+	if (report_tls_failure(r, h, addr, f, tls))
 		return false;
-	}
 	if (f->rc == CURLE_OPERATION_TIMEDOUT) {
 		emit(r, TOPO_CHECK_FAIL, addr, "store", -1, false,
 		     "connected, but no answer within %u ms",
@@ -310,12 +343,9 @@ static bool report_version(const struct run *r, struct etcd_http *h,
 	if (f->rc != CURLE_OK || f->status != 200 ||
 	    etcd_check_parse_version(f->body.body, f->body.len, desc,
 				     sizeof(desc))) {
-		emit(
-		    r, TOPO_CHECK_FAIL, addr, "store", -1, true,
-		    "does not answer as etcd (%s)",
-		    f->rc != CURLE_OK
-			? (f->detail[0] ? f->detail : curl_easy_strerror(f->rc))
-			: "GET /version: not etcd's answer");
+		emit(r, TOPO_CHECK_FAIL, addr, "store", -1, true,
+		     "does not answer as etcd (%s)",
+		     f->rc != CURLE_OK ? d : "GET /version: not etcd's answer");
 		return false;
 	}
 	if (tls)
