@@ -224,11 +224,14 @@ static void check_cell(struct run *r, const char *cell, const char *servers,
  * the path is not such a record. */
 static bool cellinfo_name(const char *path, char *buf, size_t n)
 {
-	const char *name = path + strlen("cells/");
-	const char *slash = strchr(name, '/');
+	const char *name, *slash;
 
-	if (strncmp(path, "cells/", 6) != 0 || !slash || slash == name ||
-	    strcmp(slash, "/CellInfo") != 0 || (size_t)(slash - name) >= n)
+	if (strncmp(path, "cells/", 6) != 0)
+		return false;
+	name = path + 6;
+	slash = strchr(name, '/');
+	if (!slash || slash == name || strcmp(slash, "/CellInfo") != 0 ||
+	    (size_t)(slash - name) >= n)
 		return false;
 	snprintf(buf, n, "%.*s", (int)(slash - name), name);
 	return true;

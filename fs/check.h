@@ -9,8 +9,8 @@
  * and the three Vitess flags. check_report.c holds the report: its lines,
  * their text and JSON forms and the exit status (pure, for the unit tests).
  */
-#ifndef TOPOFS_CHECK_H
-#define TOPOFS_CHECK_H
+#ifndef TOPOFS_FS_CHECK_H
+#define TOPOFS_FS_CHECK_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -173,27 +173,30 @@ out:
 }
 
 /* Send `srvr` to addr and read the whole answer into buf (n bytes, NUL
- * terminated) by the deadline. 0, or a negative errno: -ECONNREFUSED,
- * -ETIMEDOUT before a connection, -EPIPE connected but no answer. *ms: from
- * the connection to the end of the answer. */
+ * terminated) by the deadline. 0 (possibly with no answer: buf ""), -EAGAIN
+ * (connected, but nothing came back in time), or a negative errno from the
+ * connection (-ECONNREFUSED, -ETIMEDOUT). *ms: from the connection to the
+ * end of the answer. */
 static int srvr(const char *addr, int64_t deadline, char *buf, size_t n,
 		double *ms)
 {
 	size_t len = 0;
-	int fd = tcp_connect(addr, deadline);
+	int fd = tcp_connect(addr, deadline), err = 0;
 	int64_t t0 = zk_now_ms();
 
 	buf[0] = '\0';
 	if (fd < 0)
 		return fd;
-	if (send(fd, "srvr", 4, MSG_NOSIGNAL) != 4) {
-		close(fd);
-		return -EPIPE;
-	}
-	shutdown(fd, SHUT_WR);
-	while (len + 1 < n && wait_fd(fd, POLLIN, deadline) == 0) {
-		ssize_t got = recv(fd, buf + len, n - 1 - len, 0);
+	if (send(fd, "srvr", 4, MSG_NOSIGNAL) == 4)
+		shutdown(fd, SHUT_WR);
+	while (len + 1 < n) {
+		ssize_t got;
 
+		if (wait_fd(fd, POLLIN, deadline)) {
+			err = len ? 0 : -EAGAIN;
+			break;
+		}
+		got = recv(fd, buf + len, n - 1 - len, 0);
 		if (got <= 0)
 			break;
 		len += (size_t)got;
@@ -201,7 +204,7 @@ static int srvr(const char *addr, int64_t deadline, char *buf, size_t n,
 	buf[len] = '\0';
 	*ms = (double)(zk_now_ms() - t0);
 	close(fd);
-	return len ? 0 : -EPIPE;
+	return err;
 }
 
 /* Report what `srvr` found at addr; *mode gets the server's mode. true if
@@ -216,13 +219,19 @@ static bool check_srvr(const struct run *r, const char *addr, char *mode,
 	int err = srvr(addr, deadline, buf, sizeof(buf), &ms);
 
 	mode[0] = '\0';
-	if (err && err != -EPIPE) {
+	if (err && err != -EAGAIN) {
 		emit(r, TOPO_CHECK_FAIL, addr, "reachable", -1, false,
 		     "cannot connect (-o timeout %u ms): %s",
 		     r->conf->timeout_ms, strerror(-err));
 		return false;
 	}
 	emit(r, TOPO_CHECK_OK, addr, "reachable", -1, false, "connected");
+	if (err == -EAGAIN) {
+		emit(r, TOPO_CHECK_FAIL, addr, "store", -1, false,
+		     "connected, but no answer to srvr within %u ms",
+		     r->conf->timeout_ms);
+		return false;
+	}
 	zk_check_parse_srvr(buf, strlen(buf), &s);
 	switch (s.kind) {
 	case ZK_SRVR_OK:
@@ -491,8 +500,8 @@ int zk_identify(const char *address, unsigned timeout_ms, char *desc,
 	int err =
 	    srvr(address, zk_now_ms() + timeout_ms, buf, sizeof(buf), &ms);
 
-	if (err && err != -EPIPE)
-		return -EIO;
+	if (err)
+		return err == -EAGAIN ? -EPROTO : -EIO;
 	zk_check_parse_srvr(buf, strlen(buf), &s);
 	if (s.kind == ZK_SRVR_FOREIGN)
 		return -EPROTO;

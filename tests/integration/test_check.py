@@ -16,6 +16,7 @@ openssl x509 -days -1). Every run must end within its time bound.
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -161,6 +162,18 @@ class CheckTest(CheckCase):
         self.assertLine(out, "FAIL", addr, "implementation",
                         "answers as %s" % self.server.impl,
                         "--topo_implementation=%s" % self.server.impl)
+        self.assertLine(out, "FAIL", "root", "not checked")
+
+    def test_silent_server_is_bounded(self):
+        """An address that takes connections and never answers (a hung
+        server): the check ends within -o timeout per step."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(16)
+            addr = "127.0.0.1:%d" % s.getsockname()[1]
+            src = "%s://%s%s" % (self.server.impl, addr, self.root)
+            _, out = self.check(source=src, want=2, bound=3 * T)
+        self.assertLine(out, "FAIL", addr, "store", "no answer")
         self.assertLine(out, "FAIL", "root", "not checked")
 
     def test_missing_root(self):
