@@ -399,6 +399,38 @@ class EtcdTlsCheckTest(CheckCase):
         self.assertLine(out, "FAIL", self.tls.address, "tls")
 
 
+class EtcdV2CheckTest(CheckCase):
+    """-o etcd_api=v2: the same server checks (etcd 3 servers); the root is
+    a v2 directory, so a missing one fails with the create_root hint."""
+
+    SERVER_OPTIONS = {"enable_v2": True}
+
+    @classmethod
+    def setUpClass(cls):
+        if h.BACKEND != "etcd":
+            raise unittest.SkipTest("etcd only")
+        super().setUpClass()
+
+    def v2put(self, key, value):
+        import urllib.parse
+        import urllib.request
+        req = urllib.request.Request(
+            self.server.endpoint + "/v2/keys" + key, method="PUT",
+            data=urllib.parse.urlencode({"value": value}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
+    def test_v2(self):
+        self.v2put(self.root + "/a", "x")
+        _, out = self.check(["-o", "etcd_api=v2", "--check=write"], want=0)
+        self.assertLine(out, "ok", self.server.address, "store", "etcd")
+        self.assertLine(out, "ok", "root", self.root)
+        self.assertLine(out, "ok", "write", "delete")
+        _, out = self.check(["-o", "etcd_api=v2"], want=2,
+                            source=self.server.source(self.root + "-none"))
+        self.assertLine(out, "FAIL", "root", "-o create_root")
+
+
 def etcdctl(server, *args, user=None):
     cmd = ["etcdctl", "--endpoints=" + server.endpoint, "--dial-timeout=5s"]
     if user:
