@@ -19,8 +19,10 @@ Run it as root on an otherwise idle machine. Mounts and servers are stopped
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +93,20 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "cells.md"))
     a = ap.parse_args()
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
+                           "HEAD"], capture_output=True, text=True).stdout
+    # a copy: a rebuild during the run does not change what is measured
+    work = tempfile.mkdtemp(prefix="topofs-cells-bench-")
+    src = os.environ.get("TOPOFS_BIN", os.path.join(REPO, "build", "topofs"))
+    os.environ["TOPOFS_BIN"] = shutil.copy(src, os.path.join(work, "topofs"))
+    try:
+        rows = run_all(a)
+    finally:
+        shutil.rmtree(work)
+    write(a, rows, head.strip())
+
+
+def run_all(a):
     rows = []
     for kind, cls in (("etcd", EtcdServer), ("zk", ZkServer)):
         store = cls()
@@ -106,13 +122,15 @@ def main():
             print("%s: plain %s, view %s" % (kind, p, v), flush=True)
         finally:
             store.stop()
-    head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
-                           "HEAD"], capture_output=True, text=True).stdout
+    return rows
+
+
+def write(a, rows, head):
     with open(a.out, "w") as f:
         f.write("# A cell through the deployment view\n\n")
         f.write("`tests/bench/cells.py --runs %d`, %s, commit %s; "
                 "medians of %d runs.\n\n"
-                % (a.runs, time.strftime("%Y-%m-%d"), head.strip(), a.runs))
+                % (a.runs, time.strftime("%Y-%m-%d"), head, a.runs))
         f.write("| store | cell files | tar | plain mount of the cell | "
                 "zone1/ of `-o cells` | ratio |\n| --- | ---: | --- | ---: "
                 "| ---: | ---: |\n")
