@@ -205,6 +205,8 @@ static int read_cell(struct deploy *d, const char *name, struct cell_conf *c)
 	int rc = cache_value(d->global->cache, key, &v, &meta);
 	if (rc)
 		return rc;
+	if (meta.size == 0)
+		return -ENOENT; /* being written (a create, then its bytes) */
 	const char *why = NULL;
 	rc = deploy_parse_cellinfo(v, meta.size, &c->servers, &c->root, &why);
 	free(v);

@@ -244,6 +244,8 @@ static int top_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	struct deploy *d = deploy_of_request();
 	if (strcmp(path, "/") != 0)
 		return -ENOENT;
+	if (off == 0) /* a CellInfo written just now shows at once */
+		deploy_reconcile(d);
 	size_t n;
 	char **names = list_names(d, &n);
 	if (!names)
