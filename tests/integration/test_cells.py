@@ -24,7 +24,6 @@ its refusal (ZooKeeper); mkdir of a top-level name that is no cell (EPERM);
 import errno
 import json
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -177,6 +176,13 @@ class CellsTest(h.TopofsTestCase):
         bad = sorted(r for r in want_files if files[r] != want_files[r])
         self.assertEqual(bad, [], "%s %s/: bytes differ from the store" % (what, top))
         self.assertEqual(dirs, want_dirs, "%s %s/: directories vs the store" % (what, top))
+
+    def assertTopMatchesSoon(self, m, top, tops=None, what="", limit=3.0):
+        """assertTopMatches once another mount's or client's change had
+        time to arrive (watches: well within a second)."""
+        want = self.expected(top, tops)
+        self.poll(lambda: walk(m.path(top)) == want, limit)
+        self.assertTopMatches(m, top, tops, what)
 
     def poll(self, cond, limit):
         """Seconds until cond() is true (polled every 20 ms), or None."""
@@ -342,7 +348,7 @@ class CellsTest(h.TopofsTestCase):
         self.assertIsNone(storeB.get(z1 + "/metadata/new"))
         self.assertEqual(storeB.get(z1 + "/metadata/where"), b"zone1 on B\n")
         for mm in (m, m2):
-            self.assertTopMatches(mm, "zone1", what="B back:")
+            self.assertTopMatchesSoon(mm, "zone1", what="B back:")
 
     # ------------------------------------------------------------------ (c)
     def test_cells_follow_cellinfo_live(self):
