@@ -46,6 +46,7 @@ struct handle {
 	bool scratch;  /* an editor scratch file: commit stays in memory */
 	const struct proto_message *view; /* the buffer is this record as
 					     JSON (-o view=json), or NULL */
+	struct topofs *owner;		  /* the filesystem it is open in */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	unsigned char *buf;   /* the content being edited */

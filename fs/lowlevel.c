@@ -87,6 +87,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "deploy.h"
 #include "inode.h"
 #include "lowlevel.h"
 #include "lowlevel_internal.h"
@@ -125,6 +126,33 @@ static void leave(struct lowlevel *ll)
 	pthread_rwlock_unlock(&ll->names);
 }
 
+/* Route FUSE path `path` of the mount (see deploy.h): *r, and the
+ * request's filesystem. A plain mount has one, by the same path. */
+static void route(struct lowlevel *ll, const char *path, enum route_use use,
+		  struct route *r)
+{
+	if (ll->deploy)
+		deploy_route(ll->deploy, path, use, r);
+	else
+		*r = (struct route){
+		    .t = ll->t, .ops = &topofs_ops, .path = path};
+	current.t = r->t;
+}
+
+/* The request routed to r is done. */
+static void unroute(struct route *r)
+{
+	deploy_release(r->part);
+	r->part = NULL;
+}
+
+/* A request on open file fi (fi->fh set) goes to the filesystem it was
+ * opened in. */
+static void use_file(const struct fuse_file_info *fi)
+{
+	current.t = ops_file_owner(fi);
+}
+
 static void reply_err(fuse_req_t req, int rc)
 {
 	fuse_reply_err(req, -rc);
@@ -142,10 +170,10 @@ static void fix_attr(const struct lowlevel *ll, struct stat *st)
  * such path): make the kernel look its name up again, which drops it.
  * Our view and the kernel's part when a change reached one first (a
  * create -o writeback could not apply, a notice still queued). */
-static void check_gone(struct lowlevel *ll, int rc, const char *path)
+static void check_gone(const struct route *r, int rc)
 {
-	if (rc == -ENOENT && path)
-		topofs_invalidate(ll->t, path, INVAL_GONE);
+	if (rc == -ENOENT && r->path && r->ops == &topofs_ops)
+		topofs_invalidate(r->t, r->path, INVAL_GONE);
 }
 
 /* How long the kernel may keep attributes read since inode_changes() was
@@ -169,12 +197,15 @@ static int take_entry(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 	    inode_lookup(ll->inodes, parent, name, st->st_mode & S_IFMT, &ino);
 	if (rc)
 		return rc;
-	bool raced = inode_changes(ll->inodes) != seen;
+	/* the deployment's top-level names follow the CellInfo records, not
+	 * a store's watch: kept briefly (see deploy.c) */
+	bool brief = inode_changes(ll->inodes) != seen ||
+		     (ll->deploy && parent == INODE_ROOT);
 	e->ino = ino;
 	e->attr = *st;
 	fix_attr(ll, &e->attr);
-	e->entry_timeout = raced ? ll->race_timeout : ll->entry_timeout;
-	e->attr_timeout = raced ? ll->race_timeout : ll->attr_timeout;
+	e->entry_timeout = brief ? ll->race_timeout : ll->entry_timeout;
+	e->attr_timeout = brief ? ll->race_timeout : ll->attr_timeout;
 	return 0;
 }
 
@@ -192,13 +223,13 @@ static void reply_entry_stat(struct lowlevel *ll, fuse_req_t req,
 						       get it */
 }
 
-/* Reply with the entry of `name` in `parent`, at `path` (made by an
+/* Reply with the entry of `name` in `parent`, at r->path (made by an
  * operation just now). */
 static void reply_entry(struct lowlevel *ll, fuse_req_t req, fuse_ino_t parent,
-			const char *name, const char *path, uint64_t seen)
+			const char *name, const struct route *r, uint64_t seen)
 {
 	struct stat st;
-	int rc = topofs_ops.getattr(path, &st, NULL);
+	int rc = r->ops->getattr(r->path, &st, NULL);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -213,9 +244,13 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t seen = inode_changes(ll->inodes);
 	char path[TOPO_FUSE_PATH_MAX];
 	struct stat st;
+	struct route r = {0};
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
-	if (!rc)
-		rc = topofs_ops.getattr(path, &st, NULL);
+	if (!rc) {
+		route(ll, path, ROUTE_STAT, &r);
+		rc = r.ops->getattr(r.path, &st, NULL);
+		unroute(&r);
+	}
 	if (rc == -ENOENT && ll->negative_timeout > 0) {
 		/* the absent name, kept (a pinned mount) */
 		struct fuse_entry_param e = {.entry_timeout =
@@ -251,25 +286,34 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct lowlevel *ll = enter(req);
 	uint64_t seen = inode_changes(ll->inodes);
 	char path[TOPO_FUSE_PATH_MAX];
+	struct route r = {0};
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
-	if (!rc)
-		rc = topofs_ops.mkdir(path, mode);
+	if (!rc) {
+		route(ll, path, ROUTE_NAME, &r);
+		rc = r.ops->mkdir(r.path, mode);
+	}
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(ll, req, parent, name, path, seen);
+		reply_entry(ll, req, parent, name, &r, seen);
+	unroute(&r);
 	leave(ll);
 }
 
-/* unlink or rmdir: op on the path, then the name is gone. */
+/* unlink or rmdir (`dir`): the operation on the path, then the name is
+ * gone. */
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
-			int (*op)(const char *))
+			bool dir)
 {
 	struct lowlevel *ll = enter(req);
 	char path[TOPO_FUSE_PATH_MAX];
+	struct route r = {0};
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
-	if (!rc)
-		rc = op(path);
+	if (!rc) {
+		route(ll, path, ROUTE_NAME, &r);
+		rc = dir ? r.ops->rmdir(r.path) : r.ops->unlink(r.path);
+		unroute(&r);
+	}
 	if (!rc)
 		inode_unlink(ll->inodes, parent, name);
 	leave(ll);
@@ -278,12 +322,32 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	remove_name(req, parent, name, topofs_ops.unlink);
+	remove_name(req, parent, name, false);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	remove_name(req, parent, name, topofs_ops.rmdir);
+	remove_name(req, parent, name, true);
+}
+
+/* Rename within one filesystem; between two top directories of a
+ * deployment, EXDEV (mv copies). */
+static int rename_routed(struct lowlevel *ll, const char *from, const char *to,
+			 unsigned int flags)
+{
+	struct route rf, rt;
+	route(ll, to, ROUTE_NAME, &rt);
+	route(ll, from, ROUTE_NAME, &rf);
+	int rc;
+	if (rf.t == rt.t && rf.ops == rt.ops)
+		rc = rf.ops->rename(rf.path, rt.path, flags);
+	else if (rf.ops != &topofs_ops)
+		rc = rf.ops->rename(rf.path, rt.path, flags);
+	else
+		rc = -EXDEV;
+	unroute(&rf);
+	unroute(&rt);
+	return rc;
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -298,7 +362,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = inode_child_path(ll->inodes, newparent, newname, to,
 				      sizeof(to));
 	if (!rc)
-		rc = topofs_ops.rename(from, to, flags);
+		rc = rename_routed(ll, from, to, flags);
 	if (!rc) /* (no memory: the node lost its path; looked up again) */
 		inode_rename(ll->inodes, parent, name, newparent, newname);
 	pthread_rwlock_unlock(&ll->names);
@@ -307,22 +371,37 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- attributes ---- */
 
-/* Reply to a GETATTR or SETATTR of node ino (at path, NULL if unknown):
- * st, read since inode_changes() was `seen`, or the error rc. */
+/* Reply to a GETATTR or SETATTR of node ino (routed to r): st, read
+ * since inode_changes() was `seen`, or the error rc. */
 static void reply_attr(struct lowlevel *ll, fuse_req_t req, int rc,
-		       fuse_ino_t ino, const char *path, struct stat *st,
+		       fuse_ino_t ino, const struct route *r, struct stat *st,
 		       uint64_t seen)
 {
 	if (!rc && !inode_type_is(ll->inodes, ino, st->st_mode & S_IFMT))
 		rc = -ENOENT; /* that node is gone: the name now has another
 				 type (the kernel would take it for broken) */
-	check_gone(ll, rc, path);
+	check_gone(r, rc);
 	if (rc) {
 		reply_err(req, rc);
 		return;
 	}
 	fix_attr(ll, st);
 	fuse_reply_attr(req, st, attr_lifetime(ll, seen));
+}
+
+/* A GETATTR or SETATTR with open file fi is served by the filesystem it
+ * was opened in: r (routed by path, or not) is set to it. Its path stays
+ * only if it is of that filesystem (else the operations use the handle).
+ * Returns 0. */
+static int by_open_file(struct route *r, struct fuse_file_info *fi)
+{
+	struct topofs *owner = ops_file_owner(fi);
+	if (r->ops != &topofs_ops || r->t != owner) {
+		unroute(r);
+		*r = (struct route){.t = owner, .ops = &topofs_ops};
+	}
+	current.t = owner;
+	return 0;
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -332,29 +411,37 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	char buf[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	uint64_t seen = inode_changes(ll->inodes);
+	struct route r = {0};
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
-	const char *path = rc ? NULL : buf;
-	if (path || fi) /* by an open file's handle, any node will do */
-		rc = topofs_ops.getattr(path, &st, fi);
-	else /* fstat of a file whose name is gone: its open file's */
-		rc = ops_getattr_node(ino, &st);
-	reply_attr(ll, req, rc, ino, path, &st, seen);
+	if (!rc)
+		route(ll, buf, ROUTE_STAT, &r);
+	if (fi && fi->fh) /* by the open file's handle, path or not */
+		rc = by_open_file(&r, fi);
+	if (r.ops) /* by path, or by the open file */
+		rc = r.ops->getattr(r.path, &st, fi);
+	else if (ll->deploy) /* fstat of a file whose name is gone */
+		rc = deploy_getattr_node(ll->deploy, ino, &st);
+	else
+		rc = ops_getattr_node(ll->t, ino, &st);
+	reply_attr(ll, req, rc, ino, &r, &st, seen);
+	unroute(&r);
 	leave(ll);
 }
 
 /* The parts of a SETATTR, in the high-level API's order. */
-static int set_attrs(const char *path, const struct stat *attr, int valid,
+static int set_attrs(const struct fuse_operations *ops, const char *path,
+		     const struct stat *attr, int valid,
 		     struct fuse_file_info *fi)
 {
 	int rc = 0;
 	if (valid & FUSE_SET_ATTR_MODE)
-		rc = topofs_ops.chmod(path, attr->st_mode, fi);
+		rc = ops->chmod(path, attr->st_mode, fi);
 	if (!rc && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
-		rc = topofs_ops.chown(
+		rc = ops->chown(
 		    path, valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
 		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1, fi);
 	if (!rc && (valid & FUSE_SET_ATTR_SIZE))
-		rc = topofs_ops.truncate(path, attr->st_size, fi);
+		rc = ops->truncate(path, attr->st_size, fi);
 	if (!rc && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
 		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
 					 {.tv_nsec = UTIME_OMIT}};
@@ -366,7 +453,7 @@ static int set_attrs(const char *path, const struct stat *attr, int valid,
 			tv[1].tv_nsec = UTIME_NOW;
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
-		rc = topofs_ops.utimens(path, tv, fi);
+		rc = ops->utimens(path, tv, fi);
 	}
 	return rc;
 }
@@ -378,73 +465,98 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	uint64_t seen = inode_changes(ll->inodes);
 	char buf[TOPO_FUSE_PATH_MAX];
 	struct stat st;
+	struct route r = {0};
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
-	const char *path = rc ? NULL : buf;
-	if (path || fi) {
-		rc = set_attrs(path, attr, valid, fi);
+	if (!rc)
+		route(ll, buf, ROUTE_USE, &r);
+	if (fi && fi->fh)
+		rc = by_open_file(&r, fi);
+	if (r.ops) {
+		rc = set_attrs(r.ops, r.path, attr, valid, fi);
 		if (!rc)
-			rc = topofs_ops.getattr(path, &st, fi);
+			rc = r.ops->getattr(r.path, &st, fi);
 	}
-	reply_attr(ll, req, rc, ino, path, &st, seen);
+	reply_attr(ll, req, rc, ino, &r, &st, seen);
+	unroute(&r);
 	leave(ll);
 }
 
 /* ---- files ---- */
 
-/* Open node ino, at path[TOPO_FUSE_PATH_MAX], with op (open or opendir)
- * into fi: 0 or the error to reply. With `no_open` the kernel is told to
- * open without asking from now on (see Zero-message opens). Called within
- * enter(). */
+/* Open node ino, at path[TOPO_FUSE_PATH_MAX], routed to *r, as a
+ * directory or not, into fi: 0 or the error to reply. On success r's part
+ * stays held for the open file (released at RELEASE). With `no_open` the
+ * kernel is told to open without asking from now on (see Zero-message
+ * opens). Called within enter(). */
 static int open_node(struct lowlevel *ll, fuse_ino_t ino, bool no_open,
-		     int (*op)(const char *, struct fuse_file_info *),
-		     char *path, struct fuse_file_info *fi)
+		     bool dir, char *path, struct route *r,
+		     struct fuse_file_info *fi)
 {
 	if (no_open)
 		return -ENOSYS;
 	int rc = inode_path(ll->inodes, ino, path, TOPO_FUSE_PATH_MAX);
-	if (!rc) {
-		rc = op(path, fi);
-		check_gone(ll, rc, path);
-	}
+	if (rc)
+		return rc;
+	route(ll, path, ROUTE_USE, r);
+	rc = dir ? r->ops->opendir(r->path, fi) : r->ops->open(r->path, fi);
+	check_gone(r, rc);
+	if (rc || !fi->fh)
+		unroute(r); /* else held by the open file */
 	return rc;
+}
+
+/* The open file or directory fi of filesystem t is closed: its hold of
+ * t's part ends. */
+static void closed(struct topofs *t)
+{
+	deploy_release(t->part);
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct lowlevel *ll = enter(req);
 	char path[TOPO_FUSE_PATH_MAX];
-	int rc = open_node(ll, ino, ll->no_open, topofs_ops.open, path, fi);
+	struct route r = {0};
+	int rc = open_node(ll, ino, ll->no_open, false, path, &r, fi);
 	if (!rc)
 		ops_bind_node(fi, ino);
 	if (!rc && ll->keep_pages)
 		fi->keep_cache = 1;
-	if (rc)
+	if (rc) {
 		reply_err(req, rc);
-	else if (fuse_reply_open(req, fi) != 0)
-		topofs_ops.release(path, fi); /* the open was interrupted */
+	} else if (fuse_reply_open(req, fi) != 0) {
+		r.ops->release(r.path, fi); /* the open was interrupted */
+		unroute(&r);
+	}
 	leave(ll);
 }
 
-/* Create `name` in `parent` and open it into fi; its entry in *e. */
+/* Create `name` in `parent` and open it into fi; its entry in *e. On
+ * success *r's part stays held for the open file. */
 static int create_file(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi,
-		       struct fuse_entry_param *e)
+		       struct fuse_entry_param *e, struct route *r)
 {
 	uint64_t seen = inode_changes(ll->inodes);
 	char path[TOPO_FUSE_PATH_MAX];
 	struct stat st;
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
-	if (!rc)
-		rc = topofs_ops.create(path, mode, fi);
 	if (rc)
 		return rc;
-	rc = topofs_ops.getattr(path, &st, fi); /* the new file's handle */
+	route(ll, path, ROUTE_NAME, r);
+	rc = r->ops->create(r->path, mode, fi);
+	if (rc) {
+		unroute(r);
+		return rc;
+	}
+	rc = r->ops->getattr(r->path, &st, fi); /* the new file's handle */
 	if (!rc && !S_ISREG(st.st_mode))
 		rc = -EIO;
 	if (!rc)
 		rc = take_entry(ll, parent, name, &st, seen, e);
 	if (rc) {
-		topofs_ops.release(path, fi);
+		r->ops->release(r->path, fi);
+		unroute(r);
 		return rc;
 	}
 	/* A new file's attributes change at its first close (the store's
@@ -461,11 +573,13 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct lowlevel *ll = enter(req);
 	struct fuse_entry_param e;
-	int rc = create_file(ll, parent, name, mode, fi, &e);
+	struct route r = {0};
+	int rc = create_file(ll, parent, name, mode, fi, &e, &r);
 	if (rc) {
 		reply_err(req, rc);
 	} else if (fuse_reply_create(req, &e, fi) != 0) {
-		topofs_ops.release(NULL, fi); /* the open was interrupted */
+		r.ops->release(NULL, fi); /* the open was interrupted */
+		unroute(&r);
 		inode_forget(ll->inodes, e.ino, 1);
 	}
 	leave(ll);
@@ -485,10 +599,12 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct lowlevel *ll = enter(req);
 	struct fuse_entry_param e;
 	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
-	int rc = create_file(ll, parent, name, mode, &fi, &e);
+	struct route r = {0};
+	int rc = create_file(ll, parent, name, mode, &fi, &e, &r);
 	if (!rc) {
-		rc = topofs_ops.flush(NULL, &fi); /* the close: created now */
-		topofs_ops.release(NULL, &fi);
+		rc = r.ops->flush(NULL, &fi); /* the close: created now */
+		r.ops->release(NULL, &fi);
+		unroute(&r);
 		if (rc)
 			inode_forget(ll->inodes, e.ino, 1); /* not told */
 	}
@@ -508,14 +624,18 @@ static int read_unopened(struct lowlevel *ll, fuse_ino_t ino, char *buf,
 {
 	char path[TOPO_FUSE_PATH_MAX];
 	struct fuse_file_info fi = {.flags = O_RDONLY};
+	struct route r = {0};
 	pthread_rwlock_rdlock(&ll->names);
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
-	if (!rc)
-		rc = topofs_ops.open(path, &fi);
 	if (!rc) {
-		rc = topofs_ops.read(path, buf, size, off, &fi);
-		topofs_ops.release(path, &fi);
+		route(ll, path, ROUTE_USE, &r);
+		rc = r.ops->open(r.path, &fi);
 	}
+	if (!rc) {
+		rc = r.ops->read(r.path, buf, size, off, &fi);
+		r.ops->release(r.path, &fi);
+	}
+	unroute(&r);
 	pthread_rwlock_unlock(&ll->names);
 	return rc;
 }
@@ -525,6 +645,8 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct lowlevel *ll = begin(req);
 	char *buf = malloc(size ? size : 1);
+	if (fi->fh)
+		use_file(fi);
 	int n = !buf	 ? -ENOMEM
 		: fi->fh ? topofs_ops.read(NULL, buf, size, off, fi)
 			 : read_unopened(ll, ino, buf, size, off);
@@ -541,6 +663,8 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	(void)ino;
 	begin(req);
 	/* a file opened without asking is on a read-only mount */
+	if (fi->fh)
+		use_file(fi);
 	int n = fi->fh ? topofs_ops.write(NULL, buf, size, off, fi) : -EBADF;
 	if (n < 0)
 		reply_err(req, n);
@@ -552,11 +676,13 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	begin(req);
-	if (!fi->fh) /* opened without asking: nothing to commit, and ENOSYS
-			spares the FLUSH at every close from now on */
+	if (!fi->fh) { /* opened without asking: nothing to commit, and ENOSYS
+			  spares the FLUSH at every close from now on */
 		reply_err(req, -ENOSYS);
-	else
-		reply_err(req, topofs_ops.flush(NULL, fi));
+		return;
+	}
+	use_file(fi);
+	reply_err(req, topofs_ops.flush(NULL, fi));
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino,
@@ -566,8 +692,11 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 	begin(req);
 	int rc = 0;
 	if (fi->fh) { /* else opened without asking: nothing to release */
+		use_file(fi);
+		struct topofs *t = current.t;
 		rc = fi->flush ? topofs_ops.flush(NULL, fi) : 0;
 		topofs_ops.release(NULL, fi);
+		closed(t);
 	}
 	reply_err(req, rc);
 }
@@ -578,6 +707,8 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	(void)ino;
 	begin(req);
 	/* opened without asking: a pinned mount, nothing to sync */
+	if (fi->fh)
+		use_file(fi);
 	reply_err(req, fi->fh ? topofs_ops.fsync(NULL, datasync, fi) : 0);
 }
 
@@ -588,12 +719,14 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct lowlevel *ll = enter(req);
 	char path[TOPO_FUSE_PATH_MAX];
-	int rc =
-	    open_node(ll, ino, ll->no_opendir, topofs_ops.opendir, path, fi);
-	if (rc)
+	struct route r = {0};
+	int rc = open_node(ll, ino, ll->no_opendir, true, path, &r, fi);
+	if (rc) {
 		reply_err(req, rc);
-	else if (fuse_reply_open(req, fi) != 0)
-		topofs_ops.releasedir(path, fi); /* interrupted */
+	} else if (fuse_reply_open(req, fi) != 0) {
+		r.ops->releasedir(r.path, fi); /* interrupted */
+		unroute(&r);
+	}
 	leave(ll);
 }
 
@@ -670,18 +803,21 @@ static int fill(void *arg, const char *name, const struct stat *st, off_t off,
 	return 0;
 }
 
-/* Whether the listing of directory `path` (a FUSE path) just read may be
- * older than what the kernel was told since inode_changes() was `seen`,
- * or than the store (see A reply racing an invalidation). */
-static bool listing_in_doubt(struct lowlevel *ll, const char *path,
+/* Whether the listing of directory r->path just read may be older than
+ * what the kernel was told since inode_changes() was `seen`, or than the
+ * store (see A reply racing an invalidation). The deployment's top
+ * directory is listed afresh at every READDIR: never in doubt. */
+static bool listing_in_doubt(struct lowlevel *ll, const struct route *r,
 			     uint64_t seen)
 {
 	char p[PATH_MAX];
 	bool is_data;
+	if (r->ops != &topofs_ops)
+		return false;
 	if (inode_changes(ll->inodes) != seen)
 		return true;
-	return path_from_fuse(path, p, sizeof(p), &is_data) == 0 &&
-	       !cache_listing_watched(ll->t->cache, p);
+	return path_from_fuse(r->path, p, sizeof(p), &is_data) == 0 &&
+	       !cache_listing_watched(r->t->cache, p);
 }
 
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -696,30 +832,41 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			     .buf = malloc(size ? size : 1),
 			     .size = size};
 	char path[TOPO_FUSE_PATH_MAX];
+	struct route r = {0};
 	int rc =
 	    d.buf ? inode_path(ll->inodes, ino, path, sizeof(path)) : -ENOMEM;
-	/* opened without asking (see Zero-message opens): a handle of its own
-	 * (a pinned listing: the same at every offset) */
+	if (!rc)
+		route(ll, path, ROUTE_USE, &r);
+	if (!rc && fi->fh && ops_dir_owner(fi) != r.t) {
+		/* its cell moved since it was opened: list what it holds */
+		unroute(&r);
+		r = (struct route){
+		    .t = ops_dir_owner(fi), .ops = &topofs_ops, .path = "/"};
+		current.t = r.t;
+	}
+	/* opened without asking (see Zero-message opens), or the top
+	 * directory: a handle of its own (a pinned listing: the same at
+	 * every offset) */
 	struct fuse_file_info own = {0};
 	bool unopened = !fi->fh;
 	if (!rc && unopened)
-		rc = topofs_ops.opendir(path, &own);
+		rc = r.ops->opendir(r.path, &own);
 	if (!rc)
-		rc = topofs_ops.readdir(path, &d, fill, off,
-					unopened ? &own : fi,
-					plus ? FUSE_READDIR_PLUS : 0);
+		rc = r.ops->readdir(r.path, &d, fill, off, unopened ? &own : fi,
+				    plus ? FUSE_READDIR_PLUS : 0);
 	if (unopened && own.fh)
-		topofs_ops.releasedir(path, &own);
+		r.ops->releasedir(r.path, &own);
 	if (!rc)
 		rc = d.err;
-	bool doubt = !rc && listing_in_doubt(ll, path, d.seen);
+	bool doubt = !rc && listing_in_doubt(ll, &r, d.seen);
 	if (rc)
 		reply_err(req, rc);
 	if (rc || fuse_reply_buf(req, d.buf, d.len) != 0)
 		for (size_t i = 0; i < d.ntaken; i++) /* the kernel got none */
 			inode_forget(ll->inodes, d.taken[i], 1);
 	else if (doubt) /* once the kernel has kept it */
-		topofs_invalidate_later(ll->t, path, INVAL_LISTING);
+		topofs_invalidate_later(r.t, r.path, INVAL_LISTING);
+	unroute(&r);
 	free(d.taken);
 	free(d.buf);
 	leave(ll);
@@ -742,7 +889,11 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	(void)ino;
 	begin(req);
-	topofs_ops.releasedir(NULL, fi);
+	if (fi->fh) { /* else the deployment's top directory: nothing held */
+		struct topofs *t = current.t = ops_dir_owner(fi);
+		topofs_ops.releasedir(NULL, fi);
+		closed(t);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -751,6 +902,8 @@ static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)ino;
 	begin(req);
+	if (fi->fh)
+		current.t = ops_dir_owner(fi);
 	reply_err(req, topofs_ops.fsyncdir(NULL, datasync, fi));
 }
 
@@ -761,9 +914,12 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct lowlevel *ll = enter(req);
 	char path[TOPO_FUSE_PATH_MAX];
 	struct statvfs sv;
+	struct route r;
 	if (inode_path(ll->inodes, ino, path, sizeof(path)) != 0)
 		strcpy(path, "/");
-	int rc = topofs_ops.statfs(path, &sv);
+	route(ll, path, ROUTE_USE, &r);
+	int rc = r.ops->statfs(r.path, &sv);
+	unroute(&r);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -783,6 +939,23 @@ static void reply_xattr(fuse_req_t req, int n, const char *value, size_t size)
 		fuse_reply_buf(req, value, (size_t)n);
 }
 
+enum xattr_op { XATTR_GET, XATTR_LIST, XATTR_SET, XATTR_REMOVE };
+
+/* An extended-attribute operation on path, routed. */
+static int xattr_routed(struct lowlevel *ll, const char *path, enum xattr_op op,
+			const char *name, char *value, size_t size, int flags)
+{
+	struct route r;
+	route(ll, path, ROUTE_USE, &r);
+	int rc = op == XATTR_GET    ? r.ops->getxattr(r.path, name, value, size)
+		 : op == XATTR_LIST ? r.ops->listxattr(r.path, value, size)
+		 : op == XATTR_SET
+		     ? r.ops->setxattr(r.path, name, value, size, flags)
+		     : r.ops->removexattr(r.path, name);
+	unroute(&r);
+	return rc;
+}
+
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
@@ -793,7 +966,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (!n && size && !value)
 		n = -ENOMEM;
 	if (!n)
-		n = topofs_ops.getxattr(path, name, value, size);
+		n = xattr_routed(ll, path, XATTR_GET, name, value, size, 0);
 	reply_xattr(req, n, value, size);
 	free(value);
 	leave(ll);
@@ -808,7 +981,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!n && size && !list)
 		n = -ENOMEM;
 	if (!n)
-		n = topofs_ops.listxattr(path, list, size);
+		n = xattr_routed(ll, path, XATTR_LIST, NULL, list, size, 0);
 	reply_xattr(req, n, list, size);
 	free(list);
 	leave(ll);
@@ -821,7 +994,8 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!rc)
-		rc = topofs_ops.setxattr(path, name, value, size, flags);
+		rc = xattr_routed(ll, path, XATTR_SET, name, (char *)value,
+				  size, flags);
 	reply_err(req, rc);
 	leave(ll);
 }
@@ -832,7 +1006,7 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	char path[TOPO_FUSE_PATH_MAX];
 	int rc = inode_path(ll->inodes, ino, path, sizeof(path));
 	if (!rc)
-		rc = topofs_ops.removexattr(path, name);
+		rc = xattr_routed(ll, path, XATTR_REMOVE, name, NULL, 0, 0);
 	reply_err(req, rc);
 	leave(ll);
 }
@@ -926,6 +1100,11 @@ struct fuse_session *lowlevel_session(struct lowlevel *ll,
 	ll->se =
 	    fuse_session_new(args, &lowlevel_ops, sizeof(lowlevel_ops), ll);
 	return ll->se;
+}
+
+void lowlevel_set_deploy(struct lowlevel *ll, struct deploy *d)
+{
+	ll->deploy = d;
 }
 
 void lowlevel_stop(struct lowlevel *ll)

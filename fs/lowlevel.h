@@ -35,8 +35,22 @@ void lowlevel_free(struct lowlevel *ll);
 void lowlevel_note_change(struct lowlevel *ll);
 
 /* A notifier_fn (arg is the struct topofs): tell the kernel what changed at
- * store path `path`, an enum topofs_inval. Never call it from a request
- * handler (see notify.h). */
+ * store path `path` of that filesystem, an enum topofs_inval. Never call
+ * it from a request handler (see notify.h). */
 void lowlevel_invalidate(void *arg, const char *path, int kind);
+
+/* The mount is a deployment view (deploy.h): requests are routed by d.
+ * Before the session's loop starts. */
+struct deploy;
+void lowlevel_set_deploy(struct lowlevel *ll, struct deploy *d);
+
+/* A deployment's top-level `name` no longer leads where it led: its node
+ * is unlinked (the name gets a new one), the kernel is told with
+ * lowlevel_invalidate_top. Any thread. */
+void lowlevel_forget_top(struct lowlevel *ll, const char *name);
+
+/* A notifier_fn (arg is the struct lowlevel): the kernel forgets what it
+ * holds of top-level `name` and the top directory's listing. */
+void lowlevel_invalidate_top(void *arg, const char *name, int kind);
 
 #endif

@@ -13,11 +13,13 @@
 #include "inode.h"
 
 struct topofs;
+struct deploy;
 
 /* The kernel's side of a mount (lowlevel.h). The sections named below are
  * those of lowlevel.c's top comment. */
 struct lowlevel {
-	struct topofs *t;
+	struct topofs *t;      /* the mount's (in a deployment: global/) */
+	struct deploy *deploy; /* -o cells (deploy.h), else NULL */
 	struct fuse_session *se;
 	struct inode_table *inodes;
 	pthread_rwlock_t names; /* see Concurrency */

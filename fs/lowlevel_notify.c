@@ -6,6 +6,7 @@
  * the notifier threads write invalidations) and A reply racing an
  * invalidation.
  */
+#include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -61,23 +62,31 @@ static void drop_data_file(struct lowlevel *ll, const char *p)
 		drop_node(ll, &r, true);
 }
 
-/* The listing of directory d (a store path, cut short here) changed. Go up
- * while d itself may have appeared, gone or changed type: on etcd the
- * first key under a prefix makes a directory and the last one's delete
- * ends it; on either store a file may gain children. The kernel holds no
- * dentry for a name it does not know (no negative caching), but its
- * parent's listing may show it. */
-static void drop_listing(struct lowlevel *ll, char *d)
+/* The store path within t of d, a path of the mount below t's top
+ * directory (see mount_path). */
+static const char *store_path(const struct topofs *t, const char *d)
+{
+	size_t n = strlen(t->top);
+	return n == 0 ? d : d[n] == '/' ? d + n + 1 : d + n;
+}
+
+/* The listing of directory d (a path of the mount, cut short here) of
+ * filesystem t changed. Go up while d itself may have appeared, gone or
+ * changed type: on etcd the first key under a prefix makes a directory and
+ * the last one's delete ends it; on either store a file may gain children.
+ * The kernel holds no dentry for a name it does not know (no negative
+ * caching), but its parent's listing may show it. Up to t's root. */
+static void drop_listing(struct lowlevel *ll, struct topofs *t, char *d)
 {
 	for (;;) {
 		struct inode_ref r;
 		bool known = inode_find(ll->inodes, d, &r) == 0;
 		if (known)
 			inval_inode(ll, r.ino);
-		if (!*d)
-			return; /* the root */
+		if (!*store_path(t, d))
+			return; /* t's root */
 		if (known && S_ISDIR(r.type) &&
-		    cache_knows_dir(ll->t->cache, d))
+		    cache_knows_dir(t->cache, store_path(t, d)))
 			return; /* still the directory the kernel knows */
 		if (known)
 			expire_entry(ll, r.parent, r.name);
@@ -94,16 +103,26 @@ static void drop_all(struct lowlevel *ll)
 	free(refs);
 }
 
-void lowlevel_invalidate(void *arg, const char *path, int kind)
+/* Store path `path` of t as a path of the mount, in p[PATH_MAX]: t's top
+ * directory (in a deployment view) then the path. -ENAMETOOLONG if it
+ * cannot be a path the kernel knows. */
+static int mount_path(const struct topofs *t, const char *path, char *p)
 {
-	struct lowlevel *ll = ((struct topofs *)arg)->ll;
-	char p[PATH_MAX];
-	struct inode_ref self;
 	while (*path == '/')
 		path++;
-	if (atomic_load(&ll->stopped) || strlen(path) >= sizeof(p))
+	int n = snprintf(p, PATH_MAX, "%s%s%s", t->top,
+			 *t->top && *path ? "/" : "", path);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+void lowlevel_invalidate(void *arg, const char *path, int kind)
+{
+	struct topofs *t = arg;
+	struct lowlevel *ll = t->ll;
+	char p[PATH_MAX];
+	struct inode_ref self;
+	if (atomic_load(&ll->stopped) || mount_path(t, path, p))
 		return; /* nothing to tell, or no such path in the kernel */
-	strcpy(p, path);
 	if (kind == INVAL_LISTING) {
 		/* no change of its own: replies racing it are not stale */
 		if (inode_find(ll->inodes, p, &self) == 0)
@@ -116,17 +135,34 @@ void lowlevel_invalidate(void *arg, const char *path, int kind)
 		return;
 	}
 	if (kind == INVAL_CHILDREN) {
-		drop_listing(ll, p);
+		drop_listing(ll, t, p);
 		return;
 	}
 	/* a node's value, or its existence and type */
 	if (inode_find(ll->inodes, p, &self) == 0)
 		drop_node(ll, &self, kind == INVAL_GONE);
 	drop_data_file(ll, p);
-	if (kind == INVAL_WRITTEN || !*p)
+	if (kind == INVAL_WRITTEN || !*store_path(t, p))
 		return;
 	p[path_parent_len(p)] = '\0';
-	drop_listing(ll, p); /* its names, nlink and mtime */
+	drop_listing(ll, t, p); /* its names, nlink and mtime */
+}
+
+void lowlevel_forget_top(struct lowlevel *ll, const char *name)
+{
+	inode_note_change(ll->inodes);
+	inode_unlink(ll->inodes, INODE_ROOT, name);
+}
+
+void lowlevel_invalidate_top(void *arg, const char *name, int kind)
+{
+	struct lowlevel *ll = arg;
+	(void)kind;
+	if (atomic_load(&ll->stopped))
+		return;
+	inode_note_change(ll->inodes);
+	expire_entry(ll, INODE_ROOT, name);
+	inval_inode(ll, INODE_ROOT);
 }
 
 void lowlevel_note_change(struct lowlevel *ll)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deploy.h"
 #include "lowlevel.h"
 #include "topofs.h"
 #include "topofs/log.h"
@@ -46,24 +47,10 @@ static void absolute_files(struct topofs_opts *o)
 static int connect_store(const struct topo_backend *be,
 			 const struct topofs_opts *o, struct topo_store **st)
 {
-	struct topo_conf conf = {
-	    .servers = o->servers,
-	    .root = o->root,
-	    .timeout_ms = o->timeout_ms,
-	    .tls_cert = o->tls_cert,
-	    .tls_key = o->tls_key,
-	    .tls_ca = o->tls_ca,
-	    .zk_auth_file = o->zk_auth_file,
-	    .etcd_user = o->etcd_user,
-	    .etcd_password_file = o->etcd_password_file,
-	    .missing_root_ok = o->create_root,
-	    .revision = o->pin_revision,
-	    .snapshot = o->snapshot,
-	};
-	char err[512] = "";
-	int rc = be->open(&conf, st, err, sizeof(err));
+	char err[512];
+	int rc = topofs_connect(be, o, st, err, sizeof(err));
 	if (rc)
-		topo_err("%s", *err ? err : strerror(-rc));
+		topo_err("%s", err);
 	return rc;
 }
 
@@ -97,36 +84,6 @@ static int probe_store(const struct topo_backend *be, struct topofs_opts *o)
 	if (st)
 		be->close(st);
 	return rc;
-}
-
-/* How long after a change its invalidations are done again: longer than a
- * reply racing the first ones takes to reach the kernel's caches (see
- * lowlevel.c), short enough not to matter to a reader. */
-#define RENOTIFY_MS 500
-
-/* Start the store's change notices, if it has them. */
-static void start_watch(struct topofs *t)
-{
-	if (t->opts->pin_revision) {
-		/* A past revision never changes: trust every listing. */
-		cache_watch_started(t->cache);
-		t->watched = true;
-		return;
-	}
-	if (!t->be->watch)
-		return;
-	t->notifier = notifier_start(lowlevel_invalidate, t, 0);
-	t->renotifier = notifier_start(lowlevel_invalidate, t, RENOTIFY_MS);
-	t->rechecker = notifier_start(topofs_recheck, t, t->opts->cache_ttl_ms);
-	int rc = t->be->watch(t->st, topofs_on_change, t);
-	if (rc) {
-		topo_warn("no change notices from the store (%s): other "
-			  "clients' changes show within -o cache_ttl",
-			  strerror(-rc));
-		return;
-	}
-	cache_watch_started(t->cache);
-	t->watched = true;
 }
 
 static int run_loop(struct fuse_session *se, const struct topofs_opts *o)
@@ -171,31 +128,17 @@ static int add_mount_names(struct fuse_args *args, const struct topofs_opts *o)
 	return rc ? -1 : 0;
 }
 
-/* Stop what serves the mount, in order: the writeback queue (it applies
- * what is queued), the re-checks (they read the store), the store (its
- * watch ends: no notice after this), then the invalidations (dropped: the
- * loop has ended). rc: the exit status so far. */
-static int stop_serving(struct topofs *t, int rc)
+/* Stop what serves the mount: the deployment's cells, then the store.
+ * rc: the exit status so far. */
+static int stop_serving(struct topofs *t, struct deploy *d, int rc)
 {
-	if (t->wb) {
-		/* unmounted: apply what is queued before exiting */
-		size_t failed = writeback_stop(t->wb);
-		t->wb = NULL;
-		if (failed) {
-			topo_err("-o writeback: %zu creates failed (logged "
-				 "above); exit status 1",
-				 failed);
-			rc = 1;
-		}
+	size_t failed = deploy_stop(d) + topofs_stop_store(t);
+	if (failed) {
+		topo_err("-o writeback: %zu creates failed (logged above); "
+			 "exit status 1",
+			 failed);
+		rc = 1;
 	}
-	notifier_stop(t->rechecker, false); /* its work reads the store */
-	t->be->close(t->st); /* stops the watch: no notice after this */
-	notifier_stop(t->notifier, false); /* unmounted: nothing to tell */
-	notifier_stop(t->renotifier, false);
-	notifier_free(t->rechecker);
-	notifier_free(t->notifier);
-	notifier_free(t->renotifier);
-	cache_free(t->cache);
 	return rc;
 }
 
@@ -204,6 +147,7 @@ static int serve_session(struct topofs *t, struct fuse_session *se,
 			 const struct topofs_opts *o)
 {
 	int rc = 1;
+	struct deploy *d = NULL;
 	if (fuse_session_mount(se, o->mountpoint) != 0)
 		return 1;
 	if (fuse_daemonize(o->foreground) != 0)
@@ -212,16 +156,16 @@ static int serve_session(struct topofs *t, struct fuse_session *se,
 		topo_log_to_syslog(true);
 	if (connect_store(t->be, o, &t->st))
 		goto out_unmount;
-	t->cache = cache_new(t->be, t->st, o->cache_ttl_ms);
-	if (!t->cache || fuse_set_signal_handlers(se) != 0)
+	if (topofs_serve_store(t) || fuse_set_signal_handlers(se) != 0)
 		goto out_close;
-	start_watch(t);
-	if (o->writeback && !(t->wb = writeback_start(t->be, t->st, t->cache,
-						      topofs_written, t)))
+	if (o->cells &&
+	    !(d = deploy_start(t, o->cells_list, o->pin_revision != 0)))
 		goto out_signals;
+	lowlevel_set_deploy(t->ll, d);
 	if (!o->foreground)
-		topo_info("topofs %s: %s://%s%s mounted on %s", TOPOFS_VERSION,
-			  o->implementation, o->servers, o->root,
+		topo_info("topofs %s: %s://%s%s%s mounted on %s",
+			  TOPOFS_VERSION, o->implementation, o->servers,
+			  o->root, o->cells ? " (-o cells)" : "",
 			  o->mountpoint);
 	rc = run_loop(se, o);
 	lowlevel_stop(t->ll);
@@ -230,7 +174,7 @@ static int serve_session(struct topofs *t, struct fuse_session *se,
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_close:
-	rc = stop_serving(t, rc);
+	rc = stop_serving(t, d, rc);
 out_unmount:
 	fuse_session_unmount(se);
 	return rc;
@@ -313,6 +257,7 @@ int main(int argc, char **argv)
 	    .uid = o.uid ? (uid_t)o.uid_value : getuid(),
 	    .gid = o.gid ? (gid_t)o.gid_value : getgid(),
 	    .json_view = strcmp(o.view, "json") == 0,
+	    .top = "",
 	};
 	if (probe_store(t.be, &o) != 0)
 		goto out;

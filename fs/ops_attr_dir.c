@@ -47,7 +47,7 @@ static void set_time(struct stat *st, int64_t mtime_ns, int64_t version)
 void ops_stat_file(struct topofs *t, struct stat *st, const char *path,
 		   bool is_data, const struct topo_meta *meta, size_t size)
 {
-	stat_common(t, st, path_ino(path, is_data));
+	stat_common(t, st, path_ino_at(t->top, path, is_data));
 	mode_t perm = meta->ephemeral ? 0444 : 0644;
 	if (ops_read_only(t))
 		perm &= ~0222;
@@ -61,7 +61,7 @@ void ops_stat_file(struct topofs *t, struct stat *st, const char *path,
 static void stat_dir(struct topofs *t, struct stat *st, const char *path,
 		     const struct cache_stat *cs)
 {
-	stat_common(t, st, path_ino(path, false));
+	stat_common(t, st, path_ino_at(t->top, path, false));
 	st->st_mode = S_IFDIR | (ops_read_only(t) ? 0555 : 0755);
 	if (cs->meta.denied) /* always a directory (see walk_denied) */
 		st->st_mode = S_IFDIR; /* the store lets us see the name only */
@@ -150,7 +150,7 @@ int ops_stat_scratch(struct topofs *t, const struct tpath *tp, struct stat *st)
 	int rc = scratch_stat(&t->scratch, tp->p, &si);
 	if (rc)
 		return rc;
-	stat_common(t, st, path_ino(tp->p, false));
+	stat_common(t, st, path_ino_at(t->top, tp->p, false));
 	if (si.is_dir) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2 + si.subdirs;
@@ -205,6 +205,7 @@ struct dirent_copy {
 };
 
 struct dir_collect {
+	struct topofs *owner; /* the filesystem it is open in */
 	struct dirent_copy *ents;
 	size_t count, cap;
 	int err;
@@ -297,6 +298,7 @@ int op_opendir(const char *path, struct fuse_file_info *fi)
 	struct dir_collect *dc = calloc(1, sizeof(*dc));
 	if (!dc)
 		return -ENOMEM;
+	dc->owner = t;
 	fi->fh = (uintptr_t)dc;
 	/* With the store's watch, a directory's listing reaches the kernel
 	 * as an invalidation when it changes: the kernel may cache it. But
@@ -305,6 +307,11 @@ int op_opendir(const char *path, struct fuse_file_info *fi)
 	    t->watched && (!found || cache_listing_watched(t->cache, tp.p));
 	fi->keep_cache = fi->cache_readdir;
 	return 0;
+}
+
+struct topofs *ops_dir_owner(const struct fuse_file_info *fi)
+{
+	return ((struct dir_collect *)(uintptr_t)fi->fh)->owner;
 }
 
 int op_releasedir(const char *path, struct fuse_file_info *fi)
@@ -334,7 +341,7 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
 		       struct dir_collect *dc)
 {
 	collect_free(dc);
-	memset(dc, 0, sizeof(*dc));
+	*dc = (struct dir_collect){.owner = t};
 	/* a scratch directory holds scratch entries only */
 	int rc = tp->scratch
 		     ? ops_scratch_dir_ok(t, tp->p)

@@ -62,6 +62,7 @@ static int open_scratch(struct topofs *t, const struct tpath *tp,
 	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	h->append = fi->flags & O_APPEND;
 	fi->direct_io = 1; /* see ops_open_snapshot */
+	h->owner = t;
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -100,6 +101,7 @@ static void open_new(struct topofs *t, struct handle *h, bool writable,
 		h->len = 0;
 	fi->noflush = !writable;
 	fi->direct_io = 1; /* see ops_open_snapshot */
+	h->owner = t;
 	fi->fh = (uintptr_t)h;
 }
 
@@ -176,6 +178,7 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
 	/* see ops_open_snapshot; a past revision has one snapshot only */
 	fi->direct_io = !t->opts->pin_revision;
+	h->owner = t;
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -334,9 +337,13 @@ void ops_bind_node(struct fuse_file_info *fi, uint64_t node)
 	pthread_mutex_unlock(&h->lock);
 }
 
-int ops_getattr_node(uint64_t node, struct stat *st)
+struct topofs *ops_file_owner(const struct fuse_file_info *fi)
 {
-	struct topofs *t = ops_fs();
+	return ((struct handle *)(uintptr_t)fi->fh)->owner;
+}
+
+int ops_getattr_node(struct topofs *t, uint64_t node, struct stat *st)
+{
 	struct handle h;
 	char path[PATH_MAX];
 	if (!handle_node(&t->handles, node, &h, path, sizeof(path)))

@@ -65,6 +65,10 @@ static const struct fuse_opt opt_spec[] = {
     STR("revision=%s", revision),
     STR("etcd_api=%s", etcd_api),
     FLAG("snapshot", snapshot),
+    FLAG("cells", cells),
+    FLAG("--cells", cells),
+    STR("cells=%s", cells_list),
+    STR("--cells=%s", cells_list),
     FLAG("noephemeral", noephemeral),
     FLAG("create_root", create_root),
     FLAG("writeback", writeback),
@@ -175,6 +179,10 @@ const char opts_usage[] =
     "                        revision N (refused if compacted or future)\n"
     "  -o snapshot           etcd: read-only view pinned at the revision\n"
     "                        current at mount time (consistent backups)\n"
+    "  -o cells[=A\\,B]      the whole deployment: global/ (this root) and\n"
+    "                        one directory per cell of its CellInfo records\n"
+    "                        (each on the cell's own servers and root);\n"
+    "                        =A\\,B: only those cells (also --cells=A,B)\n"
     "  -o etcd_api=v3|v2     etcd2: the v3 API (default) or the v2 keys API\n"
     "                        (/v2/keys; etcd started with --enable-v2)\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
@@ -354,6 +362,38 @@ static int check_root(char *root, char *err, size_t errlen)
 	return ok ? 0 : -EINVAL;
 }
 
+/* -o cells=A,B: cell names, comma-separated, each a valid file name;
+ * -o revision=N names one store's revision, and a deployment has several. */
+static int check_cells(struct topofs_opts *o, char *err, size_t errlen)
+{
+	if (o->cells_list) {
+		o->cells = 1;
+		bool ok = *o->cells_list != '\0';
+		for (const char *c = o->cells_list; ok && *c;) {
+			size_t n = strcspn(c, ",");
+			ok = n > 0 && n <= NAME_MAX && !memchr(c, '/', n) &&
+			     !(n == 1 && c[0] == '.') &&
+			     !(n == 2 && c[0] == '.' && c[1] == '.');
+			c += n;
+			if (*c == ',')
+				ok = ok && *++c != '\0';
+		}
+		if (!ok) {
+			snprintf(err, errlen,
+				 "bad cells '%s': comma-separated cell names",
+				 o->cells_list);
+			return -EINVAL;
+		}
+	}
+	if (o->cells && o->revision) {
+		snprintf(err, errlen,
+			 "-o revision=N names one store's revision; with -o "
+			 "cells use -o snapshot (each store pinned at mount)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int validate(struct topofs_opts *o, char *err, size_t errlen)
 {
 	if (!topo_backend_find(o->implementation)) {
@@ -410,6 +450,8 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (parse_owner(o, err, errlen))
+		return -EINVAL;
+	if (check_cells(o, err, errlen))
 		return -EINVAL;
 	if (!o->mountpoint) {
 		snprintf(err, errlen, "no mountpoint given (see --help)");
@@ -553,7 +595,8 @@ void opts_free(struct topofs_opts *o)
 			   &o->etcd_api,
 			   &o->uid,
 			   &o->gid,
-			   &o->umask};
+			   &o->umask,
+			   &o->cells_list};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;

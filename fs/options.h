@@ -25,11 +25,13 @@ struct topofs_opts {
 	char *etcd_api;		 /* -o etcd_api=v2|v3, NULL if not given (v3) */
 	char *uid, *gid, *umask; /* -o uid=N, gid=N, umask=OCTAL: the owner
 				    and modes shown; NULL if not given */
+	char *cells_list;	 /* -o cells=A,B: the cells shown, NULL: all */
 	char *source;		 /* first positional when two are given */
 	char *mountpoint;
 	int noephemeral, create_root, read_only, writeback;
 	int allow_other, default_permissions; /* seen among the -o options */
 	int snapshot;			      /* -o snapshot */
+	int cells; /* -o cells[=A,B]: the deployment view (deploy.c) */
 	int foreground, single_thread, debug;
 	int show_help, show_version;
 

@@ -102,17 +102,30 @@ bool path_within(const char *p, const char *dir)
 	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
 }
 
-uint64_t path_ino(const char *store_path, bool is_data)
+/* FNV-1a 64 of s, continuing from h. */
+static uint64_t fnv(uint64_t h, const char *s)
 {
-	if (*store_path == '\0' && !is_data)
-		return 1;
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
-	for (const unsigned char *c = (const unsigned char *)store_path; *c;
-	     c++)
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
 		h = (h ^ *c) * 0x100000001b3ULL;
+	return h;
+}
+
+uint64_t path_ino_at(const char *top, const char *store_path, bool is_data)
+{
+	if (*top == '\0' && *store_path == '\0' && !is_data)
+		return 1;
+	uint64_t h = fnv(0xcbf29ce484222325ULL, top);
+	if (*top && *store_path)
+		h = fnv(h, "/");
+	h = fnv(h, store_path);
 	if (is_data)
 		h = (h ^ 0xff) * 0x100000001b3ULL; /* no name holds byte 0xff */
 	return h < 2 ? h + 2 : h;
+}
+
+uint64_t path_ino(const char *store_path, bool is_data)
+{
+	return path_ino_at("", store_path, is_data);
 }
 
 int scratch_patterns_parse(struct scratch_patterns *sp, const char *list)

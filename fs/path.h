@@ -55,6 +55,10 @@ bool path_within(const char *p, const char *dir);
  * root). `is_data` distinguishes ".topofs-data" from its directory. */
 uint64_t path_ino(const char *store_path, bool is_data);
 
+/* path_ino of store_path in the top directory `top` of a deployment view
+ * ("": a plain mount, path_ino itself): the path top/store_path. */
+uint64_t path_ino_at(const char *top, const char *store_path, bool is_data);
+
 /* Editor scratch names (SPEC 5): a set of fnmatch(3) patterns. */
 struct scratch_patterns {
 	char **pats;

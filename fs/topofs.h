@@ -37,7 +37,31 @@ struct topofs {
 					re-checked after cache_ttl */
 	bool watched;	/* the store's watch keeps the cache fresh */
 	bool json_view; /* -o view=json */
+
+	/* In a deployment view (-o cells, deploy.h): the name of this store's
+	 * top directory ("global" or the cell's) and the part that holds it;
+	 * "" and NULL in a plain mount. */
+	const char *top;
+	struct deploy_part *part;
 };
+
+/* ---- serve.c: one store served ---- */
+
+/* Open the store that o names (servers, root, credentials, pinned
+ * revision): 0 and *st, or -errno with the reason in err. */
+int topofs_connect(const struct topo_backend *be, const struct topofs_opts *o,
+		   struct topo_store **st, char *err, size_t errlen);
+
+/* Serve t's open store (t->st): its cache, change notices (the kernel told
+ * through t->ll) and -o writeback queue. 0 or -ENOMEM; on failure
+ * topofs_stop_store undoes what was started. */
+int topofs_serve_store(struct topofs *t);
+
+/* Stop serving t's store and close it, in order: the writeback queue
+ * applies what is queued, the re-checks end (they read the store), the
+ * store closes (its watch ends), queued invalidations are dropped. Returns
+ * how many queued creates failed (logged). */
+size_t topofs_stop_store(struct topofs *t);
 
 /* The FUSE operations (ops.c), by path. lowlevel.c serves the kernel's
  * requests with them; libfuse's high-level API is not used. */
@@ -50,9 +74,14 @@ struct fuse_file_info;
 void ops_bind_node(struct fuse_file_info *fi, uint64_t node);
 
 /* A GETATTR of node `node` that has no path any more (unlinked, renamed
- * over): the attributes of an open file of it (st_nlink 0 once its name
- * is gone), or -ESTALE if none is open. */
-int ops_getattr_node(uint64_t node, struct stat *st);
+ * over): the attributes of an open file of it in t (st_nlink 0 once its
+ * name is gone), or -ESTALE if none is open. */
+int ops_getattr_node(struct topofs *t, uint64_t node, struct stat *st);
+
+/* The filesystem that made the open file (OPEN, CREATE) or directory
+ * (OPENDIR) fi, whose fi->fh is not 0: requests on it go there. */
+struct topofs *ops_file_owner(const struct fuse_file_info *fi);
+struct topofs *ops_dir_owner(const struct fuse_file_info *fi);
 
 /* The request the calling thread serves: lowlevel.c sets it before every
  * call into topofs_ops (fuse_get_context() of the high-level API). */

@@ -261,8 +261,49 @@ static void test_owner_and_high_level_options(void)
 	refused(bad_umask, "bad umask '0800': octal, at most 0777");
 }
 
+static void test_cells(void)
+{
+	struct topofs_opts o;
+	struct fuse_args fa;
+	char err[256];
+	const char *plain[] = {"topofs", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, plain), 0);
+	CHECK_INT(o.cells, 0);
+	CHECK(o.cells_list == NULL);
+	done(&o, &fa);
+	const char *all[] = {"topofs", "-o", "cells", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, all), 0);
+	CHECK_INT(o.cells, 1);
+	CHECK(o.cells_list == NULL);
+	done(&o, &fa);
+	const char *flag[] = {"topofs", "--cells=zone1,zone2", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, flag), 0);
+	CHECK_INT(o.cells, 1);
+	CHECK_STR(o.cells_list, "zone1,zone2");
+	done(&o, &fa);
+	/* fuse_opt splits -o at commas: a list needs its commas escaped */
+	const char *escaped[] = {"topofs", "-o", "cells=zone1\\,zone2", "/m",
+				 NULL};
+	CHECK_INT(parse(&o, &fa, err, escaped), 0);
+	CHECK_STR(o.cells_list, "zone1,zone2");
+	done(&o, &fa);
+
+	const char *empty[] = {"topofs", "-o", "cells=", "/m", NULL};
+	refused(empty, "bad cells '': comma-separated cell names");
+	const char *slash[] = {"topofs", "-o", "cells=a/b", "/m", NULL};
+	refused(slash, "bad cells 'a/b': comma-separated cell names");
+	const char *dots[] = {"topofs", "-o", "cells=..", "/m", NULL};
+	refused(dots, "bad cells '..': comma-separated cell names");
+	const char *trail[] = {"topofs", "-o", "cells=a\\,", "/m", NULL};
+	refused(trail, "bad cells 'a,': comma-separated cell names");
+	const char *rev[] = {"topofs", "-o", "cells,revision=5", "/m", NULL};
+	refused(rev, "-o revision=N names one store's revision; with -o cells "
+		     "use -o snapshot (each store pinned at mount)");
+}
+
 int main(void)
 {
+	test_cells();
 	test_defaults();
 	test_spellings();
 	test_source_and_options();

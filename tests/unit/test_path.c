@@ -95,6 +95,15 @@ static void test_ino(void)
 	CHECK(path_ino("a", false) != path_ino("a", true));
 	CHECK(path_ino("a/b", false) == path_ino("a/b", false));
 	CHECK(path_ino("a/b", false) != path_ino("a/c", false));
+	/* a deployment view: the same path in two top directories differs,
+	 * and a top directory's root is the path of its name */
+	CHECK_INT(path_ino_at("", "a/b", false), path_ino("a/b", false));
+	CHECK_INT(path_ino_at("zone1", "a", false), path_ino("zone1/a", false));
+	CHECK_INT(path_ino_at("zone1", "", false), path_ino("zone1", false));
+	CHECK_INT(path_ino_at("zone1", "a", true), path_ino("zone1/a", true));
+	CHECK(path_ino_at("zone1", "a", false) !=
+	      path_ino_at("zone2", "a", false));
+	CHECK(path_ino_at("zone1", "", false) > 1);
 }
 
 static void test_scratch(void)
