@@ -289,6 +289,8 @@ class CellsTest(h.TopofsTestCase):
         self.deploy(B, storeB)
         m = self.mount(args=self.view_args("cells,timeout=%d" % TIMEOUT))
         self.assertEqual(read_file(m.path("zone1/metadata/where")), b"zone1 on B\n")
+        if self.is_zk:
+            storeB.close()     # (its retries would only fill the log)
         B.pause()
         t_down = time.time()
         err, t = timed(write_file, m.path("zone1/metadata/new"), b"x")
@@ -303,6 +305,9 @@ class CellsTest(h.TopofsTestCase):
         self.assertIsInstance(err, OSError)
         self.assertIn(err.errno, (errno.EIO, errno.ENOENT), err)
         self.assertLess(t, TIMEOUT * 2 + 1)
+        self.assertTrue([l for l in m.log().splitlines()
+                         if "zone1" in l and ("down" in l or "EIO" in l)],
+                        "no log line says zone1 is down:\n" + m.log())
         # the rest of the view keeps working, without waiting for B
         err, t = timed(os.listdir, m.mnt)
         self.assertIsNone(err, err)
@@ -330,7 +335,6 @@ class CellsTest(h.TopofsTestCase):
         B.resume()
         t_up = time.time()
         if self.is_zk:
-            storeB.close()     # our session may have expired meanwhile
             storeB = B.client()
             self.addCleanup(storeB.close)
             self.tops["zone1"] = (storeB, self.croot["zone1"])
@@ -538,6 +542,19 @@ class CellsTest(h.TopofsTestCase):
         self.assertEqual(os.listdir(m.mnt), ["global", "zone1", "zone2"])
         self.assertTopMatches(m, "global")
 
+    def test_cellinfo_that_is_no_record_is_not_shown(self):
+        self.deploy()
+        self.storeA.put(self.groot + "/cells/bad/CellInfo", b"\xff\xff not a record")
+        self.storeA.put(self.groot + "/cells/noroot/CellInfo",
+                        cellinfo(self.A.address, ""))
+        m = self.mount_view()
+        self.assertEqual(os.listdir(m.mnt), ["global", "zone1", "zone2"])
+        for name in ("bad", "noroot"):
+            self.assertFalse(os.path.exists(m.path(name)))
+            self.assertIsNotNone(self.poll(lambda: "'%s'" % name in m.log(), 2),
+                                 "no log line names cell %s:\n%s" % (name, m.log()))
+        self.assertTopMatches(m, "zone1")
+
     def test_mount_fails_only_without_the_global_servers(self):
         port = h.free_port()
         args = ["--topo_implementation=" + self.A.impl,
@@ -550,6 +567,12 @@ class CellsTest(h.TopofsTestCase):
             m.start(20)
         self.assertLess(time.time() - t0, 15)
         self.assertFalse(h.is_mounted(m.mnt))
+        if self.is_etcd:   # one store's revision cannot pin a deployment
+            self.deploy()
+            m = h.Mount(self.view_args("cells,revision=1"))
+            self.addCleanup(m.force_stop)
+            with self.assertRaises(h.MountError):
+                m.start(10)
 
 
 if __name__ == "__main__":
