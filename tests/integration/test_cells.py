@@ -249,6 +249,28 @@ class CellsTest(h.TopofsTestCase):
         self.assertTrue(os.path.exists(m.path("zone1/SrvVSchema")))
         self.assertFalse(os.path.exists(m.path("zone2/SrvVSchema.moved")))
 
+    def test_cell_directory_attributes_do_not_change_on_connect(self):
+        """A cell's directory has the same attributes before and after its
+        connection completes: `tar` of a cell right after mounting must not
+        say "file changed as we read it" (exit 1)."""
+        self.deploy()
+        for i in range(4):
+            m = self.mount_view()
+            first = {top: os.stat(m.path(top)) for top in ("zone1", "zone2")}
+            out = os.path.join(self.work, "cell.tar")
+            r = subprocess.run(["tar", "-cf", out, "."], cwd=m.path("zone1"),
+                               capture_output=True, timeout=60)
+            self.assertEqual((r.returncode, r.stderr), (0, b""),
+                             "mount %d: tar of zone1/ right after mounting" % i)
+            for top, st in first.items():
+                now = os.stat(m.path(top))
+                self.assertEqual(
+                    (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink),
+                    (now.st_ino, now.st_mtime_ns, now.st_ctime_ns, now.st_nlink),
+                    "mount %d: %s/'s (ino, mtime, ctime, nlink) right after "
+                    "mounting vs once used" % (i, top))
+            self.umount_check_clean(m)
+
     @h.backends("etcd")
     def test_revision_xattr_per_top_directory(self):
         self.deploy()
