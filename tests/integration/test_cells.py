@@ -311,6 +311,8 @@ class CellsTest(h.TopofsTestCase):
         self.deploy(B, storeB)
         m = self.mount(args=self.view_args("cells,timeout=%d" % TIMEOUT))
         self.assertEqual(read_file(m.path("zone1/metadata/where")), b"zone1 on B\n")
+        m3 = self.mount(args=self.view_args("cells,timeout=%d" % TIMEOUT))
+        time.sleep(0.5)    # its cells connect (in the background); untouched
         if self.is_zk:
             storeB.close()     # (its retries would only fill the log)
         B.pause()
@@ -348,6 +350,18 @@ class CellsTest(h.TopofsTestCase):
         # a view mounted while B is down: mounts, lists zone1, zone1/ EIO
         m2 = self.mount(args=self.view_args("cells,timeout=%d" % TIMEOUT))
         self.assertEqual(os.listdir(m2.mnt), ["global", "zone1", "zone2"])
+        # m2 and m3 never looked zone1 up (nothing in the kernel's cache);
+        # m2 mounted with B down, m3 before
+        for mm, name in ((m2, "mounted with B down"), (m3, "mounted before")):
+            with self.subTest("the down cell is still listed: `ls -l MNT` "
+                              "works (view %s)" % name):
+                r = subprocess.run(["ls", "-l", mm.mnt], capture_output=True,
+                                   timeout=30)
+                self.assertEqual((r.returncode, r.stderr), (0, b""),
+                                 "ls -l MNT with B down, view %s" % name)
+                err, t = timed(os.stat, mm.path("zone1"))
+                self.assertIsNone(err, "stat of zone1/ itself with B down, "
+                                  "view %s: %s" % (name, err))
         err, t = timed(os.listdir, m2.path("zone1"))
         self.assertIsInstance(err, OSError, "zone1/ listed with its server down")
         self.assertEqual(err.errno, errno.EIO, err)
