@@ -36,6 +36,11 @@ const struct topo_backend *topo_backend_select(const char *name,
 	return NULL;
 }
 
+const struct topo_backend *topo_backend_nth(size_t i)
+{
+	return i < sizeof(backends) / sizeof(backends[0]) ? backends[i] : NULL;
+}
+
 const char *topo_backend_names(void)
 {
 	return "etcd2, zk2";

@@ -8,8 +8,8 @@
  *   always connected) or a cell's (a struct topofs of its own, connected
  *   by a thread of the part: connector). A cell's part is listed from the
  *   moment its CellInfo is seen, in one of three states:
- *     CONNECTING  the first attempt is under way: requests below its top
- *                 directory wait for it (bounded by -o timeout);
+ *     CONNECTING  the first attempt is under way: requests at or below its
+ *                 top directory wait for it (bounded by -o timeout);
  *     DOWN        an attempt failed (logged once): requests below it fail
  *                 with EIO at once while the connector retries;
  *     UP          served by topofs_ops. A store that fails later is the
@@ -205,6 +205,8 @@ static int read_cell(struct deploy *d, const char *name, struct cell_conf *c)
 	int rc = cache_value(d->global->cache, key, &v, &meta);
 	if (rc)
 		return rc;
+	if (meta.size == 0)
+		return -ENOENT; /* being written (a create, then its bytes) */
 	const char *why = NULL;
 	rc = deploy_parse_cellinfo(v, meta.size, &c->servers, &c->root, &why);
 	free(v);

@@ -28,10 +28,9 @@ struct fuse_operations;
 
 /* What a request does with the path it routes (deploy_route). */
 enum route_use {
-	ROUTE_STAT, /* LOOKUP, GETATTR: never waits for a cell that is still
-		       connecting (its top directory is shown as it is) */
-	ROUTE_USE,  /* anything else below a top directory: waits for the
-		       cell's first connection attempt to end */
+	ROUTE_USE,  /* at or below a top directory: waits for a cell's first
+		       connection attempt to end (its attributes then are its
+		       root's, not a stand-in's) */
 	ROUTE_NAME, /* creates, removes or renames the path's own name: a top
 		       directory's name is the deployment's, not the cell's */
 };

@@ -59,10 +59,9 @@ void deploy_release(struct deploy_part *p)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* The part named `name`, held, once its first connection attempt ended
- * (unless `wait` is false); NULL if none. */
-static struct deploy_part *hold_part(struct deploy *d, const char *name,
-				     bool wait)
+/* The part named `name`, held, once its first connection attempt ended;
+ * NULL if none. */
+static struct deploy_part *hold_part(struct deploy *d, const char *name)
 {
 	pthread_mutex_lock(&d->lock);
 	struct deploy_part *p = deploy_find(d, name);
@@ -74,7 +73,7 @@ static struct deploy_part *hold_part(struct deploy *d, const char *name,
 	}
 	if (p) {
 		p->holds++;
-		while (wait && p->state == PART_CONNECTING && !p->stop)
+		while (p->state == PART_CONNECTING && !p->stop)
 			pthread_cond_wait(&d->changed, &d->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -96,7 +95,7 @@ void deploy_route(struct deploy *d, const char *path, enum route_use use,
 		return; /* a top-level name itself: the deployment's */
 	memcpy(top, name, len);
 	top[len] = '\0';
-	struct deploy_part *p = hold_part(d, top, use != ROUTE_STAT || *rest);
+	struct deploy_part *p = hold_part(d, top);
 	if (!p)
 		return;
 	r->part = p;
@@ -112,27 +111,40 @@ void deploy_route(struct deploy *d, const char *path, enum route_use use,
 	}
 }
 
-int deploy_getattr_node(struct deploy *d, uint64_t node, struct stat *st)
+/* Every connected part, retired ones too, held, in a malloc'd array of
+ * *n; NULL on ENOMEM. */
+static struct deploy_part **hold_connected(struct deploy *d, size_t *n)
 {
-	/* every connected part, retired ones too: an unlinked open file may
-	 * be in any of them */
-	struct deploy_part *held[64];
-	size_t n = 0;
 	pthread_mutex_lock(&d->lock);
+	size_t count = 0;
 	struct deploy_part *lists[] = {d->parts, d->retired};
 	for (size_t i = 0; i < 2; i++)
-		for (struct deploy_part *p = lists[i]; p && n < 64; p = p->next)
+		for (struct deploy_part *p = lists[i]; p; p = p->next)
+			count++;
+	struct deploy_part **held = calloc(count, sizeof(*held));
+	*n = 0;
+	for (size_t i = 0; held && i < 2; i++)
+		for (struct deploy_part *p = lists[i]; p; p = p->next)
 			if (p->state == PART_UP) {
 				p->holds++;
-				held[n++] = p;
+				held[(*n)++] = p;
 			}
 	pthread_mutex_unlock(&d->lock);
-	int rc = -ESTALE;
+	return held;
+}
+
+int deploy_getattr_node(struct deploy *d, uint64_t node, struct stat *st)
+{
+	/* an unlinked open file may be in any part, a retired one too */
+	size_t n;
+	struct deploy_part **held = hold_connected(d, &n);
+	int rc = held ? -ESTALE : -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (rc)
 			rc = ops_getattr_node(held[i]->t, node, st);
 		deploy_release(held[i]);
 	}
+	free(held);
 	return rc;
 }
 
@@ -232,6 +244,8 @@ static int top_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	struct deploy *d = deploy_of_request();
 	if (strcmp(path, "/") != 0)
 		return -ENOENT;
+	if (off == 0) /* a CellInfo written just now shows at once */
+		deploy_reconcile(d);
 	size_t n;
 	char **names = list_names(d, &n);
 	if (!names)

@@ -247,7 +247,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct route r = {0};
 	int rc = inode_child_path(ll->inodes, parent, name, path, sizeof(path));
 	if (!rc) {
-		route(ll, path, ROUTE_STAT, &r);
+		route(ll, path, ROUTE_USE, &r);
 		rc = r.ops->getattr(r.path, &st, NULL);
 		unroute(&r);
 	}
@@ -414,7 +414,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct route r = {0};
 	int rc = inode_path(ll->inodes, ino, buf, sizeof(buf));
 	if (!rc)
-		route(ll, buf, ROUTE_STAT, &r);
+		route(ll, buf, ROUTE_USE, &r);
 	if (fi && fi->fh) /* by the open file's handle, path or not */
 		rc = by_open_file(&r, fi);
 	if (r.ops) /* by path, or by the open file */

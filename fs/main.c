@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "deploy.h"
 #include "lowlevel.h"
 #include "topofs.h"
@@ -226,6 +227,7 @@ int main(int argc, char **argv)
 	one_malloc_arena();
 	if (opts_parse(argc, argv, &o, &args, err, sizeof(err)) != 0) {
 		fprintf(stderr, "topofs: %s\n", err);
+		rc = o.check ? 2 : 1; /* --check: 1 means warnings */
 		goto out;
 	}
 	if (o.show_help || o.show_version) {
@@ -240,6 +242,10 @@ int main(int argc, char **argv)
 	if (o.debug)
 		o.foreground = 1;
 	topo_log_set_debug(o.debug);
+	if (o.check) { /* topofs --check: no mount (check.c) */
+		rc = check_main(&o);
+		goto out;
+	}
 
 	char *mnt = realpath(o.mountpoint, NULL);
 	if (!mnt) {

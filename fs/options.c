@@ -19,6 +19,7 @@ enum {
 	KEY_PASSWORD,
 	KEY_ALLOW_OTHER,
 	KEY_DEFAULT_PERMISSIONS,
+	KEY_CHECK,
 };
 
 #define STR(templ, field)                                                      \
@@ -81,6 +82,9 @@ static const struct fuse_opt opt_spec[] = {
     FLAG("debug", debug),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
     FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("--check", KEY_CHECK),
+    FUSE_OPT_KEY("--check=", KEY_CHECK),
+    FLAG("--json", check_json),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -133,6 +137,7 @@ static const struct fuse_opt opt_spec[] = {
 
 const char opts_usage[] =
     "Usage: topofs [OPTIONS] [SOURCE] MOUNTPOINT\n"
+    "       topofs --check[=write] [--json] [OPTIONS] [SOURCE]\n"
     "\n"
     "Mount a Vitess topology root kept in etcd or ZooKeeper as a directory "
     "tree.\n"
@@ -198,6 +203,14 @@ const char opts_usage[] =
     "  -o _netdev,nofail,noauto,defaults,user,x-*,comment=...\n"
     "                        for mount(8) and systemd; ignored by topofs\n"
     "\n"
+    "Checking (no mount point; the same flags or SOURCE as a mount):\n"
+    "  --check               check every server, the root and each cell's\n"
+    "                        servers; one line each: ok, warn or FAIL;\n"
+    "                        exit 0 (all ok), 1 (warnings), 2 (failures)\n"
+    "  --check=write         also create, read and delete a probe key\n"
+    "                        under the root (never written otherwise)\n"
+    "  --json                the report as one JSON document\n"
+    "\n"
     "FUSE options:\n"
     "  -f                    stay in the foreground, log to stderr (without\n"
     "                        -f: a daemon once mounted, logging to syslog)\n"
@@ -238,6 +251,13 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 0;
 	case KEY_PASSWORD:
 		ps->password = true; /* arg is never copied nor shown */
+		return 0;
+	case KEY_CHECK: /* --check, --check=read, --check=write */
+		ps->o.check = 1;
+		ps->o.check_write |= strcmp(arg, "--check=write") == 0;
+		if (strchr(arg, '=') && strcmp(arg, "--check=write") &&
+		    strcmp(arg, "--check=read") && !ps->bad)
+			ps->bad = strdup(arg);
 		return 0;
 	case KEY_ALLOW_OTHER:
 		ps->o.allow_other = 1;
@@ -453,7 +473,11 @@ static int validate(struct topofs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	if (check_cells(o, err, errlen))
 		return -EINVAL;
-	if (!o->mountpoint) {
+	if (o->check_json && !o->check) {
+		snprintf(err, errlen, "--json goes with --check");
+		return -EINVAL;
+	}
+	if (!o->mountpoint && !o->check) {
 		snprintf(err, errlen, "no mountpoint given (see --help)");
 		return -EINVAL;
 	}
@@ -480,6 +504,16 @@ static int apply_positionals(struct topofs_opts *o, struct parse_state *ps,
 			     char *err, size_t errlen)
 {
 	int rc = 0;
+	if (o->check && ps->npositional == 2) {
+		snprintf(err, errlen, "--check takes no mount point");
+		return -EINVAL;
+	}
+	if (o->check && ps->npositional == 1) { /* topofs --check SOURCE */
+		rc = parse_source(o, ps->positional[0], err, errlen);
+		o->source = ps->positional[0];
+		ps->positional[0] = NULL;
+		return rc;
+	}
 	if (ps->npositional == 2) {
 		rc = parse_source(o, ps->positional[0], err, errlen);
 		o->source = ps->positional[0];

@@ -34,6 +34,8 @@ struct topofs_opts {
 	int cells; /* -o cells[=A,B]: the deployment view (deploy.c) */
 	int foreground, single_thread, debug;
 	int show_help, show_version;
+	/* --check[=write], --json: check the store, mount nothing (check.h) */
+	int check, check_write, check_json;
 
 	/* validated values, set by opts_parse */
 	unsigned timeout_ms;

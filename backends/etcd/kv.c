@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "auth.h"
+#include "check.h"
 #include "topofs/base64.h"
 #include "http.h"
 #include "json.h"
@@ -337,4 +338,6 @@ const struct topo_backend topo_backend_etcd = {
     .watch = etcd_watch,
     .xattrs = etcd_xattrs,
     .revision = etcd_revision,
+    .check = etcd_check,
+    .identify = etcd_identify,
 };

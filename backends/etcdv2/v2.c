@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../etcd/check.h"
 #include "../etcd/http.h"
 #include "etcdv2.h"
 #include "v2json.h"
@@ -451,4 +452,7 @@ const struct topo_backend topo_backend_etcdv2 = {
     .children = NULL,
     .xattrs = v2_xattrs,
     .revision = NULL,
+    /* its servers are etcd 3 servers: the same checks */
+    .check = etcd_check,
+    .identify = etcd_identify,
 };

@@ -30,6 +30,7 @@
 
 #include "topofs/backend.h"
 #include "topofs/log.h"
+#include "zk_check.h"
 #include "zk_internal.h"
 #include "zkutil.h"
 
@@ -230,4 +231,6 @@ const struct topo_backend topo_backend_zk = {
     .space = NULL, /* ZooKeeper has no quota we could report */
     .watch = zk_watch,
     .xattrs = zk_xattrs,
+    .check = zk_check,
+    .identify = zk_identify,
 };

@@ -177,6 +177,33 @@ struct topo_conf {
 	bool snapshot;
 };
 
+/* ---- topofs --check (fs/check.c) ---- */
+
+/* How one check came out: the three words of a report line. */
+enum topo_check_level {
+	TOPO_CHECK_OK,
+	TOPO_CHECK_WARN, /* works, but needs attention (a certificate expiring
+			    within 30 days, a member down of several) */
+	TOPO_CHECK_FAIL,
+};
+
+/* One result of a backend's check(); every string is borrowed for the
+ * call of the callback only. */
+struct topo_check_item {
+	enum topo_check_level level;
+	const char *server; /* the address it is about, as given in
+			       conf->servers; NULL: the store as a whole */
+	const char *what;   /* what was checked, a few words ("reachable",
+			       "store", "tls server certificate", ...) */
+	const char *value;  /* the measured value or the reason, one line */
+	double ms;	    /* the time it measured, or -1 */
+	bool foreign;	    /* `server` answers, but not as this store: the
+			       caller asks the other backends' identify() */
+};
+
+/* Receives the results of check(), in order, on the caller's thread. */
+typedef void (*topo_check_fn)(void *arg, const struct topo_check_item *item);
+
 struct topo_store; /* one connected store; opaque, owned by its backend */
 
 struct topo_backend {
@@ -277,6 +304,34 @@ struct topo_backend {
 	 * or, on a live mount, the store's current revision (one request).
 	 * 0 or a negative errno. NULL if the store has no global revision. */
 	int (*revision)(struct topo_store *s, int64_t *rev, bool *pinned);
+
+	/* topofs --check: check each address of conf->servers on its own,
+	 * over a connection of its own, every step bounded by
+	 * conf->timeout_ms: reachable, answers as this store (else an item
+	 * with `foreign`), the TLS handshake and the days left on the
+	 * server's and the client's certificates (WARN under 30), the
+	 * credentials accepted, the round-trip time, and what the servers
+	 * say of their cluster (etcd: one cluster_id, a leader; ZooKeeper:
+	 * each server's mode, one leader). Results go to fn(arg, item), one
+	 * per line of the report, in order. Never writes, never looks at the
+	 * root (the caller does that with open()), never creates anything.
+	 * Each address that answers as this store gets an item with `what`
+	 * "store" that is not a FAIL (the caller checks the root only when
+	 * some address did).
+	 * Returns 0 when the checks ran (a FAIL is a result, not an error),
+	 * or -EINVAL / -ENOMEM when they could not run at all, with the
+	 * reason in errbuf. NULL: the store has no checks of its own. */
+	int (*check)(const struct topo_conf *conf, topo_check_fn fn, void *arg,
+		     char *errbuf, size_t errlen);
+
+	/* Whether the server at `address` ("host:port") answers as this
+	 * store, asked within timeout_ms without credentials and without
+	 * changing anything (for an address that another backend's check()
+	 * found foreign). 0 with a few words in desc ("etcd 3.4.23"),
+	 * -EPROTO: it answers, but not as this store, -EIO: no answer.
+	 * NULL: the backend cannot tell. */
+	int (*identify)(const char *address, unsigned timeout_ms, char *desc,
+			size_t desclen);
 };
 
 /* The registered backends, by name; NULL if unknown. (backends/registry.c) */
@@ -287,6 +342,10 @@ const struct topo_backend *topo_backend_find(const char *name);
  * there is none. */
 const struct topo_backend *topo_backend_select(const char *name,
 					       const char *etcd_api);
+
+/* The i-th registered backend (i from 0), NULL past the last: for
+ * asking each of them who answers at an address (identify). */
+const struct topo_backend *topo_backend_nth(size_t i);
 
 /* A comma-separated list of the registered names, for --help. */
 const char *topo_backend_names(void);

@@ -1,184 +1,149 @@
 #!/usr/bin/python3
-"""cells.py - what the deployment view (-o cells) costs: a cell read through
-the view against the same cell's root mounted on its own.
+"""cells.py - what a cell costs through the deployment view (-o cells).
 
-    tests/bench/cells.py [--size 10k] [--backend etcd|zk] [--runs 3]
-                         [--bin build/topofs] [--out tests/bench/results/cells.md]
+    tests/bench/cells.py [--runs 3] [--out tests/bench/results/cells.md]
 
-On the benchmark's generated topology (R/global with a CellInfo for zone1,
-R/zone1 the cell's tree: Tablet, ShardReplication, SrvKeyspace, SrvVSchema)
-it times, median of --runs runs, each on a fresh mount (cold) and then again
-on the same mount (warm):
-
-  find      `find DIR` (a listing of every directory)
-  tar       `tar -cf FILE .` in DIR
-
-where DIR is the root of `topofs R/zone1` (plain) or `zone1/` of
-`topofs -o cells R/global` (view), listed once (`ls DIR`) before timing.  Every archive is checked (entry count,
-file count, bytes) like bench.py's.  A first, untimed run counts the FUSE
-requests of each (from a -d log): they do not depend on the machine's load.  Mounts and servers are stopped (by PID)
-and temp dirs removed on any exit.  Run as root on an otherwise idle machine
-(through tests/bench/run's tmpfs, or with TMPDIR=/dev/shm).
+Loads the big sample topology (tests/tools/gen_topology.py --scale: the
+global root and two cells' trees) into etcd and into ZooKeeper, started on
+free loopback ports, then for the cell zone1 measures, through a plain
+mount of the cell's root and through zone1/ of a deployment view of the
+global root (each freshly mounted for the cold runs):
+  - the time of a cold and of a warm `tar -cf /dev/null .` (medians of
+    --runs runs);
+  - the FUSE requests of a cold and a warm tar (from the -d log);
+and writes the figures and the ratios (view / plain) as a markdown table.
+Run it as root on an otherwise idle machine. Mounts and servers are stopped
+(by PID) and temp dirs removed on any exit.
 """
 
 import argparse
 import os
 import re
-import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.dont_write_bytecode = True
-import bench  # noqa: E402
-from bench import (EtcdServer, ZkServer, TimedMount, check_archive,  # noqa: E402
-                   gen_topology, make_tempdir, parse_size, remove_tempdir)
-
-
-class CellTopology(bench.Topology):
-    """bench.Topology's tree, with zone1's CellInfo naming the real server,
-    and the files of the cell alone (what zone1/ shows)."""
-
-    def __init__(self, n, root, server):
-        bench.Topology.__init__(self, n, root)
-        g, ct = gen_topology.generate(
-            cells=("zone1",), keyspaces=self.keyspaces, shards=self.SHARDS,
-            tablets=self.TABLETS, with_cells=True, root=root + "/global",
-            server=server, special=False)
-        self.kvs = gen_topology.flatten(root + "/global", g, ct)
-        cell = root + "/zone1"
-        self.cell_root = cell
-        cellkvs = {k: v for k, v in self.kvs.items() if k.startswith(cell + "/")}
-        # check_archive() compares with the cell's tree alone
-        self.files = bench.harness.expected_files(cellkvs, cell)
-        self.dirs = {"/".join(r.split("/")[:i]) for r in self.files
-                     for i in range(1, r.count("/") + 1)}
-        self.cell_keys = len(cellkvs)
-        self.value_bytes = sum(len(v) for v in cellkvs.values())
-        self.tar_entries = 1 + len(self.dirs) + len(self.files)
-
-
-def timed(cmd, cwd=None):
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from harness_mounts import Mount  # noqa: E402
+from harness_servers import EtcdServer, ZkServer  # noqa: E402
 
 OPCODE = re.compile(rb"opcode: (\w+)")
+GEN = os.path.join(REPO, "tests", "tools", "gen_topology.py")
 
 
-def requests_of(m, func):
-    """FUSE requests the daemon of m (a -d mount) got while func ran."""
-    pos = os.path.getsize(m.logpath)
-    func()
-    time.sleep(0.2)
-    with open(m.logpath, "rb") as f:
+def load(store, kind):
+    """The --scale sample topology, cells included, into the store."""
+    addr = "127.0.0.1:%d" % store.port
+    target = (["--etcd", "http://" + addr] if kind == "etcd"
+              else ["--zk", addr])
+    subprocess.run(["/usr/bin/python3", GEN, "--scale", "--no-special",
+                    "--root", "/vitess/global", "--server-address", addr]
+                   + target, check=True, stdout=subprocess.DEVNULL)
+
+
+def count_keys(path):
+    return sum(len(files) for _, _, files in os.walk(path))
+
+
+def tar_once(path, logpath):
+    """Seconds and FUSE requests of one tar of path."""
+    pos = os.path.getsize(logpath)
+    t0 = time.monotonic()
+    subprocess.run(["tar", "-cf", "/dev/null", "."], cwd=path, check=True)
+    took = time.monotonic() - t0
+    with open(logpath, "rb") as f:
         f.seek(pos)
-        return len(OPCODE.findall(f.read()))
+        n = sum(1 for op in OPCODE.findall(f.read()) if op != b"INIT")
+    return took, n
 
 
-def one_run(args, sub, topo, work, a, count=False):
-    """{(find|tar, cold|warm): seconds}: find and tar each on a fresh
-    mount (cold), then again on the same mount (warm).  count: the FUSE
-    requests instead of seconds (a -d mount, not timed)."""
-    out = {}
-    for what in ("find", "tar"):
-        m = TimedMount(args + (["-d"] if count else []), bin=a.bin)
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def measure(store, args, sub, runs):
+    """Cold and warm tar of sub within a mount of args: medians."""
+    cold, warm, reqs = [], [], None
+    for _ in range(runs):
+        m = Mount(args + ["-d"])
+        m.start()
         try:
-            m.start()
-            d = os.path.join(m.mnt, sub) if sub else m.mnt
-            if sub:     # the view's cells are connected in the background
-                deadline = time.time() + 10
-                while not os.path.isdir(d) and time.time() < deadline:
-                    time.sleep(0.01)
-            # both: DIR's own listing read before timing (topofs at 413a376
-            # gives a cell's directory other attributes once the cell is
-            # connected, and tar then fails: "file changed as we read it")
-            os.listdir(d)
-            f = os.path.join(work, "c.tar")
-            cmd = ["find", "."] if what == "find" else ["tar", "-cf", f, "."]
-            for phase in ("cold", "warm"):
-                if count:
-                    out[(what, phase)] = requests_of(m, lambda: timed(cmd, cwd=d))
-                else:
-                    out[(what, phase)] = timed(cmd, cwd=d)
-                if what == "tar":
-                    check_archive(f, topo)
-                    os.unlink(f)
+            path = os.path.join(m.mnt, sub)
+            deadline = time.time() + 10
+            while not os.path.isdir(path) and time.time() < deadline:
+                time.sleep(0.05)
+            c = tar_once(path, m.logpath)
+            w = tar_once(path, m.logpath)
+            cold.append(c[0])
+            warm.append(w[0])
+            reqs = (c[1], w[1])
+            keys = count_keys(path)
         finally:
             m.unmount()
-    return out
+    return median(cold), median(warm), reqs, keys
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", default="10k")
-    ap.add_argument("--backend", default="etcd", choices=("etcd", "zk"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "cells.md"))
-    ap.add_argument("--bin", default=os.path.join(HERE, "..", "..", "build", "topofs"))
     a = ap.parse_args()
-    n = parse_size(a.size)
-    root = "/bench/c%s" % a.size
-    work = make_tempdir("topofs-cells-bench-")
-    srv = None
-    res = {"plain": [], "view": []}
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
+                           "HEAD"], capture_output=True, text=True).stdout
+    # a copy: a rebuild during the run does not change what is measured
+    work = tempfile.mkdtemp(prefix="topofs-cells-bench-")
+    src = os.environ.get("TOPOFS_BIN", os.path.join(REPO, "build", "topofs"))
+    os.environ["TOPOFS_BIN"] = shutil.copy(src, os.path.join(work, "topofs"))
     try:
-        srv = (ZkServer() if a.backend == "zk" else EtcdServer()).start()
-        topo = CellTopology(n, root, srv.address)
-        bench.log("loading %d keys (%d in zone1) into %s"
-                  % (len(topo.kvs), topo.cell_keys, a.backend))
-        if a.backend == "zk":
-            c = srv.client()
-            c.put_many(topo.kvs)
-            c.close()
-        else:
-            gen_topology.etcd_load(srv.endpoint, topo.kvs)
-        reqs = {}
-        for name, args, sub in (
-                ("plain", srv.topofs_args(topo.cell_root), ""),
-                ("view", srv.topofs_args(root + "/global") + ["-o", "cells"], "zone1")):
-            reqs[name] = one_run(args, sub, topo, work, a, count=True)
-            bench.log("%s: FUSE requests %s" % (name, ", ".join(
-                "%s %s %d" % (k[0], k[1], v) for k, v in sorted(reqs[name].items()))))
-        for i in range(a.runs):
-            for name, args, sub in (
-                    ("plain", srv.topofs_args(topo.cell_root), ""),
-                    ("view", srv.topofs_args(root + "/global") + ["-o", "cells"],
-                     "zone1")):
-                r = one_run(args, sub, topo, work, a)
-                res[name].append(r)
-                bench.log("run %d %s: %s" % (i + 1, name, ", ".join(
-                    "%s %s %.3fs" % (k[0], k[1], v) for k, v in sorted(r.items()))))
+        rows = run_all(a)
     finally:
-        if srv:
-            srv.stop()
-        remove_tempdir(work)
-    rows = ["| operation | plain mount of R/zone1 | zone1/ of `-o cells` | view / plain "
-            "| FUSE requests, plain | FUSE requests, view |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    for what in ("find", "tar"):
-        for phase in ("cold", "warm"):
-            p = statistics.median(r[(what, phase)] for r in res["plain"])
-            v = statistics.median(r[(what, phase)] for r in res["view"])
-            rows.append("| %s %s | %.3f s | %.3f s | %.2f | %d | %d |" % (
-                what, phase, p, v, v / p, reqs["plain"][(what, phase)],
-                reqs["view"][(what, phase)]))
-    text = ("# The deployment view: a cell through `-o cells` vs its root mounted alone\n\n"
-            "Produced by `tests/bench/cells.py --size %s --backend %s --runs %d` "
-            "(%d keys in zone1, `tar -t` lists %d entries), %s, load average "
-            "%.2f at the end. Medians of %d runs; cold = a fresh mount, warm = "
-            "the same command again on it. Below 1.00 the view is faster. The FUSE "
-            "requests (counted from a `-d` log in a separate, untimed run) do not "
-            "depend on the machine's load; the times do.\n\n%s\n"
-            % (a.size, a.backend, a.runs, topo.cell_keys, topo.tar_entries,
-               time.strftime("%Y-%m-%d"), os.getloadavg()[0], a.runs,
-               "\n".join(rows)))
+        shutil.rmtree(work)
+    write(a, rows, head.strip())
+
+
+def run_all(a):
+    rows = []
+    for kind, cls in (("etcd", EtcdServer), ("zk", ZkServer)):
+        store = cls()
+        store.start()
+        try:
+            load(store, kind)
+            base = list(store.topofs_args("/vitess/global"))
+            plain = [x.replace("/vitess/global", "/vitess/zone1")
+                     for x in base]
+            p = measure(store, plain, "", a.runs)
+            v = measure(store, base + ["-o", "cells"], "zone1", a.runs)
+            rows.append((kind, p, v))
+            print("%s: plain %s, view %s" % (kind, p, v), flush=True)
+        finally:
+            store.stop()
+    return rows
+
+
+def write(a, rows, head):
     with open(a.out, "w") as f:
-        f.write(text)
-    print(text)
+        f.write("# A cell through the deployment view\n\n")
+        f.write("`tests/bench/cells.py --runs %d`, %s, commit %s; "
+                "medians of %d runs.\n\n"
+                % (a.runs, time.strftime("%Y-%m-%d"), head, a.runs))
+        f.write("| store | cell files | tar | plain mount of the cell | "
+                "zone1/ of `-o cells` | ratio |\n| --- | ---: | --- | ---: "
+                "| ---: | ---: |\n")
+        for kind, p, v in rows:
+            for i, what in ((0, "cold, s"), (1, "warm, s")):
+                f.write("| %s | %d | %s | %.3f | %.3f | %.2f |\n"
+                        % (kind, p[3], what, p[i], v[i], v[i] / p[i]))
+            for j, what in ((0, "cold, FUSE requests"),
+                            (1, "warm, FUSE requests")):
+                f.write("| %s | %d | %s | %d | %d | %.2f |\n"
+                        % (kind, p[3], what, p[2][j], v[2][j],
+                           v[2][j] / max(p[2][j], 1)))
+    print("wrote", a.out)
 
 
 if __name__ == "__main__":
