@@ -10,7 +10,8 @@ restore with the other store's independent client.
   --keep-daily / --keep-weekly keep the newest per day / ISO week;
 - a backup stopped mid-way (SIGTERM to it, SIGKILL to its zstd, SIGKILL to
   it) leaves nothing that looks like an archive and no mount;
-- the store down or a missing root: non-zero exit, nothing in DIR;
+- the store down or a missing root: non-zero exit, nothing in DIR; a full
+  disk: non-zero exit, nothing left in DIR;
 - --verify lists exactly a changed, a missing and an extra key;
 - restore byte-exact into an empty root of the OTHER store (etcd archive
   into ZooKeeper, ZooKeeper archive into etcd), checked with that store's
@@ -242,13 +243,14 @@ class BackupTest(h.TopofsTestCase):
 
     # -- failures
     def load_big(self):
-        """~24 MiB of values zstd cannot shrink: a backup that lasts."""
-        rnd = os.urandom(64 * 1024 * 384)
-        kvs = {"big/%03d/v" % i: rnd[i * 65536:(i + 1) * 65536] for i in range(384)}
-        self.load(kvs)
+        """4,000 keys of 2 KiB that zstd cannot shrink (8 MiB): a backup
+        whose archive grows for a while (one FUSE open and read per key)."""
+        rnd = os.urandom(2048 * 4000)
+        self.load({"big/%02d/%03d" % (i // 100, i % 100): rnd[i * 2048:(i + 1) * 2048]
+                   for i in range(4000)})
 
     def start_backup(self):
-        p = subprocess.Popen([program("topofs-backup"), "-o", "timeout=5",
+        p = subprocess.Popen([program("topofs-backup"), "-o", "timeout=30",
                               self.server.source(self.root), self.dir],
                              env=self.env(), stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -257,7 +259,7 @@ class BackupTest(h.TopofsTestCase):
         deadline = time.time() + 60
         while time.time() < deadline:
             parts = [n for n in os.listdir(self.dir) if n.endswith(".partial")]
-            if parts and os.path.getsize(os.path.join(self.dir, parts[0])) > 1 << 20:
+            if parts and os.path.getsize(os.path.join(self.dir, parts[0])) > 256 << 10:
                 return p
             if p.poll() is not None:
                 out, err = p.communicate()
@@ -296,13 +298,14 @@ class BackupTest(h.TopofsTestCase):
         self.assertNothingLooksComplete()
         self.assertNoMountLeft()
 
-        # SIGKILL to topofs-backup: only a .partial stays, topofs unmounts
-        # (it gets SIGTERM when its parent dies), tar and zstd die
+        # SIGKILL to topofs-backup: only a .partial stays; topofs, tar and
+        # zstd get SIGKILL when their parent dies, and the sentinel (sh)
+        # drops the dead mount and removes its directory
         p = self.start_backup()
         kids = children(p.pid)
         self.assertEqual(sorted(kids.values()),
                          sorted([os.path.basename(h.topofs_bin())[:15],
-                                 "tar", "zstd"]))
+                                 "sh", "tar", "zstd"]))
         p.kill()
         p.communicate()
         self.assertNoMountLeft()
@@ -311,9 +314,8 @@ class BackupTest(h.TopofsTestCase):
         while any(alive(k) for k in kids) and time.time() < deadline:
             time.sleep(0.05)
         self.assertEqual([k for k in kids if alive(k)], [])
+        self.assertEqual(os.listdir(self.tmp), [])
         # the next run removes the stale partial
-        for n in os.listdir(self.tmp):
-            os.rmdir(os.path.join(self.tmp, n))
         new, _ = self.backup()
         self.assertEqual(self.dir_files(), sorted(
             [os.path.basename(new), os.path.basename(new) + ".sha256"]))
@@ -332,6 +334,24 @@ class BackupTest(h.TopofsTestCase):
                                      self.server.source(self.root + "-none"),
                                      missing, expect=1)
         self.assertFalse(os.path.exists(missing))
+
+    def test_disk_full(self):
+        """DIR on a 1 MiB tmpfs, an archive of 8 MiB: zstd fails, nothing
+        that looks like an archive (nor a partial) is left."""
+        self.load_big()
+        full = os.path.join(self.dir, "full")
+        os.mkdir(full)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", full],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: %s" % r.stdout.decode())
+        self.addCleanup(subprocess.run, ["umount", full])
+        rc, out, err = self.run_prog("topofs-backup", "-o", "timeout=30",
+                                     self.server.source(self.root), full,
+                                     expect=1)
+        self.assertEqual(out, "")
+        self.assertIn("No space left on device", err)
+        self.assertEqual(os.listdir(full), [])
 
     # -- verify
     def test_verify(self):
