@@ -211,6 +211,37 @@ class BackupTest(h.TopofsTestCase):
         got = extract(second, os.path.join(self.tmp, "x2"))
         self.assertEqual(got["keyspaces/commerce/Keyspace"], b"changed")
 
+    def test_progress_on_a_terminal_only(self):
+        """Keys and bytes on a terminal (stderr a pty), as one line redrawn
+        with \\r; nothing of the kind in a pipe (the journal)."""
+        import pty
+        self.load({"a": b"1", "d/b": b"22"})
+        master, slave = pty.openpty()
+        p = subprocess.Popen([program("topofs-backup"), self.server.source(self.root),
+                              self.dir], env=self.env(), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:       # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, shown)
+        self.assertRegex(shown, rb"\rtopofs-backup: \d+ keys, [0-9.]+ (B|KiB) read, "
+                                rb"[0-9.]+ (B|KiB) written\x1b\[K")
+        self.assertIn(b": 2 keys, 3 B, ", shown)       # the summary
+        self.assertTrue(out.strip().endswith(b".tar.zst"), out)
+        _, _, err = self.run_prog("topofs-backup", self.server.source(self.root),
+                                  self.dir)
+        self.assertNotIn("\r", err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+
     def test_keep_daily_weekly(self):
         """Archives of earlier days (made up, empty): --keep-daily=2
         --keep-weekly=2 keeps the new one, the newest of the day before,
