@@ -7,6 +7,9 @@ topofs-asan). Every archive is checked with zstd and tar themselves, every
 restore with the other store's independent client.
 
 - two runs, then --keep=1 prunes the first (and only this root's files);
+  -o etcd_api=v2 and ZooKeeper archives say they are no point in time; a
+  key rewritten all through a backup is archived whole (etcd: as of the
+  pinned revision) or the backup fails cleanly;
   --keep-daily / --keep-weekly keep the newest per day / ISO week;
 - a backup stopped mid-way (SIGTERM to it, SIGKILL to its zstd, SIGKILL to
   it) leaves nothing that looks like an archive and no mount;
@@ -272,13 +275,82 @@ class BackupTest(h.TopofsTestCase):
             [os.path.basename(new2), names[5], names[3],
              os.path.basename(new2) + ".sha256", names[5] + ".sha256"]))
 
+    @h.backends("etcd")
+    def test_etcd_v2_not_a_point_in_time(self):
+        """-o etcd_api=v2 (no revisions): no -rREV in the name, the pax
+        header says point_in_time=no, and the archive is the v2 tree."""
+        from test_etcdv2 import V2Client
+        server = h.module_server("etcd", enable_v2=True)
+        v2 = V2Client(server.endpoint)
+        v2.put(self.root + "/a", "alpha")
+        v2.put(self.root + "/d/b", "bravo")
+        source = server.source(self.root)
+        rc, out, err = self.run_prog("topofs-backup", "-o", "etcd_api=v2",
+                                     source, self.dir)
+        archive = out.strip()
+        self.assertRegex(os.path.basename(archive), r"^%s-\d{8}T\d{6}Z\.tar\.zst$"
+                         % re.escape(rootname(self.root)))
+        self.assertIn("not a single point in time (etcd v2)", err)
+        hdr = pax_headers(archive)
+        self.assertEqual((hdr.get("topofs.store"), hdr.get("topofs.point_in_time")),
+                         ("etcd2-v2", "no"))
+        self.assertNotIn("topofs.revision", hdr)
+        self.assertEqual(extract(archive, os.path.join(self.tmp, "x")),
+                         {"a": b"alpha", "d/b": b"bravo"})
+        self.run_prog("topofs-backup", "--verify", "-o", "etcd_api=v2",
+                      archive, source)
+
+    def test_writes_during_a_backup(self):
+        """Another client rewrites a key (its size changing) all through a
+        backup. etcd: the archive holds the value at the pinned revision.
+        ZooKeeper (a live mount): tar may see a value change as it reads
+        it; the backup then starts again (up to 3 runs) - it either ends
+        with an archive whose value is one that was written, whole, or
+        fails with nothing left; never a torn value."""
+        import threading
+        self.load_big(1000)
+        key = self.key("big/00/000")
+        values = [b"v%d-" % i + b"x" * (500 + 700 * (i % 3)) for i in range(3)]
+        self.store.put(key, values[0])
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.wait(0.002):
+                i += 1
+                self.store.put(key, values[i % 3])
+        t = threading.Thread(target=writer, daemon=True)
+        rev = self.store.revision() if self.is_etcd else None
+        t.start()
+        try:
+            rc, out, err = self.run_prog(
+                "topofs-backup", "-o", "timeout=30",
+                self.server.source(self.root), self.dir, expect=None)
+        finally:
+            stop.set()
+            t.join()
+        if rc != 0:
+            self.assertTrue(self.is_zk, err)
+            self.assertEqual(rc, 1, err)
+            self.assertIn("changed as we read it", err)
+            self.assertEqual(self.dir_files(), [])
+            return
+        got = extract(out.strip(), os.path.join(self.tmp, "x"))
+        self.assertIn(got["big/00/000"], values)
+        if self.is_etcd:
+            pinned = int(re.search(r"-r(\d+)\.tar\.zst$", out.strip()).group(1))
+            self.assertGreaterEqual(pinned, rev)
+            r = self.store.call("/v3/kv/range", {"key": h.b64e(key),
+                                                 "revision": str(pinned)})
+            self.assertEqual(got["big/00/000"], h.b64d(r["kvs"][0]["value"]))
+
     # -- failures
-    def load_big(self):
-        """4,000 keys of 2 KiB that zstd cannot shrink (8 MiB): a backup
+    def load_big(self, n=4000):
+        """n keys of 2 KiB that zstd cannot shrink (4,000: 8 MiB): a backup
         whose archive grows for a while (one FUSE open and read per key)."""
-        rnd = os.urandom(2048 * 4000)
+        rnd = os.urandom(2048 * n)
         self.load({"big/%02d/%03d" % (i // 100, i % 100): rnd[i * 2048:(i + 1) * 2048]
-                   for i in range(4000)})
+                   for i in range(n)})
 
     def start_backup(self):
         p = subprocess.Popen([program("topofs-backup"), "-o", "timeout=30",
