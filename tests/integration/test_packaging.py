@@ -12,7 +12,12 @@ installed), and that tree is used like an installed one:
   is no syslog daemon), a foreground topofs to stderr only;
 - the systemd unit passes `systemd-analyze verify`, and its command line
   mounts (ready when it returns, as Type=forking expects) and SIGTERM
-  unmounts.
+  unmounts;
+- topofs-backup@.service and .timer pass `systemd-analyze verify`, and the
+  service's command line, expanded with an instance's settings file as
+  systemd expands it, runs the packaged topofs-backup (which finds the
+  packaged topofs beside it) and writes a verified archive; the man pages of
+  topofs-backup and topofs-restore render without warnings.
 
 mount(8) runs helpers from /sbin only and clears PATH for them, so the
 mount(8) tests put a throwaway /sbin/mount.fuse.topofs and /sbin/mount.topofs
@@ -56,12 +61,19 @@ EXPECTED_FILES = {
     "./sbin/mount.fuse.topofs": ("lrwxrwxrwx", "mount.topofs"),
     "./usr/share/man/man1/topofs.1.gz": ("-rw-r--r--", None),
     "./lib/systemd/system/topofs@.service": ("-rw-r--r--", None),
+    "./usr/bin/topofs-backup": ("-rwxr-xr-x", None),
+    "./usr/bin/topofs-restore": ("lrwxrwxrwx", "topofs-backup"),
+    "./usr/share/man/man1/topofs-backup.1.gz": ("-rw-r--r--", None),
+    "./usr/share/man/man1/topofs-restore.1.gz": ("-rw-r--r--", None),
+    "./lib/systemd/system/topofs-backup@.service": ("-rw-r--r--", None),
+    "./lib/systemd/system/topofs-backup@.timer": ("-rw-r--r--", None),
 }
 EXPECTED_DIRS = {"./", "./usr/", "./usr/bin/", "./usr/share/", "./usr/share/man/",
                  "./usr/share/man/man1/", "./sbin/", "./lib/", "./lib/systemd/",
                  "./lib/systemd/system/"}
 EXPECTED_DEPENDS = {"fuse3", "libfuse3-3", "libcurl4", "libjansson4",
-                    "libzookeeper-mt2", "libc6"}
+                    "libzookeeper-mt2", "libc6",
+                    "python3", "tar", "zstd"}     # for topofs-backup
 
 
 def project_version():
@@ -385,6 +397,33 @@ class PackagingTest(h.TopofsTestCase):
                         "FILES", "SEE ALSO"):
             self.assertIn("\n" + section + "\n", text)
 
+    def test_backup_man_pages(self):
+        """topofs-backup(1) and topofs-restore(1): no warnings, every option
+        of their --help, and the sections --help lacks."""
+        for prog, sections in (("topofs-backup", ("SYSTEMD", "FILES", "EXAMPLES")),
+                               ("topofs-restore", ("EXAMPLES", "SEE ALSO"))):
+            page = os.path.join(self.tree, "usr/share/man/man1/%s.1.gz" % prog)
+            plain = os.path.join(self.work, prog + ".1")
+            with gzip.open(page) as src, open(plain, "wb") as dst:
+                dst.write(src.read())
+            r = subprocess.run([CHECK_MAN, plain], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            self.assertEqual(r.returncode, 0, r.stdout.decode())
+            env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
+            text = subprocess.run(["man", "-E", "ascii", "-l", page], env=env,
+                                  stdout=subprocess.PIPE, check=True).stdout.decode()
+            help_text = self.run_ok([os.path.join(self.tree, "usr/bin", prog),
+                                     "--help"]).stdout.decode()
+            opts = set(re.findall(r"--[a-z][a-z-]+", help_text))
+            self.assertGreaterEqual(len(opts), 3, help_text)
+            # (man hyphenates words at line ends: "--ver- ify")
+            flat = re.sub(r"(\w)- (\w)", r"\1\2", " ".join(text.split()))
+            for o in sorted(opts):
+                self.assertIn(o, flat, "%s: %s is in --help, not in the man page"
+                              % (prog, o))
+            for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS") + sections:
+                self.assertIn("\n" + section + "\n", text, prog)
+
     # -- mounting as an installed package would
     def test_helper_run_directly(self):
         """/sbin/mount.fuse.topofs SOURCE MNT -o OPTIONS, as mount(8) runs
@@ -502,6 +541,79 @@ class PackagingTest(h.TopofsTestCase):
                      "Wants=network-online.target", "WantedBy=remote-fs.target",
                      "EnvironmentFile=/etc/topofs/%i.conf"):
             self.assertIn("\n" + line + "\n", unit)
+
+    def backup_unit(self, suffix):
+        with open(os.path.join(self.tree, "lib/systemd/system/topofs-backup@."
+                               + suffix)) as f:
+            return f.read()
+
+    def test_backup_units_verify(self):
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("no systemd-analyze")
+        d = os.path.join(self.work, "backup-units")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "topofs-backup@.service"), "w") as f:
+            f.write(self.backup_unit("service").replace(
+                "/usr/bin/topofs-backup",
+                os.path.join(self.tree, "usr/bin/topofs-backup")))
+        with open(os.path.join(d, "topofs-backup@.timer"), "w") as f:
+            f.write(self.backup_unit("timer"))
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            os.path.join(d, "topofs-backup@global.timer"),
+                            os.path.join(d, "topofs-backup@global.service")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, ""))
+        service, timer = self.backup_unit("service"), self.backup_unit("timer")
+        for line in ("Type=oneshot", "EnvironmentFile=/etc/topofs/backup-%i.conf",
+                     "After=network-online.target", "KillMode=mixed"):
+            self.assertIn("\n" + line + "\n", service)
+        for line in ("OnCalendar=daily", "Persistent=true",
+                     "RandomizedDelaySec=1h", "WantedBy=timers.target"):
+            self.assertIn("\n" + line + "\n", timer)
+        # the schedule's drop-in, as the timer's comment documents it
+        os.makedirs(os.path.join(d, "topofs-backup@global.timer.d"))
+        with open(os.path.join(d, "topofs-backup@global.timer.d",
+                               "schedule.conf"), "w") as f:
+            f.write("[Timer]\nOnCalendar=\nOnCalendar=00/6:00\n")
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            os.path.join(d, "topofs-backup@global.timer")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, ""))
+
+    def test_backup_unit_command(self):
+        """topofs-backup@.service's ExecStart with a settings file, expanded
+        as systemd does ($VAR: words, ${VAR}: one word): the packaged
+        topofs-backup, with the packaged topofs beside it, writes an
+        archive that --verify finds equal to the store."""
+        execstart = re.search(r"^ExecStart=(.*)$", self.backup_unit("service"),
+                              re.M).group(1)
+        defaults = dict(re.findall(r'^Environment="([A-Z_]+)=(.*)"$',
+                                   self.backup_unit("service"), re.M))
+        out = os.path.join(self.work, "backups")
+        conf = dict(defaults, BACKUP_SOURCE=self.source(), BACKUP_DIR=out,
+                    BACKUP_OPTIONS="-o timeout=5")
+        self.assertEqual(defaults["BACKUP_RETENTION"],
+                         "--keep-daily=7 --keep-weekly=4")
+        argv = []
+        for word in execstart.split():
+            m = re.match(r"^\$\{(\w+)\}$|^\$(\w+)$", word)
+            if m and m.group(1):
+                argv.append(conf[m.group(1)])
+            elif m:
+                argv += conf[m.group(2)].split()
+            else:
+                argv.append(word)
+        self.assertEqual(argv[0], "/usr/bin/topofs-backup")
+        argv[0] = os.path.join(self.tree, "usr/bin/topofs-backup")
+        env = dict(os.environ)
+        env.pop("TOPOFS", None)
+        r = self.run_ok(argv, env=env)
+        archive = r.stdout.decode().strip()
+        self.assertEqual(sorted(os.listdir(out)), [
+            os.path.basename(archive), os.path.basename(archive) + ".sha256"])
+        r = self.run_ok([os.path.join(self.tree, "usr/bin/topofs-backup"),
+                         "--verify", archive, self.source()], env=env)
+        self.assertEqual(r.stdout, b"")
 
     def test_systemd_unit_command(self):
         """The unit's ExecStart, with an instance's settings, as systemd
