@@ -376,6 +376,7 @@ static struct deploy_part *part_new(struct deploy *d, struct cell_conf *c)
 	    .json_view = d->global->json_view,
 	    .top = p->name,
 	    .part = p,
+	    .dirs = OPEN_DIRS_INIT,
 	};
 	if (scratch_patterns_parse(&p->fs.scratch_names, p->opts.scratch))
 		goto fail;
@@ -408,6 +409,7 @@ size_t part_free(struct deploy_part *p)
 	if (p->t == &p->fs) {
 		failed = topofs_stop_store(&p->fs);
 		if (p->inited) {
+			ops_close_dirs(&p->fs);
 			handle_list_destroy(&p->fs.handles);
 			scratch_destroy(&p->fs.scratch);
 			scratch_patterns_free(&p->fs.scratch_names);

@@ -12,6 +12,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,25 +144,45 @@ static int stop_serving(struct topofs *t, struct deploy *d, int rc)
 	return rc;
 }
 
+/* Unmounted: a stop signal from now on changes nothing, and must not end
+ * the exit under way (LeakSanitizer's check at exit takes a while).
+ * libfuse's handlers go (they name the session), without the default
+ * actions coming back: fuse_remove_signal_handlers leaves a handler that
+ * is not its own in place. */
+static void ignore_stop_signals(struct fuse_session *se)
+{
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	fuse_remove_signal_handlers(se);
+}
+
 /* Mount, daemonise, connect and serve until unmounted. */
 static int serve_session(struct topofs *t, struct fuse_session *se,
 			 const struct topofs_opts *o)
 {
 	int rc = 1;
 	struct deploy *d = NULL;
+	bool handlers = false;
 	if (fuse_session_mount(se, o->mountpoint) != 0)
 		return 1;
 	if (fuse_daemonize(o->foreground) != 0)
+		goto out_unmount;
+	/* Until unmounted: a SIGTERM (even a second one, as the kernel sends
+	 * a parent-death signal) ends the loop, never the daemon before it
+	 * unmounts. */
+	handlers = fuse_set_signal_handlers(se) == 0;
+	if (!handlers)
 		goto out_unmount;
 	if (!o->foreground)
 		topo_log_to_syslog(true);
 	if (connect_store(t->be, o, &t->st))
 		goto out_unmount;
-	if (topofs_serve_store(t) || fuse_set_signal_handlers(se) != 0)
+	if (topofs_serve_store(t))
 		goto out_close;
 	if (o->cells &&
 	    !(d = deploy_start(t, o->cells_list, o->pin_revision != 0)))
-		goto out_signals;
+		goto out_close;
 	lowlevel_set_deploy(t->ll, d);
 	if (!o->foreground)
 		topo_info("topofs %s: %s://%s%s%s mounted on %s",
@@ -172,12 +193,12 @@ static int serve_session(struct topofs *t, struct fuse_session *se,
 	lowlevel_stop(t->ll);
 	if (!o->foreground)
 		topo_info("stopping: %s", o->mountpoint);
-out_signals:
-	fuse_remove_signal_handlers(se);
 out_close:
 	rc = stop_serving(t, d, rc);
 out_unmount:
 	fuse_session_unmount(se);
+	if (handlers)
+		ignore_stop_signals(se);
 	return rc;
 }
 
@@ -264,6 +285,7 @@ int main(int argc, char **argv)
 	    .gid = o.gid ? (gid_t)o.gid_value : getgid(),
 	    .json_view = strcmp(o.view, "json") == 0,
 	    .top = "",
+	    .dirs = OPEN_DIRS_INIT,
 	};
 	if (probe_store(t.be, &o) != 0)
 		goto out;
@@ -277,6 +299,7 @@ int main(int argc, char **argv)
 	scratch_init(&t.scratch);
 	handle_list_init(&t.handles);
 	rc = serve(&t, &args, &o);
+	ops_close_dirs(&t);
 	handle_list_destroy(&t.handles);
 	scratch_destroy(&t.scratch);
 	scratch_patterns_free(&t.scratch_names);

@@ -205,7 +205,8 @@ struct dirent_copy {
 };
 
 struct dir_collect {
-	struct topofs *owner; /* the filesystem it is open in */
+	struct topofs *owner;		 /* the filesystem it is open in */
+	struct dir_collect *prev, *next; /* on owner->dirs */
 	struct dirent_copy *ents;
 	size_t count, cap;
 	int err;
@@ -299,6 +300,12 @@ int op_opendir(const char *path, struct fuse_file_info *fi)
 	if (!dc)
 		return -ENOMEM;
 	dc->owner = t;
+	pthread_mutex_lock(&t->dirs.lock);
+	dc->next = t->dirs.head;
+	if (dc->next)
+		dc->next->prev = dc;
+	t->dirs.head = dc;
+	pthread_mutex_unlock(&t->dirs.lock);
 	fi->fh = (uintptr_t)dc;
 	/* With the store's watch, a directory's listing reaches the kernel
 	 * as an invalidation when it changes: the kernel may cache it. But
@@ -314,15 +321,35 @@ struct topofs *ops_dir_owner(const struct fuse_file_info *fi)
 	return ((struct dir_collect *)(uintptr_t)fi->fh)->owner;
 }
 
+/* Take dc off its filesystem's open directories and free it. */
+static void dir_close(struct dir_collect *dc)
+{
+	struct open_dirs *dirs = &dc->owner->dirs;
+	pthread_mutex_lock(&dirs->lock);
+	if (dc->prev)
+		dc->prev->next = dc->next;
+	else
+		dirs->head = dc->next;
+	if (dc->next)
+		dc->next->prev = dc->prev;
+	pthread_mutex_unlock(&dirs->lock);
+	collect_free(dc);
+	free(dc);
+}
+
 int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct dir_collect *dc = (struct dir_collect *)(uintptr_t)fi->fh;
-	if (dc) {
-		collect_free(dc);
-		free(dc);
-	}
+	if (dc)
+		dir_close(dc);
 	return 0;
+}
+
+void ops_close_dirs(struct topofs *t)
+{
+	while (t->dirs.head)
+		dir_close(t->dirs.head);
 }
 
 /* A stored node with a scratch name (another client wrote it) cannot be
@@ -341,7 +368,9 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
 		       struct dir_collect *dc)
 {
 	collect_free(dc);
-	*dc = (struct dir_collect){.owner = t};
+	dc->ents = NULL;
+	dc->count = dc->cap = 0;
+	dc->err = 0;
 	/* a scratch directory holds scratch entries only */
 	int rc = tp->scratch
 		     ? ops_scratch_dir_ok(t, tp->p)

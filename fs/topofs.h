@@ -4,6 +4,7 @@
 #ifndef TOPOFS_TOPOFS_H
 #define TOPOFS_TOPOFS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -19,6 +20,19 @@
 #include "writeback.h"
 #include "topofs/backend.h"
 
+/* The directories open in a filesystem (ops_attr_dir.c): freed at
+ * unmount if the kernel never released them (a daemon stopped by a
+ * signal). */
+struct dir_collect;
+struct open_dirs {
+	pthread_mutex_t lock; /* guards head and each one's links */
+	struct dir_collect *head;
+};
+#define OPEN_DIRS_INIT                                                         \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, NULL                                \
+	}
+
 struct topofs {
 	const struct topo_backend *be;
 	struct topo_store *st;
@@ -27,6 +41,7 @@ struct topofs {
 	struct scratch_patterns scratch_names;
 	struct scratch_files scratch;
 	struct handle_list handles;
+	struct open_dirs dirs;
 	uid_t uid;
 	gid_t gid;
 	struct lowlevel *ll;	     /* the kernel's side (lowlevel.c) */
@@ -77,6 +92,10 @@ void ops_bind_node(struct fuse_file_info *fi, uint64_t node);
  * over): the attributes of an open file of it in t (st_nlink 0 once its
  * name is gone), or -ESTALE if none is open. */
 int ops_getattr_node(struct topofs *t, uint64_t node, struct stat *st);
+
+/* Free the directories still open in t (the kernel never released them:
+ * a daemon stopped by a signal). At unmount, after the last request. */
+void ops_close_dirs(struct topofs *t);
 
 /* The filesystem that made the open file (OPEN, CREATE) or directory
  * (OPENDIR) fi, whose fi->fh is not 0: requests on it go there. */
