@@ -184,10 +184,11 @@ const char opts_usage[] =
     "                        revision N (refused if compacted or future)\n"
     "  -o snapshot           etcd: read-only view pinned at the revision\n"
     "                        current at mount time (consistent backups)\n"
-    "  -o cells[=A\\,B]      the whole deployment: global/ (this root) and\n"
+    "  -o cells[=A,B]        the whole deployment: global/ (this root) and\n"
     "                        one directory per cell of its CellInfo records\n"
     "                        (each on the cell's own servers and root);\n"
-    "                        =A\\,B: only those cells (also --cells=A,B)\n"
+    "                        =A,B: only those cells (the names up to the\n"
+    "                        next option; also --cells=A,B)\n"
     "  -o etcd_api=v3|v2     etcd2: the v3 API (default) or the v2 keys API\n"
     "                        (/v2/keys; etcd started with --enable-v2)\n"
     "  -o uid=N,gid=N        owner of every file (default: the mounting "
@@ -539,18 +540,92 @@ static bool takes_value(const char *arg)
 	return false;
 }
 
+/* Mount flags without a value that libfuse or the kernel take: they end a
+ * list of cells as topofs's own options do. */
+static const char *const mount_flags[] = {
+    "auto_unmount", "allow_root", "dev",  "nodev",   "suid",	"nosuid",
+    "exec",	    "noexec",	  "sync", "async",   "dirsync", "atime",
+    "noatime",	    "blkdev",	  "rw",	  "nonempty"};
+
+/* Whether item (one of an -o list's options) is an option and not a cell
+ * name that followed "cells=". */
+static bool is_option(const char *item)
+{
+	if (strchr(item, '=') || fuse_opt_match(opt_spec, item))
+		return true;
+	for (size_t i = 0; i < sizeof(mount_flags) / sizeof(*mount_flags); i++)
+		if (strcmp(item, mount_flags[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The -o list `list` with the commas of a "cells=A,B,C" escaped, so that
+ * fuse_opt keeps the list in one option: the names after "cells=" up to
+ * the next option are cells. Malloc'd, NULL on ENOMEM. */
+static char *escape_cell_list(const char *list)
+{
+	char *out = malloc(2 * strlen(list) + 1), *o = out;
+	bool in_cells = false;
+	for (const char *c = list; out && *c;) {
+		size_t n = 0; /* the item's length, up to an unescaped comma */
+		while (c[n] && c[n] != ',')
+			n += c[n] == '\\' && c[n + 1] ? 2 : 1;
+		char *item = strndup(c, n);
+		if (!item) {
+			free(out);
+			return NULL;
+		}
+		bool cell = in_cells && *item && !is_option(item);
+		if (c != list)
+			o = stpcpy(o, cell ? "\\," : ",");
+		o = stpcpy(o, item);
+		in_cells = cell || strncmp(item, "cells=", 6) == 0;
+		free(item);
+		c += n + (c[n] == ',');
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
+/* Add argv[i] to out, a -o list with its cell lists escaped. */
+static int add_option_list(struct fuse_args *out, const char *prefix,
+			   const char *list)
+{
+	char *escaped = escape_cell_list(list), *arg = NULL;
+	int rc = -ENOMEM;
+	if (escaped && asprintf(&arg, "%s%s", prefix, escaped) >= 0)
+		rc = fuse_opt_add_arg(out, arg) ? -ENOMEM : 0;
+	free(arg);
+	free(escaped);
+	return rc;
+}
+
 /* Vitess's flag library also takes "--flag value": rewrite such pairs as
  * "--flag=value" in a new argv (owned by *out, freed with fuse_opt_free_args).
- */
+ * A list of cells in -o (cells=A,B) is kept whole (escape_cell_list). */
 static int join_flag_values(int argc, char **argv, struct fuse_args *out)
 {
 	*out = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
 	for (int i = 0; i < argc; i++) {
 		char *joined = NULL;
+		int rc;
+		if (i > 0 && strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			rc = fuse_opt_add_arg(out, "-o") ||
+			     add_option_list(out, "", argv[++i]);
+			if (rc)
+				return -ENOMEM;
+			continue;
+		}
+		if (i > 0 && strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+			if (add_option_list(out, "-o", argv[i] + 2))
+				return -ENOMEM;
+			continue;
+		}
 		if (i > 0 && i + 1 < argc && takes_value(argv[i]) &&
 		    asprintf(&joined, "%s=%s", argv[i], argv[i + 1]) < 0)
 			return -ENOMEM;
-		int rc = fuse_opt_add_arg(out, joined ? joined : argv[i]);
+		rc = fuse_opt_add_arg(out, joined ? joined : argv[i]);
 		if (joined)
 			i++;
 		free(joined);

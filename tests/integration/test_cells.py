@@ -558,12 +558,14 @@ class CellsTest(h.TopofsTestCase):
         self.assertEqual(os.listdir(m.mnt), ["global", "zone1"])
 
     def test_cells_option_with_a_list(self):
-        """A list of cells: -o cells=A\\,B (a plain comma would end the
-        -o option) or --cells=A,B."""
+        """A list of cells: -o cells=A,B (the names up to the next option),
+        -o cells=A\\,B, or --cells=A,B."""
         self.deploy()
         self.storeA.put(self.groot + "/cells/zone3/CellInfo",
                         cellinfo(self.A.address, self.croot["zone2"]))
-        for args in (self.view_args("cells=zone2\\,zone1"),
+        for args in (self.view_args("cells=zone2,zone1"),
+                     self.view_args("cells=zone2,zone1,ro"),
+                     self.view_args("cells=zone2\\,zone1"),
                      self.A.topofs_args(self.groot) + ["--cells=zone2,zone1"]):
             m = self.mount(args=args)
             self.assertEqual(os.listdir(m.mnt), ["global", "zone1", "zone2"],

@@ -281,7 +281,27 @@ static void test_cells(void)
 	CHECK_INT(o.cells, 1);
 	CHECK_STR(o.cells_list, "zone1,zone2");
 	done(&o, &fa);
-	/* fuse_opt splits -o at commas: a list needs its commas escaped */
+	/* in -o, the names after cells= up to the next option are cells */
+	const char *list[] = {"topofs", "-o",
+			      "ro,cells=zone1,zone2,noephemeral", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, list), 0);
+	CHECK_STR(o.cells_list, "zone1,zone2");
+	CHECK_INT(o.read_only, 1);
+	CHECK_INT(o.noephemeral, 1);
+	done(&o, &fa);
+	const char *joined[] = {"topofs", "-ocells=a,b,c,timeout=3", "/m",
+				NULL};
+	CHECK_INT(parse(&o, &fa, err, joined), 0);
+	CHECK_STR(o.cells_list, "a,b,c");
+	CHECK_INT(o.timeout_ms, 3000);
+	done(&o, &fa);
+	const char *last[] = {"topofs",		"-o", "cells=a,b", "-o",
+			      "x-y,allow_root", "/m", NULL};
+	CHECK_INT(parse(&o, &fa, err, last), 0);
+	CHECK_STR(o.cells_list, "a,b");
+	CHECK_STR(fa.argv[fa.argc - 1], "allow_root");
+	done(&o, &fa);
+	/* escaped commas work as they do in any -o value */
 	const char *escaped[] = {"topofs", "-o", "cells=zone1\\,zone2", "/m",
 				 NULL};
 	CHECK_INT(parse(&o, &fa, err, escaped), 0);
