@@ -8,8 +8,8 @@ global root and two cells' trees) into etcd and into ZooKeeper, started on
 free loopback ports, then for the cell zone1 measures, through a plain
 mount of the cell's root and through zone1/ of a deployment view of the
 global root (each freshly mounted for the cold runs):
-  - the time of a cold and of a warm `tar -cf /dev/null .` (medians of
-    --runs runs);
+  - the time of a cold and of a warm `tar -cf ARCHIVE .` (the archive on
+    tmpfs; medians of --runs runs);
   - the FUSE requests of a cold and a warm tar (from the -d log);
 and writes the figures and the ratios (view / plain) as a markdown table.
 Run it as root on an otherwise idle machine. Mounts and servers are stopped
@@ -50,11 +50,14 @@ def count_keys(path):
 
 
 def tar_once(path, logpath):
-    """Seconds and FUSE requests of one tar of path."""
+    """Seconds and FUSE requests of one tar of path into a file (GNU tar
+    reads no file's content when the archive is /dev/null)."""
     pos = os.path.getsize(logpath)
+    out = os.path.join(os.environ["CELLS_BENCH_WORK"], "cell.tar")
     t0 = time.monotonic()
-    subprocess.run(["tar", "-cf", "/dev/null", "."], cwd=path, check=True)
+    subprocess.run(["tar", "-cf", out, "."], cwd=path, check=True)
     took = time.monotonic() - t0
+    os.unlink(out)
     with open(logpath, "rb") as f:
         f.seek(pos)
         n = sum(1 for op in OPCODE.findall(f.read()) if op != b"INIT")
@@ -96,7 +99,10 @@ def main():
     head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
                            "HEAD"], capture_output=True, text=True).stdout
     # a copy: a rebuild during the run does not change what is measured
-    work = tempfile.mkdtemp(prefix="topofs-cells-bench-")
+    work = tempfile.mkdtemp(prefix="topofs-cells-bench-",
+                            dir="/dev/shm" if os.path.isdir("/dev/shm")
+                            else None)
+    os.environ["CELLS_BENCH_WORK"] = work
     src = os.environ.get("TOPOFS_BIN", os.path.join(REPO, "build", "topofs"))
     os.environ["TOPOFS_BIN"] = shutil.copy(src, os.path.join(work, "topofs"))
     try:
