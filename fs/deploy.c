@@ -175,11 +175,9 @@ struct name_list {
 	size_t n, cap;
 };
 
-static int collect_dir(void *arg, const char *name, const struct cache_stat *st)
+/* Append name to l: 0 or -ENOMEM. */
+static int names_add(struct name_list *l, const char *name)
 {
-	struct name_list *l = arg;
-	if (!st->is_dir)
-		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 16;
 		void *g = realloc(l->names, cap * sizeof(*l->names));
@@ -190,6 +188,12 @@ static int collect_dir(void *arg, const char *name, const struct cache_stat *st)
 	}
 	snprintf(l->names[l->n++], NAME_MAX + 1, "%s", name);
 	return 0;
+}
+
+/* A cache_dir_fn: the directories of a listing into the name_list arg. */
+static int collect_dir(void *arg, const char *name, const struct cache_stat *st)
+{
+	return st->is_dir ? names_add(arg, name) : 0;
 }
 
 /* Read cell `name`'s CellInfo from the global cache into *c: 0, -ENOENT
@@ -460,7 +464,8 @@ static void retire_changed(struct deploy *d, struct cell_conf *c, size_t n,
 		p->retired = true;
 		p->next = d->retired;
 		d->retired = p;
-		collect_dir(gone, p->name, &(struct cache_stat){.is_dir = 1});
+		names_add(gone, p->name); /* (ENOMEM: the kernel keeps what it
+					     holds below until it expires) */
 		topo_info("-o cells: cell '%s' %s", p->name,
 			  want ? "moved: reconnecting" : "removed");
 	}
@@ -477,7 +482,7 @@ static void add_new(struct deploy *d, struct cell_conf *c, size_t n,
 		if (!p)
 			continue;
 		insert_part(d, p);
-		collect_dir(added, p->name, &(struct cache_stat){.is_dir = 1});
+		names_add(added, p->name);
 	}
 }
 

@@ -50,7 +50,7 @@ struct deploy {
 	    *top_later;	   /* the kernel told of top-level
 			      names (lowlevel_invalidate_top) */
 	char **complaints; /* what was logged about a cell (complain_once);
-			      the reconciler's alone */
+			      guarded by reconcile_lock */
 	size_t ncomplaints;
 
 	pthread_mutex_t reconcile_lock; /* one deploy_reconcile at a time */
