@@ -3,6 +3,8 @@
  * that every backend shares.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +101,21 @@ void topo_listing_free(struct topo_listing *l)
 		topo_entry_free(&l->entries[i]);
 	free(l->entries);
 	memset(l, 0, sizeof(*l));
+}
+
+void topo_check_report(topo_check_fn fn, void *arg, enum topo_check_level level,
+		       const char *server, const char *what, double ms,
+		       bool foreign, const char *fmt, ...)
+{
+	char value[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	fn(arg, &(struct topo_check_item){.level = level,
+					  .server = server,
+					  .what = what,
+					  .value = value,
+					  .ms = ms,
+					  .foreign = foreign});
 }

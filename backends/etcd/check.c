@@ -40,27 +40,7 @@ struct run {
 };
 
 /* Report one result: value formatted from fmt. */
-static void emit(const struct run *r, enum topo_check_level level,
-		 const char *server, const char *what, double ms, bool foreign,
-		 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-
-static void emit(const struct run *r, enum topo_check_level level,
-		 const char *server, const char *what, double ms, bool foreign,
-		 const char *fmt, ...)
-{
-	char value[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(value, sizeof(value), fmt, ap);
-	va_end(ap);
-	r->fn(r->arg, &(struct topo_check_item){.level = level,
-						.server = server,
-						.what = what,
-						.value = value,
-						.ms = ms,
-						.foreign = foreign});
-}
+#define emit(r, ...) topo_check_report((r)->fn, (r)->arg, __VA_ARGS__)
 
 /* ---- parsing (pure) ---- */
 

@@ -204,6 +204,13 @@ struct topo_check_item {
 /* Receives the results of check(), in order, on the caller's thread. */
 typedef void (*topo_check_fn)(void *arg, const struct topo_check_item *item);
 
+/* For backends' check(): pass one result to fn, its value formatted from
+ * fmt (cut at 767 bytes). (backends/registry.c) */
+void topo_check_report(topo_check_fn fn, void *arg, enum topo_check_level level,
+		       const char *server, const char *what, double ms,
+		       bool foreign, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
 struct topo_store; /* one connected store; opaque, owned by its backend */
 
 struct topo_backend {
