@@ -56,14 +56,11 @@ uint64_t cache_now_ms(void)
 
 struct cnode *cache_node_new(const char *name, size_t len)
 {
-	struct cnode *n = calloc(1, sizeof(*n));
+	struct cnode *n = calloc(1, sizeof(*n) + len + 1);
 	if (!n)
 		return NULL;
-	n->name = strndup(name, len);
-	if (!n->name) {
-		free(n);
-		return NULL;
-	}
+	memcpy(n->name, name, len);
+	n->name[len] = '\0';
 	return n;
 }
 
@@ -75,8 +72,52 @@ void cache_node_free(struct cnode *n)
 		cache_node_free(n->kids[i]);
 	free(n->kids);
 	free(n->value);
-	free(n->name);
+	free(n->ext);
 	free(n);
+}
+
+struct cnode *cache_node_rename(struct cnode *n, const char *name)
+{
+	size_t len = strlen(name);
+	struct cnode *r = realloc(n, sizeof(*n) + len + 1);
+	if (!r)
+		return NULL;
+	memcpy(r->name, name, len + 1);
+	return r;
+}
+
+struct cnode_ext *cache_node_ext(struct cnode *n)
+{
+	if (!n->ext)
+		n->ext = calloc(1, sizeof(*n->ext));
+	return n->ext;
+}
+
+int64_t cache_node_noticed(const struct cnode *n)
+{
+	if (n->ext)
+		return n->ext->noticed;
+	return n->stale ? INT64_MAX : 0;
+}
+
+void cache_node_trim(struct cnode *n)
+{
+	if (n->capkids > n->nkids) {
+		if (!n->nkids) {
+			free(n->kids);
+			n->kids = NULL;
+			n->capkids = 0;
+		} else {
+			struct cnode **k =
+			    realloc(n->kids, n->nkids * sizeof(*k));
+			if (k) {
+				n->kids = k;
+				n->capkids = n->nkids;
+			}
+		}
+	}
+	for (size_t i = 0; i < n->nkids; i++)
+		cache_node_trim(n->kids[i]);
 }
 
 bool cache_node_is_dir(const struct cache *c, const struct cnode *n)
@@ -142,12 +183,16 @@ size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
 int cache_kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
 {
 	if (n->nkids == n->capkids) {
-		size_t cap = n->capkids ? n->capkids * 2 : 4;
+		/* most directories hold one child (Vitess: tablets/X/Tablet);
+		 * a listing's are trimmed to size once built */
+		size_t cap = n->capkids ? (size_t)n->capkids * 2 : 1;
+		if (cap > UINT32_MAX)
+			return -ENOMEM;
 		struct cnode **k = realloc(n->kids, cap * sizeof(*k));
 		if (!k)
 			return -ENOMEM;
 		n->kids = k;
-		n->capkids = cap;
+		n->capkids = (uint32_t)cap;
 	}
 	memmove(&n->kids[i + 1], &n->kids[i],
 		(n->nkids - i) * sizeof(n->kids[0]));
@@ -518,9 +563,10 @@ bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
 {
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = cache_walk(c->root, path, false);
-	bool known = n && modify_id > 0 && n->derived_for == modify_id;
+	bool known =
+	    n && n->ext && modify_id > 0 && n->ext->derived_for == modify_id;
 	if (known)
-		*size = n->derived_size;
+		*size = n->ext->derived_size;
 	pthread_mutex_unlock(&c->mu);
 	return known;
 }
@@ -530,9 +576,10 @@ void cache_set_derived_size(struct cache *c, const char *path,
 {
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = cache_walk(c->root, path, false);
-	if (n && n->has_data && n->meta.modify_id == modify_id) {
-		n->derived_for = modify_id;
-		n->derived_size = size;
+	if (n && n->has_data && n->meta.modify_id == modify_id &&
+	    cache_node_ext(n)) {
+		n->ext->derived_for = modify_id;
+		n->ext->derived_size = size;
 	}
 	pthread_mutex_unlock(&c->mu);
 }

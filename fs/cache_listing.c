@@ -216,6 +216,7 @@ static void apply_listing(struct cache *c, const char *dir,
 		carry_local_dirs(c, old, fresh);
 	if (old && c->pending_ever)
 		carry_pending(old, fresh);
+	cache_node_trim(fresh);
 	cache_mark_fetched(c, fresh, cache_now_ms());
 	if (!*dir) {
 		c->root = fresh;
@@ -355,7 +356,7 @@ int cache_check_kids(struct cache *c, const char *dir, bool force)
 	struct cnode *n = cache_walk(c->root, dir, false);
 	bool check =
 	    n && can_check_kids(c, n) && (force || !cache_is_fresh(c, n));
-	uint64_t seq = n ? n->kids_seq : 0;
+	uint64_t seq = n && n->ext ? n->ext->kids_seq : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (!check) {
 		pthread_mutex_unlock(&c->refresh_mu);
@@ -368,7 +369,8 @@ int cache_check_kids(struct cache *c, const char *dir, bool force)
 	pthread_mutex_unlock(&c->refresh_mu);
 	pthread_mutex_lock(&c->mu);
 	n = cache_walk(c->root, dir, false);
-	if (n && n->kids_seq == seq && (rc == 0 || rc == -ENOENT)) {
+	if (n && (n->ext ? n->ext->kids_seq : 0) == seq &&
+	    (rc == 0 || rc == -ENOENT)) {
 		if (rc == 0 && same_kids(n, names, count)) {
 			bool was_dir = cache_node_is_dir(c, n);
 			n->kids_unwatched = false;

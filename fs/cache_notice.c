@@ -100,9 +100,11 @@ static void node_mark_stale(struct cache *c, struct cnode *n, int64_t version)
 {
 	if (version <= 0)
 		version = INT64_MAX;
-	if (!n->stale || version > n->noticed)
-		n->noticed = version;
-	n->stale = true;
+	if (!n->stale || version > cache_node_noticed(n)) {
+		if (cache_node_ext(n))
+			n->ext->noticed = version;
+	}
+	n->stale = true; /* without an ext: noticed is INT64_MAX */
 	n->stale_seq = cache_next_stamp(c);
 }
 
@@ -173,7 +175,8 @@ static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 	    (!rc && cache_older_than_cached(n, &e->meta)))
 		return false; /* still stale: ask again */
 	n->stale = false;
-	n->noticed = 0;
+	if (n->ext)
+		n->ext->noticed = 0;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
 	if (!rc) {
 		cache_node_set_value(n, e->value, &e->meta);
@@ -361,8 +364,11 @@ bool cache_notice_locked(struct cache *c, enum topo_change what,
 	} else if (what == TOPO_CHANGE_CHILDREN && n &&
 		   cache_node_is_dir(c, n) && n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
-		n->kids_seq = cache_next_stamp(c);
-		if (!own_write_recent(c))
+		if (cache_node_ext(n))
+			n->ext->kids_seq = cache_next_stamp(c);
+		else
+			n->fetched_ms = 0; /* ENOMEM: re-list it instead */
+		if (!own_write_recent(c) && n->fetched_ms)
 			n->fetched_ms = 1; /* another client's: check now */
 	} else if (what == TOPO_CHANGE_CHILDREN && n &&
 		   !cache_node_is_dir(c, n)) {

@@ -46,7 +46,7 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 		 * answer to it arrives: a notice of this version or an older
 		 * one is answered by this write. */
 		if (n->stale && meta->version > 0 &&
-		    n->noticed <= meta->version)
+		    cache_node_noticed(n) <= meta->version)
 			n->stale = false;
 	} else if (n) {
 		cache_node_clear_value(n); /* ENOMEM: re-list rather than lie */
@@ -174,11 +174,12 @@ int cache_rmdir(struct cache *c, const char *path)
 static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 {
 	const char *base = path_basename(to);
-	char *name = strdup(base);
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to), to);
-	struct cnode *parent = name ? cache_walk(c->root, dir, true) : NULL;
-	if (parent) {
+	struct cnode *parent = cache_walk(c->root, dir, true);
+	struct cnode *renamed = parent ? cache_node_rename(n, base) : NULL;
+	if (renamed) {
+		n = renamed;
 		struct cnode *old = cache_kid_find(parent, base, strlen(base));
 		if (old) {
 			cache_kid_remove(parent, old);
@@ -186,13 +187,9 @@ static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 		}
 		bool found;
 		size_t i = cache_kid_index(parent, base, strlen(base), &found);
-		free(n->name);
-		n->name = name;
-		name = NULL;
 		if (cache_kid_insert_at(parent, i, n) == 0)
 			return true;
 	}
-	free(name);
 	cache_node_free(n);
 	return false;
 }
