@@ -43,12 +43,13 @@ struct cnode_ext {
  * Rarely used fields are in `ext`. */
 struct cnode {
 	struct cnode **kids;   /* sorted by name; NULL when none */
-	unsigned char *value;  /* meta.size bytes; NULL when empty */
+	unsigned char *data;   /* has_data: its metadata, packed, and its
+				  value, in one allocation (cache.c, Values);
+				  NULL otherwise */
 	struct cnode_ext *ext; /* owned; NULL until needed */
 	uint64_t fetched_ms;   /* directories: when last listed (0: never) */
 	uint64_t stale_seq;    /* stamp of the last notice or write: a get()
 				  that raced one is not taken for the newest */
-	struct topo_meta meta;
 	uint32_t nkids, capkids;
 	bool has_data : 1;
 	bool local_dir : 1;	 /* made by mkdir through this mount (etcd: in
@@ -144,9 +145,16 @@ struct cnode *cache_walk(struct cnode *top, const char *p, bool create);
 /* The node of p's parent directory, or NULL. mu held. */
 struct cnode *cache_walk_parent(struct cache *c, const char *p);
 
-/* Give n the value (taken, not copied) and its metadata. mu held. */
-void cache_node_set_value(struct cnode *n, unsigned char *value,
-			  const struct topo_meta *meta);
+/* Give n a copy of the value (meta->size bytes) and its metadata: 0 or
+ * -ENOMEM (n is left as it was). mu held. */
+int cache_node_set_value(struct cnode *n, const unsigned char *value,
+			 const struct topo_meta *meta);
+/* n's metadata in *m (all zero when n has no value). mu held. */
+void cache_node_meta(const struct cnode *n, struct topo_meta *m);
+/* n's value (m->size bytes, NULL when it has none), its metadata in *m.
+ * Valid until n changes. mu held. */
+const unsigned char *cache_node_value(const struct cnode *n,
+				      struct topo_meta *m);
 /* Drop n's value and metadata. mu held. */
 void cache_node_clear_value(struct cnode *n);
 /* Set fetched_ms of directory n and the directories below it. mu held. */

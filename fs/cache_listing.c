@@ -137,8 +137,10 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 				log_invalid_once(c, e->path);
 			continue;
 		}
-		cache_node_set_value(n, e->value, &e->meta);
-		e->value = NULL; /* the node owns it now */
+		if (cache_node_set_value(n, e->value, &e->meta))
+			goto nomem;
+		free(e->value); /* copied: give the memory back at once */
+		e->value = NULL;
 	}
 	return top;
 nomem:
@@ -185,9 +187,8 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 		struct cnode *n = cache_kid_find(new, o->name, len);
 		if (!n && o->pending &&
 		    (n = cache_kid_get(new, o->name, len))) {
-			n->value = o->value; /* move: old is freed after */
-			o->value = NULL;
-			n->meta = o->meta;
+			n->data = o->data; /* move: old is freed after */
+			o->data = NULL;
 			n->has_data = o->has_data;
 			n->local_dir = o->local_dir;
 			n->real_dir = o->real_dir;
@@ -399,7 +400,9 @@ int cache_lock_fresh(struct cache *c, const char *path, bool self)
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct cnode *d =
 		    cache_deciding_dir(c, path, self, dir, sizeof(dir));
-		if (d->meta.denied) {
+		struct topo_meta dm;
+		cache_node_meta(d, &dm);
+		if (dm.denied) {
 			pthread_mutex_unlock(&c->mu);
 			return -EACCES; /* a node the store will not show us */
 		}

@@ -24,12 +24,8 @@
 void cache_note_put(struct cache *c, const char *path, const void *value,
 		    size_t len, const struct topo_meta *meta)
 {
-	unsigned char *copy = NULL;
-	if (len) {
-		copy = malloc(len);
-		if (copy)
-			memcpy(copy, value, len);
-	}
+	struct topo_meta m = *meta;
+	m.size = len;
 	pthread_mutex_lock(&c->mu);
 	cache_touch(c, path, meta->version);
 	struct cnode *n = cache_walk(c->root, path, true);
@@ -38,10 +34,7 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 						 predate this write */
 	if (n && cache_older_than_cached(n, meta)) {
 		; /* a listing or notice already showed a later write */
-	} else if (n && (copy || !len)) {
-		cache_node_set_value(n, copy, meta);
-		n->meta.size = len;
-		copy = NULL;
+	} else if (n && cache_node_set_value(n, value, &m) == 0) {
 		/* The watch often tells of our own write before the store's
 		 * answer to it arrives: a notice of this version or an older
 		 * one is answered by this write. */
@@ -55,7 +48,6 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 			parent->fetched_ms = 0;
 	}
 	pthread_mutex_unlock(&c->mu);
-	free(copy);
 }
 
 void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
@@ -120,7 +112,9 @@ static int mkdir_node(struct cache *c, const char *path, bool real,
 			    meta ? *meta : (struct topo_meta){0};
 			m.has_data = m.real_dir = true;
 			m.size = 0;
-			cache_node_set_value(n, NULL, &m);
+			/* ENOMEM: shown as a directory without data until
+			 * the next listing */
+			(void)cache_node_set_value(n, NULL, &m);
 		}
 		if (!n->fetched_ms)
 			n->fetched_ms = parent->fetched_ms;
