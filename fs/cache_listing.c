@@ -113,7 +113,8 @@ static void log_invalid_once(struct cache *c, const char *path)
 		  path);
 }
 
-/* Build the node for `dir` from the listing (taking its values). */
+/* Build the node for `dir` from the listing, consuming it (each entry is
+ * freed once copied into the tree). */
 static struct cnode *build_subtree(struct cache *c, const char *dir,
 				   struct topo_listing *l)
 {
@@ -135,12 +136,15 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 		} else {
 			if (path_within(e->path, dir))
 				log_invalid_once(c, e->path);
+			topo_entry_free(e);
 			continue;
 		}
 		if (cache_node_set_value(n, e->value, &e->meta))
 			goto nomem;
-		free(e->value); /* copied: give the memory back at once */
-		e->value = NULL;
+		topo_entry_free(e); /* copied: give the memory back at once,
+				       for the next nodes (a listing of the
+				       whole tree and the tree built from it
+				       would else both be at their largest) */
 	}
 	return top;
 nomem:
@@ -200,7 +204,8 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 	}
 }
 
-/* Replace the subtree at `dir` by the listing. Called with mu held. */
+/* Replace the subtree at `dir` by the listing (consumed: the caller only
+ * frees it). Called with mu held. */
 static void apply_listing(struct cache *c, const char *dir,
 			  struct topo_listing *l)
 {
