@@ -92,8 +92,10 @@ def one_store(a, topo, store, work, rows):
                                      % (topo.label, store, phase, n, topo.tar_entries))
                 row[phase] = dt
                 row[phase + "_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
-                log("%s %s %s tar: %.1fs, VmHWM %.1f MiB" % (
-                    topo.label, store, phase, dt, row[phase + "_hwm"] / 1024))
+                row[phase + "_rss"] = proc_status_kb(m.proc.pid, "VmRSS")
+                log("%s %s %s tar: %.1fs, VmHWM %.1f MiB, VmRSS %.1f MiB" % (
+                    topo.label, store, phase, dt, row[phase + "_hwm"] / 1024,
+                    row[phase + "_rss"] / 1024))
         finally:
             m.unmount(timeout=600)
         if a.restore and not a.massif:
@@ -133,8 +135,8 @@ def table(rows, a):
     out = []
     out.append("| size | store | keys | key+value MiB | target MiB | cold tar s (µs/key) "
                "| warm tar s (µs/key) | restore -o writeback s (µs/key) "
-               "| peak RSS cold / warm / restore MiB | met |")
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+               "| peak RSS cold / warm / restore MiB | RSS after warm tar MiB | met |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         data = r["data"] / MiB
         target = 3 * data + 32
@@ -145,9 +147,11 @@ def table(rows, a):
                 return "-"
             return "%.1f (%.0f)" % (r[k], r[k] / r["keys"] * 1e6)
         peak = max(h for h in hwms if h) / 1024
-        out.append("| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s |" % (
+        rss = r.get("warm_rss")
+        out.append("| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s | %s |" % (
             r["size"], r["store"], r["keys"], data, target, t("cold"), t("warm"),
             t("restore"), " / ".join("%.1f" % (h / 1024) if h else "-" for h in hwms),
+            "%.1f" % (rss / 1024) if rss else "-",
             "yes" if peak <= target else "no"))
     return "\n".join(out)
 
