@@ -16,6 +16,10 @@ daemon has exited). One run of each (no medians: a 1M run takes long), so
 the times are noisy; the memory figures are not. Every archive's entry
 count is checked (`tar -t | wc -l`).
 
+A tar that fails shows the tail of the daemon's log; one still running after
+--cmd-timeout seconds (default 7200) or making no progress for 120 s is
+stopped.
+
 With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
 (its times are then meaningless) and the profile is left in DIR.
 
@@ -83,8 +87,8 @@ def one_store(a, topo, store, work, rows):
         try:
             for phase in ("cold", "warm"):
                 tarf = os.path.join(work, "%s.tar" % phase)
-                dt, cpu = run_timed(["tar", "-cf", tarf, "."], cwd=m.mnt,
-                                    watch=[("daemon", m.proc.pid)])
+                dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
+                                watch=[("daemon", m.proc.pid)])
                 n = tar_entries(tarf)
                 os.unlink(tarf)
                 if n != topo.tar_entries:
@@ -111,7 +115,7 @@ def one_store(a, topo, store, work, rows):
             m.start()
             try:
                 t0 = time.perf_counter()
-                run_timed(["tar", "-xf", a.ref_tar, "-C", m.mnt])
+                m.tar(["-xf", a.ref_tar, "-C", m.mnt])  # its log on failure
                 row["restore_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
                 m.unmount(timeout=3600)
                 row["restore"] = time.perf_counter() - t0
@@ -163,10 +167,13 @@ def main():
     p.add_argument("--stores", default="etcd,zk")
     p.add_argument("--restore", action="store_true")
     p.add_argument("--massif")
+    p.add_argument("--cmd-timeout", type=float, default=7200,
+                   help="a timed tar still running after this is stopped")
     p.add_argument("--out")
     p.add_argument("--bin", default=os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                                  "build", "topofs"))
     a = p.parse_args()
+    bench.CMD_TIMEOUT = a.cmd_timeout   # (bench.py's --cmd-timeout, 300 s)
     work = make_tempdir("topofs-scale-")
     binary = os.path.join(work, "topofs")
     shutil.copy2(a.bin, binary)
