@@ -17,8 +17,9 @@ the times are noisy; the memory figures are not. Every archive's entry
 count is checked (`tar -t | wc -l`).
 
 A tar that fails shows the tail of the daemon's log; one still running after
---cmd-timeout seconds (default 7200) or making no progress for 120 s is
-stopped.
+--cmd-timeout seconds (default 7200) or making no progress for --stall
+seconds (default 1800: a cold tar waits for the listing of the whole tree,
+several minutes at 300k keys on ZooKeeper) is stopped.
 
 With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
 (its times are then meaningless) and the profile is left in DIR.
@@ -76,16 +77,19 @@ def one_store(a, topo, store, work, rows):
         log("%s %s: loaded %d keys in %.0fs" % (topo.label, store, topo.nkeys, load))
         row = {"size": topo.label, "store": store, "keys": topo.nkeys,
                "data": topo.data_bytes, "load": load}
-        if a.massif:
+        if a.no_tar:
+            pass
+        elif a.massif:
             os.makedirs(a.massif, exist_ok=True)
             out = os.path.join(a.massif, "massif.%s.%s" % (store, topo.label))
             m = TimedMount(srv.topofs_args(topo.root),
                            bin=massif_wrapper(work, a.bin, out))
         else:
             m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
-        m.start(timeout=600)
+        if not a.no_tar:
+            m.start(timeout=600)
         try:
-            for phase in ("cold", "warm"):
+            for phase in () if a.no_tar else ("cold", "warm"):
                 tarf = os.path.join(work, "%s.tar" % phase)
                 dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
                                 watch=[("daemon", m.proc.pid)])
@@ -101,7 +105,8 @@ def one_store(a, topo, store, work, rows):
                     topo.label, store, phase, dt, row[phase + "_hwm"] / 1024,
                     row[phase + "_rss"] / 1024))
         finally:
-            m.unmount(timeout=600)
+            if not a.no_tar:
+                m.unmount(timeout=600)
         if a.restore and not a.massif:
             if not os.path.exists(a.ref_tar):
                 topo.write_dir(a.tree)
@@ -150,7 +155,7 @@ def table(rows, a):
             if k not in r:
                 return "-"
             return "%.1f (%.0f)" % (r[k], r[k] / r["keys"] * 1e6)
-        peak = max(h for h in hwms if h) / 1024
+        peak = max([h for h in hwms if h] or [0]) / 1024
         rss = r.get("warm_rss")
         out.append("| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s | %s |" % (
             r["size"], r["store"], r["keys"], data, target, t("cold"), t("warm"),
@@ -166,6 +171,10 @@ def main():
     p.add_argument("--sizes", default="100k")
     p.add_argument("--stores", default="etcd,zk")
     p.add_argument("--restore", action="store_true")
+    p.add_argument("--no-tar", action="store_true",
+                   help="only the restore (with --restore)")
+    p.add_argument("--stall", type=float, default=1800,
+                   help="a tar making no progress this long is a hang")
     p.add_argument("--massif")
     p.add_argument("--cmd-timeout", type=float, default=7200,
                    help="a timed tar still running after this is stopped")
@@ -174,6 +183,7 @@ def main():
                                                  "build", "topofs"))
     a = p.parse_args()
     bench.CMD_TIMEOUT = a.cmd_timeout   # (bench.py's --cmd-timeout, 300 s)
+    bench.STALL = a.stall   # a cold tar waits for the whole tree's listing
     work = make_tempdir("topofs-scale-")
     binary = os.path.join(work, "topofs")
     shutil.copy2(a.bin, binary)
