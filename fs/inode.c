@@ -41,14 +41,13 @@
 struct node {
 	uint64_t ino;
 	uint64_t nlookup;	/* lookups the kernel holds */
+	size_t nkids;		/* nodes whose parent this is */
 	struct node *parent;	/* NULL: the root, or unlinked */
 	char *name;		/* NULL: the root, or unlinked; `first` or
 				   owned (after a rename) */
+	mode_t type;		/* S_IFMT bits the kernel was last told */
 	struct node *next_ino;	/* chain in by_ino */
 	struct node *next_name; /* chain in by_name, while named */
-	uint32_t nkids;		/* nodes whose parent this is (32 bits:
-				   56 bytes before the name) */
-	mode_t type;		/* S_IFMT bits the kernel was last told */
 	char first[];		/* the name it was made with (one allocation
 				   with the node: see docs/performance.md) */
 };
