@@ -56,14 +56,11 @@ uint64_t cache_now_ms(void)
 
 struct cnode *cache_node_new(const char *name, size_t len)
 {
-	struct cnode *n = calloc(1, sizeof(*n));
+	struct cnode *n = calloc(1, sizeof(*n) + len + 1);
 	if (!n)
 		return NULL;
-	n->name = strndup(name, len);
-	if (!n->name) {
-		free(n);
-		return NULL;
-	}
+	memcpy(n->name, name, len);
+	n->name[len] = '\0';
 	return n;
 }
 
@@ -74,9 +71,53 @@ void cache_node_free(struct cnode *n)
 	for (size_t i = 0; i < n->nkids; i++)
 		cache_node_free(n->kids[i]);
 	free(n->kids);
-	free(n->value);
-	free(n->name);
+	free(n->data);
+	free(n->ext);
 	free(n);
+}
+
+struct cnode *cache_node_rename(struct cnode *n, const char *name)
+{
+	size_t len = strlen(name);
+	struct cnode *r = realloc(n, sizeof(*n) + len + 1);
+	if (!r)
+		return NULL;
+	memcpy(r->name, name, len + 1);
+	return r;
+}
+
+struct cnode_ext *cache_node_ext(struct cnode *n)
+{
+	if (!n->ext)
+		n->ext = calloc(1, sizeof(*n->ext));
+	return n->ext;
+}
+
+int64_t cache_node_noticed(const struct cnode *n)
+{
+	if (n->ext)
+		return n->ext->noticed;
+	return n->stale ? INT64_MAX : 0;
+}
+
+void cache_node_trim(struct cnode *n)
+{
+	if (n->capkids > n->nkids) {
+		if (!n->nkids) {
+			free(n->kids);
+			n->kids = NULL;
+			n->capkids = 0;
+		} else {
+			struct cnode **k =
+			    realloc(n->kids, n->nkids * sizeof(*k));
+			if (k) {
+				n->kids = k;
+				n->capkids = n->nkids;
+			}
+		}
+	}
+	for (size_t i = 0; i < n->nkids; i++)
+		cache_node_trim(n->kids[i]);
 }
 
 bool cache_node_is_dir(const struct cache *c, const struct cnode *n)
@@ -91,8 +132,11 @@ bool cache_data_shown(const struct cache *c, const struct cnode *n)
 {
 	if (!n->has_data)
 		return false;
-	return !cache_node_is_dir(c, n) || n->meta.size > 0 ||
-	       !(c->be->caps & TOPO_CAP_REAL_DIRS);
+	if (!cache_node_is_dir(c, n) || !(c->be->caps & TOPO_CAP_REAL_DIRS))
+		return true;
+	struct topo_meta m;
+	cache_node_meta(n, &m);
+	return m.size > 0;
 }
 
 /* Whether n holds nothing: no children, no value, not a directory of its
@@ -142,12 +186,16 @@ size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
 int cache_kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
 {
 	if (n->nkids == n->capkids) {
-		size_t cap = n->capkids ? n->capkids * 2 : 4;
+		/* most directories hold one child (Vitess: tablets/X/Tablet);
+		 * a listing's are trimmed to size once built */
+		size_t cap = n->capkids ? (size_t)n->capkids * 2 : 1;
+		if (cap > UINT32_MAX)
+			return -ENOMEM;
 		struct cnode **k = realloc(n->kids, cap * sizeof(*k));
 		if (!k)
 			return -ENOMEM;
 		n->kids = k;
-		n->capkids = cap;
+		n->capkids = (uint32_t)cap;
 	}
 	memmove(&n->kids[i + 1], &n->kids[i],
 		(n->nkids - i) * sizeof(n->kids[0]));
@@ -235,21 +283,142 @@ struct cnode *cache_walk_parent(struct cache *c, const char *p)
 	return n;
 }
 
-void cache_node_set_value(struct cnode *n, unsigned char *value,
-			  const struct topo_meta *meta)
+/* ---- values ---- */
+
+/* A node's value and metadata are one allocation, n->data: byte 0 is the
+ * length L of the packed metadata, bytes 1..L the metadata, then meta.size
+ * bytes of value. The metadata's ten integers are zigzag varints, some as
+ * differences that are mostly 0 or small (etcd: modify_id is the version;
+ * ZooKeeper: change_count is the version, mtime near ctime), then one byte
+ * of flags: some 10 to 40 bytes instead of struct topo_meta's 88. */
+
+#define META_PACKED_MAX (1 + 10 * 10 + 1)
+
+static uint64_t zigzag(uint64_t v)
 {
-	free(n->value);
-	n->value = value;
-	n->meta = *meta;
+	return (v << 1) ^ (uint64_t)(-(int64_t)(v >> 63));
+}
+
+static uint64_t unzigzag(uint64_t u)
+{
+	return (u >> 1) ^ (uint64_t)(-(int64_t)(u & 1));
+}
+
+static size_t put_varint(unsigned char *p, uint64_t v)
+{
+	size_t n = 0;
+	v = zigzag(v);
+	while (v >= 0x80) {
+		p[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (unsigned char)v;
+	return n;
+}
+
+static uint64_t get_varint(const unsigned char **p)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	const unsigned char *q = *p;
+	while (*q & 0x80) {
+		v |= (uint64_t)(*q++ & 0x7f) << shift;
+		shift += 7;
+	}
+	v |= (uint64_t)*q++ << shift;
+	*p = q;
+	return unzigzag(v);
+}
+
+/* Pack meta into out (META_PACKED_MAX bytes): its length. */
+static size_t meta_pack(const struct topo_meta *m, unsigned char *out)
+{
+	const uint64_t f[10] = {
+	    (uint64_t)m->version,
+	    (uint64_t)m->create_id,
+	    (uint64_t)m->modify_id - (uint64_t)m->version,
+	    (uint64_t)m->change_count - (uint64_t)m->version,
+	    (uint64_t)m->child_count,
+	    (uint64_t)m->num_children,
+	    (uint64_t)m->ctime_ns,
+	    (uint64_t)m->mtime_ns - (uint64_t)m->ctime_ns,
+	    (uint64_t)m->lease,
+	    m->size,
+	};
+	size_t len = 0;
+	for (size_t i = 0; i < 10; i++)
+		len += put_varint(out + len, f[i]);
+	out[len++] = (unsigned char)(m->ephemeral | m->has_data << 1 |
+				     m->real_dir << 2 | m->denied << 3);
+	return len;
+}
+
+/* Unpack meta from p; returns the end of it. */
+static const unsigned char *meta_unpack(const unsigned char *p,
+					struct topo_meta *m)
+{
+	uint64_t f[10];
+	for (size_t i = 0; i < 10; i++)
+		f[i] = get_varint(&p);
+	m->version = (int64_t)f[0];
+	m->create_id = (int64_t)f[1];
+	m->modify_id = (int64_t)(f[2] + f[0]);
+	m->change_count = (int64_t)(f[3] + f[0]);
+	m->child_count = (int64_t)f[4];
+	m->num_children = (int64_t)f[5];
+	m->ctime_ns = (int64_t)f[6];
+	m->mtime_ns = (int64_t)(f[7] + f[6]);
+	m->lease = (int64_t)f[8];
+	m->size = f[9];
+	unsigned char flags = *p++;
+	m->ephemeral = flags & 1;
+	m->has_data = flags & 2;
+	m->real_dir = flags & 4;
+	m->denied = flags & 8;
+	return p;
+}
+
+int cache_node_set_value(struct cnode *n, const unsigned char *value,
+			 const struct topo_meta *meta)
+{
+	unsigned char packed[META_PACKED_MAX];
+	size_t len = meta_pack(meta, packed);
+	if (meta->size > SIZE_MAX - 1 - len)
+		return -ENOMEM;
+	unsigned char *d = malloc(1 + len + meta->size);
+	if (!d)
+		return -ENOMEM;
+	d[0] = (unsigned char)len;
+	memcpy(d + 1, packed, len);
+	if (meta->size && value)
+		memcpy(d + 1 + len, value, meta->size);
+	else if (meta->size)
+		memset(d + 1 + len, 0, meta->size);
+	free(n->data);
+	n->data = d;
 	n->has_data = true;
 	n->real_dir = meta->real_dir;
+	return 0;
+}
+
+void cache_node_meta(const struct cnode *n, struct topo_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (n->data)
+		meta_unpack(n->data + 1, m);
+}
+
+const unsigned char *cache_node_value(const struct cnode *n,
+				      struct topo_meta *m)
+{
+	cache_node_meta(n, m);
+	return n->data && m->size ? n->data + 1 + n->data[0] : NULL;
 }
 
 void cache_node_clear_value(struct cnode *n)
 {
-	free(n->value);
-	n->value = NULL;
-	memset(&n->meta, 0, sizeof(n->meta));
+	free(n->data);
+	n->data = NULL;
 	n->has_data = false;
 }
 
@@ -308,19 +477,22 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 	out->data_shown = cache_data_shown(c, n);
 	out->local_dir = n->local_dir;
 	out->real_dir = n->real_dir;
-	if (n->has_data)
-		out->meta = n->meta;
+	cache_node_meta(n, &out->meta); /* zero without data */
 	if (!out->is_dir || !counts)
 		return;
 	for (size_t i = 0; i < n->nkids; i++) {
 		const struct cnode *k = n->kids[i];
 		if (cache_node_is_dir(c, k))
 			out->subdirs++;
-		if (k->has_data && k->meta.version > out->newest)
-			out->newest = k->meta.version;
+		if (k->has_data) {
+			struct topo_meta km;
+			cache_node_meta(k, &km);
+			if (km.version > out->newest)
+				out->newest = km.version;
+		}
 	}
-	if (n->has_data && n->meta.version > out->newest)
-		out->newest = n->meta.version;
+	if (n->has_data && out->meta.version > out->newest)
+		out->newest = out->meta.version;
 }
 
 static int stat_path(struct cache *c, const char *path, struct cache_stat *out,
@@ -353,18 +525,20 @@ int cache_value(struct cache *c, const char *path, unsigned char **buf,
 	if (rc)
 		return rc;
 	struct cnode *n = cache_walk(c->root, path, false);
+	struct topo_meta m;
+	const unsigned char *v = n ? cache_node_value(n, &m) : NULL;
 	*buf = NULL;
 	if (!n || !n->has_data) {
 		rc = -ENOENT;
-	} else if (n->meta.size) {
-		*buf = malloc(n->meta.size);
+	} else if (m.size) {
+		*buf = malloc(m.size);
 		if (*buf)
-			memcpy(*buf, n->value, n->meta.size);
+			memcpy(*buf, v, m.size);
 		else
 			rc = -ENOMEM;
 	}
 	if (!rc)
-		*meta = n->meta;
+		*meta = m;
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
@@ -386,8 +560,8 @@ int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 		rc = fn(arg, n->kids[i]->name, &st);
 	}
 	if (!rc && cache_data_shown(c, n)) {
-		struct cache_stat st = {
-		    .has_data = true, .data_shown = true, .meta = n->meta};
+		struct cache_stat st = {.has_data = true, .data_shown = true};
+		cache_node_meta(n, &st.meta);
 		rc = fn(arg, TOPO_DATA_NAME, &st);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -401,14 +575,16 @@ static int collect(const struct cnode *n, char *p, size_t plen, size_t cap,
 	if (n->local_dir)
 		*local_dirs = true;
 	if (n->has_data) {
+		struct topo_meta m;
+		const unsigned char *value = cache_node_value(n, &m);
 		unsigned char *v = NULL;
-		if (n->meta.size) {
-			v = malloc(n->meta.size);
+		if (m.size) {
+			v = malloc(m.size);
 			if (!v)
 				return -ENOMEM;
-			memcpy(v, n->value, n->meta.size);
+			memcpy(v, value, m.size);
 		}
-		int rc = topo_listing_add(l, p, plen, &n->meta, v);
+		int rc = topo_listing_add(l, p, plen, &m, v);
 		if (rc) {
 			free(v);
 			return rc;
@@ -464,8 +640,10 @@ bool cache_knows_dir(struct cache *c, const char *path)
  * known for sure (stale, pending). mu held. */
 static bool holds_persistent(const struct cnode *n)
 {
-	if ((n->has_data && !n->meta.ephemeral) || n->local_dir ||
-	    n->real_dir || n->pending || n->stale)
+	struct topo_meta m;
+	cache_node_meta(n, &m);
+	if ((n->has_data && !m.ephemeral) || n->local_dir || n->real_dir ||
+	    n->pending || n->stale)
 		return true;
 	for (size_t i = 0; i < n->nkids; i++)
 		if (holds_persistent(n->kids[i]))
@@ -518,9 +696,10 @@ bool cache_derived_size(struct cache *c, const char *path, int64_t modify_id,
 {
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = cache_walk(c->root, path, false);
-	bool known = n && modify_id > 0 && n->derived_for == modify_id;
+	bool known =
+	    n && n->ext && modify_id > 0 && n->ext->derived_for == modify_id;
 	if (known)
-		*size = n->derived_size;
+		*size = n->ext->derived_size;
 	pthread_mutex_unlock(&c->mu);
 	return known;
 }
@@ -530,9 +709,12 @@ void cache_set_derived_size(struct cache *c, const char *path,
 {
 	pthread_mutex_lock(&c->mu);
 	struct cnode *n = cache_walk(c->root, path, false);
-	if (n && n->has_data && n->meta.modify_id == modify_id) {
-		n->derived_for = modify_id;
-		n->derived_size = size;
+	struct topo_meta m;
+	if (n)
+		cache_node_meta(n, &m);
+	if (n && n->has_data && m.modify_id == modify_id && cache_node_ext(n)) {
+		n->ext->derived_for = modify_id;
+		n->ext->derived_size = size;
 	}
 	pthread_mutex_unlock(&c->mu);
 }

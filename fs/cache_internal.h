@@ -27,30 +27,40 @@
 
 #define RACED_MAX 64 /* notices replayed after a listing they raced */
 
-struct cnode {
-	char *name;
-	struct cnode **kids; /* sorted by name */
-	size_t nkids, capkids;
-	unsigned char *value; /* meta.size bytes; NULL when empty */
-	struct topo_meta meta;
-	uint64_t fetched_ms; /* directories: when last listed (0: never) */
-	bool has_data;
-	bool local_dir; /* made by mkdir through this mount (etcd: in memory
-			   only) */
-	bool real_dir;	/* a directory in the store (ZooKeeper) */
-	bool stale;	/* a notice said it changed: get() it again */
+/* What few nodes need: allocated on first use (cache_node_ext), freed with
+ * the node. A node without one reads as all zero. */
+struct cnode_ext {
 	int64_t derived_for; /* modify_id derived_size was computed for */
 	size_t derived_size; /* e.g. the length of the value's JSON view */
-	bool pending;	     /* created by -o writeback, maybe not in the
-				store yet: kept across listings */
-	bool kids_unwatched; /* its child watch fired: see cache_notice.c,
-				Freshness */
 	uint64_t kids_seq;   /* stamp of the last child notice (see
 				check_kids) */
-	uint64_t stale_seq;  /* stamp of the last notice or write: a get()
-				that raced one is not taken for the newest */
 	int64_t noticed;     /* stale: the newest version a notice named
 				(INT64_MAX: a notice without one) */
+};
+
+/* One node of the tree, in one allocation with its name (a tree of a
+ * million keys is two million of these: see docs/performance.md, Memory).
+ * Rarely used fields are in `ext`. */
+struct cnode {
+	struct cnode **kids;   /* sorted by name; NULL when none */
+	unsigned char *data;   /* has_data: its metadata, packed, and its
+				  value, in one allocation (cache.c, Values);
+				  NULL otherwise */
+	struct cnode_ext *ext; /* owned; NULL until needed */
+	uint64_t fetched_ms;   /* directories: when last listed (0: never) */
+	uint64_t stale_seq;    /* stamp of the last notice or write: a get()
+				  that raced one is not taken for the newest */
+	uint32_t nkids, capkids;
+	bool has_data : 1;
+	bool local_dir : 1;	 /* made by mkdir through this mount (etcd: in
+				    memory only) */
+	bool real_dir : 1;	 /* a directory in the store (ZooKeeper) */
+	bool stale : 1;		 /* a notice said it changed: get() it again */
+	bool pending : 1;	 /* created by -o writeback, maybe not in the
+				    store yet: kept across listings */
+	bool kids_unwatched : 1; /* its child watch fired: see
+				    cache_notice.c, Freshness */
+	char name[];		 /* NUL-terminated */
 };
 
 struct cache {
@@ -94,6 +104,17 @@ uint64_t cache_now_ms(void);
 struct cnode *cache_node_new(const char *name, size_t len);
 /* Free n and everything below it (NULL: nothing). mu held, or detached. */
 void cache_node_free(struct cnode *n);
+/* n itself (detached: nobody points to it) under a new name; n's old
+ * pointer is then invalid. NULL on ENOMEM (n is left as it was). */
+struct cnode *cache_node_rename(struct cnode *n, const char *name);
+/* n's ext, made if missing: NULL on ENOMEM. mu held. */
+struct cnode_ext *cache_node_ext(struct cnode *n);
+/* The newest version a notice named for stale n (see cnode_ext): when it
+ * could not be recorded (ENOMEM), unknown (INT64_MAX). mu held. */
+int64_t cache_node_noticed(const struct cnode *n);
+/* Give every child array below n (n included) its exact size, once a
+ * listing is built. mu held, or detached. */
+void cache_node_trim(struct cnode *n);
 /* Whether n is a directory (see cache.c, Shape). mu held. */
 bool cache_node_is_dir(const struct cache *c, const struct cnode *n);
 /* Whether n's own value is shown as a file. mu held. */
@@ -124,9 +145,16 @@ struct cnode *cache_walk(struct cnode *top, const char *p, bool create);
 /* The node of p's parent directory, or NULL. mu held. */
 struct cnode *cache_walk_parent(struct cache *c, const char *p);
 
-/* Give n the value (taken, not copied) and its metadata. mu held. */
-void cache_node_set_value(struct cnode *n, unsigned char *value,
-			  const struct topo_meta *meta);
+/* Give n a copy of the value (meta->size bytes) and its metadata: 0 or
+ * -ENOMEM (n is left as it was). mu held. */
+int cache_node_set_value(struct cnode *n, const unsigned char *value,
+			 const struct topo_meta *meta);
+/* n's metadata in *m (all zero when n has no value). mu held. */
+void cache_node_meta(const struct cnode *n, struct topo_meta *m);
+/* n's value (m->size bytes, NULL when it has none), its metadata in *m.
+ * Valid until n changes. mu held. */
+const unsigned char *cache_node_value(const struct cnode *n,
+				      struct topo_meta *m);
 /* Drop n's value and metadata. mu held. */
 void cache_node_clear_value(struct cnode *n);
 /* Set fetched_ms of directory n and the directories below it. mu held. */

@@ -113,7 +113,8 @@ static void log_invalid_once(struct cache *c, const char *path)
 		  path);
 }
 
-/* Build the node for `dir` from the listing (taking its values). */
+/* Build the node for `dir` from the listing, consuming it (each entry is
+ * freed once copied into the tree). */
 static struct cnode *build_subtree(struct cache *c, const char *dir,
 				   struct topo_listing *l)
 {
@@ -135,10 +136,15 @@ static struct cnode *build_subtree(struct cache *c, const char *dir,
 		} else {
 			if (path_within(e->path, dir))
 				log_invalid_once(c, e->path);
+			topo_entry_free(e);
 			continue;
 		}
-		cache_node_set_value(n, e->value, &e->meta);
-		e->value = NULL; /* the node owns it now */
+		if (cache_node_set_value(n, e->value, &e->meta))
+			goto nomem;
+		topo_entry_free(e); /* copied: give the memory back at once,
+				       for the next nodes (a listing of the
+				       whole tree and the tree built from it
+				       would else both be at their largest) */
 	}
 	return top;
 nomem:
@@ -185,9 +191,8 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 		struct cnode *n = cache_kid_find(new, o->name, len);
 		if (!n && o->pending &&
 		    (n = cache_kid_get(new, o->name, len))) {
-			n->value = o->value; /* move: old is freed after */
-			o->value = NULL;
-			n->meta = o->meta;
+			n->data = o->data; /* move: old is freed after */
+			o->data = NULL;
 			n->has_data = o->has_data;
 			n->local_dir = o->local_dir;
 			n->real_dir = o->real_dir;
@@ -199,7 +204,8 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 	}
 }
 
-/* Replace the subtree at `dir` by the listing. Called with mu held. */
+/* Replace the subtree at `dir` by the listing (consumed: the caller only
+ * frees it). Called with mu held. */
 static void apply_listing(struct cache *c, const char *dir,
 			  struct topo_listing *l)
 {
@@ -216,6 +222,7 @@ static void apply_listing(struct cache *c, const char *dir,
 		carry_local_dirs(c, old, fresh);
 	if (old && c->pending_ever)
 		carry_pending(old, fresh);
+	cache_node_trim(fresh);
 	cache_mark_fetched(c, fresh, cache_now_ms());
 	if (!*dir) {
 		c->root = fresh;
@@ -355,7 +362,7 @@ int cache_check_kids(struct cache *c, const char *dir, bool force)
 	struct cnode *n = cache_walk(c->root, dir, false);
 	bool check =
 	    n && can_check_kids(c, n) && (force || !cache_is_fresh(c, n));
-	uint64_t seq = n ? n->kids_seq : 0;
+	uint64_t seq = n && n->ext ? n->ext->kids_seq : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (!check) {
 		pthread_mutex_unlock(&c->refresh_mu);
@@ -368,7 +375,8 @@ int cache_check_kids(struct cache *c, const char *dir, bool force)
 	pthread_mutex_unlock(&c->refresh_mu);
 	pthread_mutex_lock(&c->mu);
 	n = cache_walk(c->root, dir, false);
-	if (n && n->kids_seq == seq && (rc == 0 || rc == -ENOENT)) {
+	if (n && (n->ext ? n->ext->kids_seq : 0) == seq &&
+	    (rc == 0 || rc == -ENOENT)) {
 		if (rc == 0 && same_kids(n, names, count)) {
 			bool was_dir = cache_node_is_dir(c, n);
 			n->kids_unwatched = false;
@@ -397,7 +405,9 @@ int cache_lock_fresh(struct cache *c, const char *path, bool self)
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct cnode *d =
 		    cache_deciding_dir(c, path, self, dir, sizeof(dir));
-		if (d->meta.denied) {
+		struct topo_meta dm;
+		cache_node_meta(d, &dm);
+		if (dm.denied) {
 			pthread_mutex_unlock(&c->mu);
 			return -EACCES; /* a node the store will not show us */
 		}

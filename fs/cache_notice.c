@@ -100,9 +100,11 @@ static void node_mark_stale(struct cache *c, struct cnode *n, int64_t version)
 {
 	if (version <= 0)
 		version = INT64_MAX;
-	if (!n->stale || version > n->noticed)
-		n->noticed = version;
-	n->stale = true;
+	if (!n->stale || version > cache_node_noticed(n)) {
+		if (cache_node_ext(n))
+			n->ext->noticed = version;
+	}
+	n->stale = true; /* without an ext: noticed is INT64_MAX */
 	n->stale_seq = cache_next_stamp(c);
 }
 
@@ -151,8 +153,11 @@ static void drop_kids(struct cnode *n)
  * modify_id (etcd mod_revision, ZooKeeper mzxid) only grows. */
 bool cache_older_than_cached(const struct cnode *n, const struct topo_meta *m)
 {
-	return n->has_data && m->modify_id > 0 &&
-	       n->meta.modify_id > m->modify_id;
+	if (!n->has_data || m->modify_id <= 0)
+		return false;
+	struct topo_meta cached;
+	cache_node_meta(n, &cached);
+	return cached.modify_id > m->modify_id;
 }
 
 /* Take a get() answer for a stale node, unless a newer notice, a delete
@@ -172,12 +177,13 @@ static bool apply_get(struct cache *c, const struct stale_ref *ref, int rc,
 	if (n->stale_seq != ref->seq ||
 	    (!rc && cache_older_than_cached(n, &e->meta)))
 		return false; /* still stale: ask again */
-	n->stale = false;
-	n->noticed = 0;
 	bool real_dirs = c->be->caps & TOPO_CAP_REAL_DIRS;
+	if (!rc && cache_node_set_value(n, e->value, &e->meta))
+		return false; /* ENOMEM: still stale, ask again */
+	n->stale = false;
+	if (n->ext)
+		n->ext->noticed = 0;
 	if (!rc) {
-		cache_node_set_value(n, e->value, &e->meta);
-		e->value = NULL;
 		if (real_dirs && !e->meta.real_dir && !n->local_dir)
 			drop_kids(n); /* the store has none left */
 		return true;
@@ -344,14 +350,16 @@ bool cache_notice_locked(struct cache *c, enum topo_change what,
 	bool changed = true;
 	*grown = CACHE_NOT_GROWN;
 	struct cnode *n = cache_walk(c->root, path, false);
+	struct topo_meta m;
+	if (n)
+		cache_node_meta(n, &m);
 	if (what == TOPO_CHANGE_ALL) {
 		cache_mark_fetched(c, c->root, 0);
 	} else if (what == TOPO_CHANGE_NODE && n && n->has_data &&
-		   version > 0 && n->meta.version == version) {
+		   version > 0 && m.version == version) {
 		changed = false; /* our own write, already recorded */
 	} else if (what == TOPO_CHANGE_DELETED) {
-		if (n &&
-		    (version <= 0 || !n->has_data || n->meta.version < version))
+		if (n && (version <= 0 || !n->has_data || m.version < version))
 			forget_node(c, path, n);
 		else
 			changed = false; /* gone already, or newer */
@@ -361,8 +369,11 @@ bool cache_notice_locked(struct cache *c, enum topo_change what,
 	} else if (what == TOPO_CHANGE_CHILDREN && n &&
 		   cache_node_is_dir(c, n) && n->fetched_ms) {
 		n->kids_unwatched = true; /* see Freshness */
-		n->kids_seq = cache_next_stamp(c);
-		if (!own_write_recent(c))
+		if (cache_node_ext(n))
+			n->ext->kids_seq = cache_next_stamp(c);
+		else
+			n->fetched_ms = 0; /* ENOMEM: re-list it instead */
+		if (!own_write_recent(c) && n->fetched_ms)
 			n->fetched_ms = 1; /* another client's: check now */
 	} else if (what == TOPO_CHANGE_CHILDREN && n &&
 		   !cache_node_is_dir(c, n)) {

@@ -24,12 +24,8 @@
 void cache_note_put(struct cache *c, const char *path, const void *value,
 		    size_t len, const struct topo_meta *meta)
 {
-	unsigned char *copy = NULL;
-	if (len) {
-		copy = malloc(len);
-		if (copy)
-			memcpy(copy, value, len);
-	}
+	struct topo_meta m = *meta;
+	m.size = len;
 	pthread_mutex_lock(&c->mu);
 	cache_touch(c, path, meta->version);
 	struct cnode *n = cache_walk(c->root, path, true);
@@ -38,15 +34,12 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 						 predate this write */
 	if (n && cache_older_than_cached(n, meta)) {
 		; /* a listing or notice already showed a later write */
-	} else if (n && (copy || !len)) {
-		cache_node_set_value(n, copy, meta);
-		n->meta.size = len;
-		copy = NULL;
+	} else if (n && cache_node_set_value(n, value, &m) == 0) {
 		/* The watch often tells of our own write before the store's
 		 * answer to it arrives: a notice of this version or an older
 		 * one is answered by this write. */
 		if (n->stale && meta->version > 0 &&
-		    n->noticed <= meta->version)
+		    cache_node_noticed(n) <= meta->version)
 			n->stale = false;
 	} else if (n) {
 		cache_node_clear_value(n); /* ENOMEM: re-list rather than lie */
@@ -55,7 +48,6 @@ void cache_note_put(struct cache *c, const char *path, const void *value,
 			parent->fetched_ms = 0;
 	}
 	pthread_mutex_unlock(&c->mu);
-	free(copy);
 }
 
 void cache_note_delete(struct cache *c, const char *path, bool keep_parent)
@@ -120,7 +112,9 @@ static int mkdir_node(struct cache *c, const char *path, bool real,
 			    meta ? *meta : (struct topo_meta){0};
 			m.has_data = m.real_dir = true;
 			m.size = 0;
-			cache_node_set_value(n, NULL, &m);
+			/* ENOMEM: shown as a directory without data until
+			 * the next listing */
+			(void)cache_node_set_value(n, NULL, &m);
 		}
 		if (!n->fetched_ms)
 			n->fetched_ms = parent->fetched_ms;
@@ -174,11 +168,12 @@ int cache_rmdir(struct cache *c, const char *path)
 static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 {
 	const char *base = path_basename(to);
-	char *name = strdup(base);
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%.*s", (int)path_parent_len(to), to);
-	struct cnode *parent = name ? cache_walk(c->root, dir, true) : NULL;
-	if (parent) {
+	struct cnode *parent = cache_walk(c->root, dir, true);
+	struct cnode *renamed = parent ? cache_node_rename(n, base) : NULL;
+	if (renamed) {
+		n = renamed;
 		struct cnode *old = cache_kid_find(parent, base, strlen(base));
 		if (old) {
 			cache_kid_remove(parent, old);
@@ -186,13 +181,9 @@ static bool node_adopt(struct cache *c, struct cnode *n, const char *to)
 		}
 		bool found;
 		size_t i = cache_kid_index(parent, base, strlen(base), &found);
-		free(n->name);
-		n->name = name;
-		name = NULL;
 		if (cache_kid_insert_at(parent, i, n) == 0)
 			return true;
 	}
-	free(name);
 	cache_node_free(n);
 	return false;
 }

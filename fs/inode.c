@@ -43,10 +43,13 @@ struct node {
 	uint64_t nlookup;	/* lookups the kernel holds */
 	size_t nkids;		/* nodes whose parent this is */
 	struct node *parent;	/* NULL: the root, or unlinked */
-	char *name;		/* NULL: the root, or unlinked */
+	char *name;		/* NULL: the root, or unlinked; `first` or
+				   owned (after a rename) */
 	mode_t type;		/* S_IFMT bits the kernel was last told */
 	struct node *next_ino;	/* chain in by_ino */
 	struct node *next_name; /* chain in by_name, while named */
+	char first[];		/* the name it was made with (one allocation
+				   with the node: see docs/performance.md) */
 };
 
 struct inode_table {
@@ -149,7 +152,7 @@ static void grow(struct inode_table *it)
 
 /* ---- names ---- */
 
-/* Give n the name `name` (taken over) in parent. */
+/* Give n the name `name` (n->first, or taken over) in parent. */
 static void link_name(struct inode_table *it, struct node *n,
 		      struct node *parent, char *name)
 {
@@ -167,7 +170,8 @@ static struct node *unlink_name(struct inode_table *it, struct node *n)
 {
 	struct node *parent = n->parent;
 	remove_from(&it->by_name[name_slot(it, parent->ino, n->name)], n, true);
-	free(n->name);
+	if (n->name != n->first)
+		free(n->name);
 	n->name = NULL;
 	n->parent = NULL;
 	parent->nkids--;
@@ -186,11 +190,16 @@ static void release(struct inode_table *it, struct node *n)
 	}
 }
 
-static struct node *node_new(struct inode_table *it, mode_t type)
+/* A new node with room for `name` (NULL: none) in `first`. */
+static struct node *node_new(struct inode_table *it, mode_t type,
+			     const char *name)
 {
-	struct node *n = calloc(1, sizeof(*n));
+	size_t len = name ? strlen(name) + 1 : 0;
+	struct node *n = calloc(1, sizeof(*n) + len);
 	if (!n)
 		return NULL;
+	if (name)
+		memcpy(n->first, name, len);
 	n->ino = it->next_ino++;
 	n->type = type;
 	size_t s = ino_slot(it, n->ino);
@@ -255,7 +264,7 @@ struct inode_table *inode_table_new(void)
 	it->by_name = calloc(it->nbuckets, sizeof(*it->by_name));
 	it->next_ino = INODE_ROOT;
 	if (it->by_ino && it->by_name)
-		it->root = node_new(it, S_IFDIR);
+		it->root = node_new(it, S_IFDIR, NULL);
 	if (!it->root) {
 		free(it->by_ino);
 		free(it->by_name);
@@ -274,7 +283,8 @@ void inode_table_free(struct inode_table *it)
 	for (size_t i = 0; i < it->nbuckets; i++) {
 		for (struct node *n = it->by_ino[i], *next; n; n = next) {
 			next = n->next_ino;
-			free(n->name);
+			if (n->name != n->first)
+				free(n->name);
 			free(n);
 		}
 	}
@@ -304,14 +314,12 @@ int inode_lookup(struct inode_table *it, uint64_t parent, const char *name,
 		c = NULL;
 	}
 	if (!c) {
-		char *copy = strdup(name);
-		c = copy ? node_new(it, type) : NULL;
+		c = node_new(it, type, name);
 		if (!c) {
-			free(copy);
 			rc = -ENOMEM;
 			goto out;
 		}
-		link_name(it, c, p, copy);
+		link_name(it, c, p, c->first);
 		grow(it);
 	}
 	c->nlookup++;

@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""scale.py - topofs's peak memory and per-key time at large sizes (issue 25).
+
+Run through `tests/bench/run --scale` (which puts the temp dirs on tmpfs):
+
+  tests/bench/run --scale --sizes 100k,1m --stores etcd,zk [--restore]
+                  [--bin build/topofs] [--massif DIR] [--out FILE]
+
+For each size and store it generates the benchmark's Vitess-shaped tree
+(bench.Topology: 10k = 80 keyspaces; the keyspace count scales), loads it
+(etcd: transactions of 100 puts; ZooKeeper: multi of 1000 creates), mounts
+it with `topofs -f`, and runs ONE cold `tar -cf` and one warm one, then
+reads the daemon's VmHWM; with --restore also one `-o writeback`
+`tar -x` into an empty root (VmHWM before the unmount, time until the
+daemon has exited). One run of each (no medians: a 1M run takes long), so
+the times are noisy; the memory figures are not. Every archive's entry
+count is checked (`tar -t | wc -l`).
+
+A tar that fails shows the tail of the daemon's log; one still running after
+--cmd-timeout seconds (default 7200) or making no progress for --stall
+seconds (default 1800: a cold tar waits for the listing of the whole tree,
+several minutes at 300k keys on ZooKeeper) is stopped.
+
+With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
+(its times are then meaningless) and the profile is left in DIR.
+
+It prints one table and, with --out, writes it (markdown) to FILE, with the
+issue-25 target: peak RSS <= 3 x (key + value bytes) + 32 MiB.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
+import bench  # noqa: E402
+from bench import (Topology, TimedMount, run_timed, proc_status_kb, log,  # noqa: E402
+                   parse_size, zk_client, zk_create_all, describe_binary,
+                   MiB)
+from harness import EtcdServer, ZkServer, make_tempdir, remove_tempdir, gen_topology  # noqa: E402
+
+
+def tar_entries(path):
+    r = subprocess.run(["tar", "-tf", path], stdout=subprocess.PIPE, check=True)
+    return r.stdout.count(b"\n")
+
+
+def massif_wrapper(work, real, outfile):
+    """A script that runs the daemon under valgrind's massif (heap profile
+    in outfile), for TimedMount's `bin`."""
+    path = os.path.join(work, "topofs-massif")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --tool=massif --massif-out-file=%s "
+                "--threshold=0.5 %s \"$@\"\n" % (outfile, real))
+    os.chmod(path, 0o755)
+    return path
+
+
+def one_store(a, topo, store, work, rows):
+    srv = (EtcdServer if store == "etcd" else ZkServer)().start()
+    zk = None
+    try:
+        t0 = time.perf_counter()
+        if store == "etcd":
+            gen_topology.etcd_load(srv.endpoint, topo.kvs)
+        else:
+            zk = zk_client(srv.address)
+            zk.ensure_path(os.path.dirname(topo.root))
+            zk_create_all(zk, topo.znode_list(topo.root))
+        load = time.perf_counter() - t0
+        log("%s %s: loaded %d keys in %.0fs" % (topo.label, store, topo.nkeys, load))
+        row = {"size": topo.label, "store": store, "keys": topo.nkeys,
+               "data": topo.data_bytes, "load": load}
+        if a.no_tar:
+            pass
+        elif a.massif:
+            os.makedirs(a.massif, exist_ok=True)
+            out = os.path.join(a.massif, "massif.%s.%s" % (store, topo.label))
+            m = TimedMount(srv.topofs_args(topo.root),
+                           bin=massif_wrapper(work, a.bin, out))
+        else:
+            m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
+        if not a.no_tar:
+            m.start(timeout=600)
+        try:
+            for phase in () if a.no_tar else ("cold", "warm"):
+                tarf = os.path.join(work, "%s.tar" % phase)
+                dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
+                                watch=[("daemon", m.proc.pid)])
+                n = tar_entries(tarf)
+                os.unlink(tarf)
+                if n != topo.tar_entries:
+                    raise SystemExit("%s %s %s tar: %d entries, expected %d"
+                                     % (topo.label, store, phase, n, topo.tar_entries))
+                row[phase] = dt
+                row[phase + "_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
+                row[phase + "_rss"] = proc_status_kb(m.proc.pid, "VmRSS")
+                log("%s %s %s tar: %.1fs, VmHWM %.1f MiB, VmRSS %.1f MiB" % (
+                    topo.label, store, phase, dt, row[phase + "_hwm"] / 1024,
+                    row[phase + "_rss"] / 1024))
+        finally:
+            if not a.no_tar:
+                m.unmount(timeout=600)
+        if a.restore and not a.massif:
+            if not os.path.exists(a.ref_tar):
+                topo.write_dir(a.tree)
+                run_timed(["tar", "-cf", a.ref_tar, "."], cwd=a.tree)
+                shutil.rmtree(a.tree)
+            root2 = topo.root + "-restore"
+            if zk is not None:
+                zk.ensure_path(os.path.dirname(root2))
+            m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root,writeback"],
+                           bin=a.bin)
+            m.start()
+            try:
+                t0 = time.perf_counter()
+                m.tar(["-xf", a.ref_tar, "-C", m.mnt])  # its log on failure
+                row["restore_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
+                m.unmount(timeout=3600)
+                row["restore"] = time.perf_counter() - t0
+            finally:
+                if m.proc is not None and m.proc.poll() is None:
+                    m.unmount()
+            log("%s %s writeback restore: %.1fs, VmHWM %.1f MiB" % (
+                topo.label, store, row["restore"], row["restore_hwm"] / 1024))
+        rows.append(row)
+    finally:
+        if zk is not None:
+            try:
+                zk.stop()
+                zk.close()
+            except Exception:
+                pass
+        srv.stop()
+
+
+def table(rows, a):
+    out = []
+    out.append("| size | store | keys | key+value MiB | target MiB | cold tar s (µs/key) "
+               "| warm tar s (µs/key) | restore -o writeback s (µs/key) "
+               "| peak RSS cold / warm / restore MiB | RSS after warm tar MiB | met |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in rows:
+        data = r["data"] / MiB
+        target = 3 * data + 32
+        hwms = [r.get(k) for k in ("cold_hwm", "warm_hwm", "restore_hwm")]
+
+        def t(k):
+            if k not in r:
+                return "-"
+            return "%.1f (%.0f)" % (r[k], r[k] / r["keys"] * 1e6)
+        peak = max([h for h in hwms if h] or [0]) / 1024
+        rss = r.get("warm_rss")
+        out.append("| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s | %s |" % (
+            r["size"], r["store"], r["keys"], data, target, t("cold"), t("warm"),
+            t("restore"), " / ".join("%.1f" % (h / 1024) if h else "-" for h in hwms),
+            "%.1f" % (rss / 1024) if rss else "-",
+            "yes" if peak <= target else "no"))
+    return "\n".join(out)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--scale", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--sizes", default="100k")
+    p.add_argument("--stores", default="etcd,zk")
+    p.add_argument("--restore", action="store_true")
+    p.add_argument("--no-tar", action="store_true",
+                   help="only the restore (with --restore)")
+    p.add_argument("--stall", type=float, default=1800,
+                   help="a tar making no progress this long is a hang")
+    p.add_argument("--massif")
+    p.add_argument("--cmd-timeout", type=float, default=7200,
+                   help="a timed tar still running after this is stopped")
+    p.add_argument("--out")
+    p.add_argument("--bin", default=os.path.join(os.path.dirname(os.path.dirname(HERE)),
+                                                 "build", "topofs"))
+    a = p.parse_args()
+    bench.CMD_TIMEOUT = a.cmd_timeout   # (bench.py's --cmd-timeout, 300 s)
+    bench.STALL = a.stall   # a cold tar waits for the whole tree's listing
+    work = make_tempdir("topofs-scale-")
+    binary = os.path.join(work, "topofs")
+    shutil.copy2(a.bin, binary)
+    info = describe_binary(a.bin)
+    a.bin = binary
+    rows = []
+    started = datetime.datetime.now()
+    try:
+        for label in a.sizes.split(","):
+            n = parse_size(label)
+            t0 = time.perf_counter()
+            topo = Topology(n, "/bench/s" + label)
+            topo.label = label
+            log("%s: generated %d keys, %.1f MiB of keys and values (%.0fs)" % (
+                label, topo.nkeys, topo.data_bytes / MiB, time.perf_counter() - t0))
+            a.tree = os.path.join(work, "tree-" + label)
+            a.ref_tar = os.path.join(work, "ref-%s.tar" % label)
+            for store in a.stores.split(","):
+                one_store(a, topo, store, work, rows)
+            if os.path.exists(a.ref_tar):
+                os.unlink(a.ref_tar)
+    finally:
+        remove_tempdir(work)
+    text = ("`tests/bench/run --scale --sizes %s --stores %s%s` (%s, git %s%s, "
+            "load average %s; one run each)\n\n%s\n" % (
+                a.sizes, a.stores, " --restore" if a.restore else "",
+                started.strftime("%Y-%m-%d %H:%M"), info.get("git", "?"), "",
+                " ".join("%.2f" % x for x in os.getloadavg()), table(rows, a)))
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
