@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(o.cache_ttl_ms >= 1 && o.cache_ttl_ms <= 3600000);
 		FUZZ_CHECK(o.view && (strcmp(o.view, "raw") == 0 ||
 				   strcmp(o.view, "json") == 0));
-		FUZZ_CHECK(o.mountpoint != NULL);
+		FUZZ_CHECK(o.mountpoint != NULL || o.check); /* --check: none */
+		FUZZ_CHECK(!o.cells_list || o.cells); /* a list implies cells */
 		FUZZ_CHECK(fa.argc >= 1 && strcmp(fa.argv[0], "topofs") == 0);
 	}
 	if (rc == 0 || rc == -EINVAL)
