@@ -41,6 +41,8 @@ struct route {
 	const struct fuse_operations *ops; /* the operations to call */
 	const char *path;		   /* the path to give them */
 	struct deploy_part *part;	   /* held (deploy_release), or NULL */
+	bool store; /* the ops serve t's store (topofs_ops, or those of a
+		       cell's top directory), not the deployment's own */
 };
 
 /* Make main t's mount (its store served, t->ll set) a deployment view:

@@ -23,6 +23,9 @@
 
 /* ---- parts ---- */
 
+static void top_stat(struct deploy *d, const char *name, nlink_t nlink,
+		     struct stat *st);
+
 struct deploy_part *deploy_find(struct deploy *d, const char *name)
 {
 	for (struct deploy_part *p = d->parts; p; p = p->next)
@@ -80,6 +83,52 @@ static struct deploy_part *hold_part(struct deploy *d, const char *name)
 	return p;
 }
 
+/* A connected cell's top directory is its root, but still listed and
+ * shown when its store fails (ls -l of the mount must not fail on the
+ * cell of a datacenter that is down): its attributes and metadata then as
+ * a cell that is down shows them. Everything else is its root's. */
+static int cell_top_getattr(const char *path, struct stat *st,
+			    struct fuse_file_info *fi)
+{
+	int rc = topofs_ops.getattr(path, st, fi);
+	if (rc && rc != -ENOENT) {
+		struct topofs *t = topofs_request()->t;
+		top_stat(t->part->d, t->top, 2, st);
+		rc = 0;
+	}
+	return rc;
+}
+
+static int cell_top_getxattr(const char *path, const char *name, char *value,
+			     size_t size)
+{
+	int rc = topofs_ops.getxattr(path, name, value, size);
+	return rc == -EIO || rc == -ETIMEDOUT ? -ENODATA : rc;
+}
+
+static int cell_top_listxattr(const char *path, char *list, size_t size)
+{
+	int rc = topofs_ops.listxattr(path, list, size);
+	return rc == -EIO || rc == -ETIMEDOUT ? 0 : rc;
+}
+
+static struct fuse_operations cell_top;
+static pthread_once_t cell_top_once = PTHREAD_ONCE_INIT;
+
+static void cell_top_init(void)
+{
+	cell_top = topofs_ops;
+	cell_top.getattr = cell_top_getattr;
+	cell_top.getxattr = cell_top_getxattr;
+	cell_top.listxattr = cell_top_listxattr;
+}
+
+static const struct fuse_operations *cell_top_ops(void)
+{
+	pthread_once(&cell_top_once, cell_top_init);
+	return &cell_top;
+}
+
 void deploy_route(struct deploy *d, const char *path, enum route_use use,
 		  struct route *r)
 {
@@ -104,8 +153,9 @@ void deploy_route(struct deploy *d, const char *path, enum route_use use,
 	pthread_mutex_unlock(&d->lock);
 	if (up) {
 		r->t = p->t;
-		r->ops = &topofs_ops;
+		r->ops = *rest ? &topofs_ops : cell_top_ops();
 		r->path = *rest ? rest : "/";
+		r->store = true;
 	} else {
 		r->ops = &deploy_down_ops; /* with the mount's path */
 	}

@@ -134,8 +134,10 @@ static void route(struct lowlevel *ll, const char *path, enum route_use use,
 	if (ll->deploy)
 		deploy_route(ll->deploy, path, use, r);
 	else
-		*r = (struct route){
-		    .t = ll->t, .ops = &topofs_ops, .path = path};
+		*r = (struct route){.t = ll->t,
+				    .ops = &topofs_ops,
+				    .path = path,
+				    .store = true};
 	current.t = r->t;
 }
 
@@ -172,7 +174,7 @@ static void fix_attr(const struct lowlevel *ll, struct stat *st)
  * create -o writeback could not apply, a notice still queued). */
 static void check_gone(const struct route *r, int rc)
 {
-	if (rc == -ENOENT && r->path && r->ops == &topofs_ops)
+	if (rc == -ENOENT && r->path && r->store)
 		topofs_invalidate(r->t, r->path, INVAL_GONE);
 }
 
@@ -341,7 +343,7 @@ static int rename_routed(struct lowlevel *ll, const char *from, const char *to,
 	int rc;
 	if (rf.t == rt.t && rf.ops == rt.ops)
 		rc = rf.ops->rename(rf.path, rt.path, flags);
-	else if (rf.ops != &topofs_ops)
+	else if (!rf.store)
 		rc = rf.ops->rename(rf.path, rt.path, flags);
 	else
 		rc = -EXDEV;
@@ -396,9 +398,10 @@ static void reply_attr(struct lowlevel *ll, fuse_req_t req, int rc,
 static int by_open_file(struct route *r, struct fuse_file_info *fi)
 {
 	struct topofs *owner = ops_file_owner(fi);
-	if (r->ops != &topofs_ops || r->t != owner) {
+	if (!r->store || r->t != owner) {
 		unroute(r);
-		*r = (struct route){.t = owner, .ops = &topofs_ops};
+		*r = (struct route){
+		    .t = owner, .ops = &topofs_ops, .store = true};
 	}
 	current.t = owner;
 	return 0;
@@ -812,7 +815,7 @@ static bool listing_in_doubt(struct lowlevel *ll, const struct route *r,
 {
 	char p[PATH_MAX];
 	bool is_data;
-	if (r->ops != &topofs_ops)
+	if (!r->store)
 		return false;
 	if (inode_changes(ll->inodes) != seen)
 		return true;
@@ -840,8 +843,10 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 	if (!rc && fi->fh && ops_dir_owner(fi) != r.t) {
 		/* its cell moved since it was opened: list what it holds */
 		unroute(&r);
-		r = (struct route){
-		    .t = ops_dir_owner(fi), .ops = &topofs_ops, .path = "/"};
+		r = (struct route){.t = ops_dir_owner(fi),
+				   .ops = &topofs_ops,
+				   .path = "/",
+				   .store = true};
 		current.t = r.t;
 	}
 	/* opened without asking (see Zero-message opens), or the top
