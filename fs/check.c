@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "topofs.h"
 #include "topofs/log.h"
 
 /* One run: the report, the store's backend and settings. */
@@ -325,18 +326,10 @@ static void check_write(struct run *r, struct topo_store *st)
  * but never with -o create_root: a check creates nothing. */
 static struct topo_conf conf_of(const struct topofs_opts *o)
 {
-	return (struct topo_conf){
-	    .servers = o->servers,
-	    .root = o->root,
-	    .timeout_ms = o->timeout_ms,
-	    .tls_cert = o->tls_cert,
-	    .tls_key = o->tls_key,
-	    .tls_ca = o->tls_ca,
-	    .zk_auth_file = o->zk_auth_file,
-	    .etcd_user = o->etcd_user,
-	    .etcd_password_file = o->etcd_password_file,
-	    .revision = o->pin_revision,
-	};
+	struct topo_conf conf = topofs_conf(o);
+	conf.missing_root_ok = false;
+	conf.snapshot = false;
+	return conf;
 }
 
 /* The checks in order; the report is in r->rep. */

@@ -16,10 +16,9 @@
  * lowlevel.c), short enough not to matter to a reader. */
 #define RENOTIFY_MS 500
 
-int topofs_connect(const struct topo_backend *be, const struct topofs_opts *o,
-		   struct topo_store **st, char *err, size_t errlen)
+struct topo_conf topofs_conf(const struct topofs_opts *o)
 {
-	struct topo_conf conf = {
+	return (struct topo_conf){
 	    .servers = o->servers,
 	    .root = o->root,
 	    .timeout_ms = o->timeout_ms,
@@ -33,6 +32,12 @@ int topofs_connect(const struct topo_backend *be, const struct topofs_opts *o,
 	    .revision = o->pin_revision,
 	    .snapshot = o->snapshot,
 	};
+}
+
+int topofs_connect(const struct topo_backend *be, const struct topofs_opts *o,
+		   struct topo_store **st, char *err, size_t errlen)
+{
+	struct topo_conf conf = topofs_conf(o);
 	*err = '\0';
 	int rc = be->open(&conf, st, err, errlen);
 	if (rc && !*err)

@@ -62,6 +62,10 @@ struct topofs {
 
 /* ---- serve.c: one store served ---- */
 
+/* The backend's settings for the store that o names (its strings are
+ * o's). */
+struct topo_conf topofs_conf(const struct topofs_opts *o);
+
 /* Open the store that o names (servers, root, credentials, pinned
  * revision): 0 and *st, or -errno with the reason in err. */
 int topofs_connect(const struct topo_backend *be, const struct topofs_opts *o,
