@@ -330,6 +330,28 @@ class TopofsTestCase(unittest.TestCase):
         return cm.exception
 
 
+def timed(func, *args, limit):
+    """Run func(*args) in a thread: (exception or None, seconds). Raises
+    AssertionError (fails the caller) if it still runs after limit seconds:
+    a call into a mount must never hang."""
+    box = {}
+
+    def run():
+        t0 = time.time()
+        try:
+            func(*args)
+            box["err"] = None
+        except BaseException as e:  # noqa: B902
+            box["err"] = e
+        box["t"] = time.time() - t0
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(limit)
+    if th.is_alive():
+        raise AssertionError("%s%r hung (> %ss)" % (func.__name__, args, limit))
+    return box["err"], box["t"]
+
+
 def write_file(path, data, mode="wb"):
     with open(path, mode) as f:
         f.write(data)

@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -79,25 +78,9 @@ def walk(top):
     return files, dirs
 
 
-def timed(func, *args, limit=TIMEOUT * 4 + 10):
-    """Run func in a thread: (exception or None, seconds); fails the
-    caller (AssertionError) if it is still running after limit seconds."""
-    box = {}
-
-    def run():
-        t0 = time.time()
-        try:
-            func(*args)
-            box["err"] = None
-        except BaseException as e:  # noqa: B902
-            box["err"] = e
-        box["t"] = time.time() - t0
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    th.join(limit)
-    if th.is_alive():
-        raise AssertionError("%s%r hung (> %ss)" % (func.__name__, args, limit))
-    return box["err"], box["t"]
+def timed(func, *args):
+    """h.timed with this module's bound on a call while a store is down."""
+    return h.timed(func, *args, limit=TIMEOUT * 4 + 10)
 
 
 class CellsTest(h.TopofsTestCase):

@@ -8,7 +8,6 @@ session that has not expired survives that)."""
 import errno
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,22 +31,9 @@ class OutageTest(h.TopofsTestCase):
         self.mount(["-o", "timeout=%d" % TIMEOUT])
 
     def timed(self, func, *args):
-        """Run func in a thread; return (exception or None, seconds)."""
-        box = {}
-
-        def run():
-            t0 = time.time()
-            try:
-                func(*args)
-                box["err"] = None
-            except BaseException as e:   # noqa: B902
-                box["err"] = e
-            box["t"] = time.time() - t0
-        th = threading.Thread(target=run, daemon=True)
-        th.start()
-        th.join(TIMEOUT * 4 + 10)
-        self.assertFalse(th.is_alive(), "%s%r hung with the store down" % (func.__name__, args))
-        return box["err"], box["t"]
+        """(exception or None, seconds) of func(*args); fails if it hangs
+        with the store down."""
+        return h.timed(func, *args, limit=TIMEOUT * 4 + 10)
 
     def test_outage_eio_and_recovery(self):
         self.assertEqual(read_file(self.p("a")), b"alpha")
