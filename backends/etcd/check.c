@@ -119,20 +119,9 @@ struct fetch {
 /* Append received bytes to a reply (curl write callback). */
 static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct etcd_reply *r = arg;
 	size_t n = size * nmemb;
-	char *b;
-
-	if (r->len + n > 65536)
-		return 0; /* no /version answer is that long */
-	b = realloc(r->body, r->len + n + 1);
-	if (!b)
-		return 0;
-	memcpy(b + r->len, data, n);
-	r->len += n;
-	b[r->len] = '\0';
-	r->body = b;
-	return n;
+	/* no /version answer is 64 KiB long */
+	return etcd_reply_append(arg, data, n, 65536) ? 0 : n;
 }
 
 /* The expiry of the server's certificate, from curl's certificate info

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -234,20 +235,27 @@ void etcd_http_close(struct etcd_http *h)
 	free(h);
 }
 
-/* Append received bytes to the reply (curl write callback). */
-static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+int etcd_reply_append(struct etcd_reply *r, const char *data, size_t n,
+		      size_t max)
 {
-	struct etcd_reply *r = arg;
-	size_t n = size * nmemb;
+	if (r->len + n > max)
+		return -1;
 	char *b = realloc(r->body, r->len + n + 1);
-
 	if (!b)
-		return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
+		return -1;
 	memcpy(b + r->len, data, n);
 	r->len += n;
 	b[r->len] = '\0';
 	r->body = b;
-	return n;
+	return 0;
+}
+
+/* Append received bytes to the reply (curl write callback). */
+static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	size_t n = size * nmemb;
+	/* 0: curl fails the transfer with CURLE_WRITE_ERROR */
+	return etcd_reply_append(arg, data, n, SIZE_MAX) ? 0 : n;
 }
 
 /* A fresh handle with the options every request shares; NULL if out of

@@ -27,6 +27,12 @@ struct etcd_reply {
 /* Free the body of a reply. */
 void etcd_reply_free(struct etcd_reply *r);
 
+/* Append n received bytes to r's body (kept NUL-terminated), if it stays
+ * within max bytes: 0, or -1 (too long, or ENOMEM). For curl write
+ * callbacks, which fail the transfer by returning less than n. */
+int etcd_reply_append(struct etcd_reply *r, const char *data, size_t n,
+		      size_t max);
+
 /* Parse conf->servers and the TLS settings, read the etcd user's password
  * file (auth.h); nothing is sent yet. 0 and *out, or a negative errno with a
  * reason in errbuf. */

@@ -67,20 +67,8 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 /* Append received bytes to the answer (curl write callback). */
 static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct etcd_reply *r = arg;
 	size_t n = size * nmemb;
-	char *b;
-
-	if (r->len + n > MAX_ANSWER)
-		return 0;
-	b = realloc(r->body, r->len + n + 1);
-	if (!b)
-		return 0;
-	memcpy(b + r->len, data, n);
-	r->len += n;
-	b[r->len] = '\0';
-	r->body = b;
-	return n;
+	return etcd_reply_append(arg, data, n, MAX_ANSWER) ? 0 : n;
 }
 
 /* Keep the X-Etcd-Index header (curl header callback). */
