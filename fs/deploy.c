@@ -53,7 +53,6 @@
 #include "view_wire.h"
 
 #define RECONCILE_MS 300  /* CellInfo changes show within this */
-#define RENOTIFY_MS 500	  /* see lowlevel.c: A reply racing... */
 #define RETRY_MIN_MS 500  /* a cell that is down: first retry */
 #define RETRY_MAX_MS 3000 /* ... and the longest wait between */
 #define CELLINFO "CellInfo"

@@ -64,7 +64,7 @@
  *   reply built while a change came (inode_changes moved: counted when the
  *   cache shows the change, lowlevel_note_change, not when the notifier's
  *   thread gets to it) carries only the short cache lifetime, and every
- *   invalidation is done again RENOTIFY_MS later (main.c), after such a
+ *   invalidation is done again RENOTIFY_MS later (topofs.h), after such a
  *   reply has landed.
  *
  *   A directory's listing has no lifetime: the kernel keeps what a READDIR

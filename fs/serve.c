@@ -11,11 +11,6 @@
 #include "topofs.h"
 #include "topofs/log.h"
 
-/* How long after a change its invalidations are done again: longer than a
- * reply racing the first ones takes to reach the kernel's caches (see
- * lowlevel.c), short enough not to matter to a reader. */
-#define RENOTIFY_MS 500
-
 struct topo_conf topofs_conf(const struct topofs_opts *o)
 {
 	return (struct topo_conf){

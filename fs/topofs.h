@@ -60,6 +60,11 @@ struct topofs {
 	struct deploy_part *part;
 };
 
+/* How long after a change its invalidations are done again: longer than a
+ * reply racing the first ones takes to reach the kernel's caches (see
+ * lowlevel.c), short enough not to matter to a reader. */
+#define RENOTIFY_MS 500
+
 /* ---- serve.c: one store served ---- */
 
 /* The backend's settings for the store that o names (its strings are
