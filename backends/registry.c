@@ -51,6 +51,11 @@ const char *topo_backend_names(void)
 int topo_listing_add(struct topo_listing *l, const char *path, size_t pathlen,
 		     const struct topo_meta *meta, unsigned char *value)
 {
+	if (l->sink && l->count >= TOPO_LISTING_BATCH) {
+		int rc = topo_listing_flush(l);
+		if (rc)
+			return rc;
+	}
 	if (l->count == l->capacity) {
 		size_t cap = l->capacity ? l->capacity * 2 : 64;
 		struct topo_entry *e = realloc(l->entries, cap * sizeof(*e));
@@ -91,6 +96,32 @@ void topo_entry_free(struct topo_entry *e)
 	free(e->value);
 	e->path = NULL;
 	e->value = NULL;
+}
+
+/* Free the entries held, keeping the array for more. */
+static void drop_entries(struct topo_listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		topo_entry_free(&l->entries[i]);
+	l->count = 0;
+}
+
+int topo_listing_flush(struct topo_listing *l)
+{
+	int rc = 0;
+	if (l->sink && l->count)
+		rc = l->sink->take(l->sink->ctx, l->entries, l->count);
+	if (l->sink)
+		drop_entries(l);
+	return rc;
+}
+
+void topo_listing_restart(struct topo_listing *l)
+{
+	drop_entries(l);
+	l->revision = 0;
+	if (l->sink)
+		l->sink->restart(l->sink->ctx);
 }
 
 void topo_listing_free(struct topo_listing *l)

@@ -113,43 +113,63 @@ static void log_invalid_once(struct cache *c, const char *path)
 		  path);
 }
 
-/* Build the node for `dir` from the listing, consuming it (each entry is
- * freed once copied into the tree). */
-static struct cnode *build_subtree(struct cache *c, const char *dir,
-				   struct topo_listing *l)
+/* ---- building a listing into a new subtree ---- */
+
+/* A listing on its way into the cache: the backend hands its entries over
+ * as it reads them (struct topo_listing_sink), and each goes at once into
+ * a new subtree, so a listing of the whole tree and the tree built from it
+ * are never both in memory whole. The subtree is the listing thread's own
+ * until apply_listing puts it in the tree: built without `mu`. */
+struct build {
+	struct cache *c;
+	const char *dir;
+	struct cnode *top; /* the node for dir, once an entry came */
+};
+
+static int build_top(struct build *b)
 {
-	const char *base = path_basename(dir);
-	struct cnode *top = cache_node_new(base, strlen(base));
-	if (!top)
-		return NULL;
-	size_t skip = *dir ? strlen(dir) + 1 : 0;
-	for (size_t i = 0; i < l->count; i++) {
-		struct topo_entry *e = &l->entries[i];
-		struct cnode *n;
-		if (strcmp(e->path, dir) == 0) {
-			n = top;
-		} else if (path_within(e->path, dir) &&
-			   path_store_ok(e->path)) {
-			n = cache_walk(top, e->path + skip, true);
-			if (!n)
-				goto nomem;
-		} else {
-			if (path_within(e->path, dir))
-				log_invalid_once(c, e->path);
-			topo_entry_free(e);
-			continue;
+	const char *base = path_basename(b->dir);
+	if (!b->top)
+		b->top = cache_node_new(base, strlen(base));
+	return b->top ? 0 : -ENOMEM;
+}
+
+/* Put one entry of the listing into the subtree, if it belongs there. */
+static int build_entry(struct build *b, const struct topo_entry *e)
+{
+	struct cnode *n;
+	size_t skip = *b->dir ? strlen(b->dir) + 1 : 0;
+	if (strcmp(e->path, b->dir) == 0) {
+		n = b->top;
+	} else if (path_within(e->path, b->dir) && path_store_ok(e->path)) {
+		n = cache_walk(b->top, e->path + skip, true);
+	} else {
+		if (path_within(e->path, b->dir)) {
+			pthread_mutex_lock(&b->c->mu);
+			log_invalid_once(b->c, e->path);
+			pthread_mutex_unlock(&b->c->mu);
 		}
-		if (cache_node_set_value(n, e->value, &e->meta))
-			goto nomem;
-		topo_entry_free(e); /* copied: give the memory back at once,
-				       for the next nodes (a listing of the
-				       whole tree and the tree built from it
-				       would else both be at their largest) */
+		return 0;
 	}
-	return top;
-nomem:
-	cache_node_free(top);
-	return NULL;
+	return n && !cache_node_set_value(n, e->value, &e->meta) ? 0 : -ENOMEM;
+}
+
+/* topo_listing_sink.take */
+static int build_take(void *ctx, const struct topo_entry *entries, size_t count)
+{
+	struct build *b = ctx;
+	int rc = build_top(b);
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = build_entry(b, &entries[i]);
+	return rc;
+}
+
+/* topo_listing_sink.restart */
+static void build_restart(void *ctx)
+{
+	struct build *b = ctx;
+	cache_node_free(b->top);
+	b->top = NULL;
 }
 
 /* Copy the directories made by mkdir in `old` into `new` (same position):
@@ -204,14 +224,10 @@ static void carry_pending(struct cnode *old, struct cnode *new)
 	}
 }
 
-/* Replace the subtree at `dir` by the listing (consumed: the caller only
- * frees it). Called with mu held. */
-static void apply_listing(struct cache *c, const char *dir,
-			  struct topo_listing *l)
+/* Replace the subtree at `dir` by `fresh`, built from a listing (taken:
+ * put in the tree or freed). Called with mu held. */
+static void apply_listing(struct cache *c, const char *dir, struct cnode *fresh)
 {
-	struct cnode *fresh = build_subtree(c, dir, l);
-	if (!fresh)
-		return; /* ENOMEM: keep the old view, re-list next time */
 	struct cnode *parent = *dir ? cache_walk_parent(c, dir) : NULL;
 	if (*dir && !parent) {
 		cache_node_free(fresh); /* an ancestor vanished meanwhile */
@@ -293,14 +309,23 @@ int cache_refresh(struct cache *c, const char *dir)
 		if (fresh)
 			break;
 
-		struct topo_listing l = {0};
+		struct build b = {.c = c, .dir = dir};
+		const struct topo_listing_sink sink = {build_take,
+						       build_restart, &b};
+		struct topo_listing l = {.sink = &sink};
 		rc = c->be->list(c->st, dir, &l);
+		if (!rc)
+			rc = topo_listing_flush(&l);
+		if (!rc)
+			rc = build_top(&b); /* an empty listing: no entry */
 		pthread_mutex_lock(&c->mu);
 		bool clean = c->conflict == 0 ||
 			     (l.revision > 0 && l.revision >= c->conflict);
 		bool applied = !rc && (clean || !c->unreplayable);
-		if (applied)
-			apply_listing(c, dir, &l);
+		if (applied) {
+			apply_listing(c, dir, b.top);
+			b.top = NULL;
+		}
 		for (size_t i = 0; applied && !clean && i < c->nraced; i++) {
 			size_t grown; /* the kernel heard of it at the time */
 			struct raced_notice *r = &c->raced[i];
@@ -311,6 +336,7 @@ int cache_refresh(struct cache *c, const char *dir)
 		c->listing = NULL;
 		pthread_mutex_unlock(&c->mu);
 		topo_listing_free(&l);
+		cache_node_free(b.top); /* not applied: a listing too old */
 		if (rc || applied)
 			break;
 	}

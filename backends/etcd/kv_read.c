@@ -141,7 +141,7 @@ int etcd_list(struct topo_store *s, const char *path, struct topo_listing *out)
 	char *key;
 	int err;
 
-	memset(out, 0, sizeof(*out));
+	topo_listing_restart(out);
 	err = etcd_make_key(s, path, &key);
 	if (err)
 		return err;
@@ -149,7 +149,7 @@ int etcd_list(struct topo_store *s, const char *path, struct topo_listing *out)
 		err = list_pages(s, key, out);
 		if (err != -EAGAIN || s->pinned) /* a pinned one stays gone */
 			break;
-		topo_listing_free(out);
+		topo_listing_restart(out);
 	}
 	if (err == -EAGAIN && s->pinned)
 		err = pinned_gone(s, key);

@@ -92,11 +92,16 @@ static int v2_list(struct topo_store *s, const char *path,
 	int64_t index = 0;
 	int err;
 
-	memset(out, 0, sizeof(*out));
+	/* The answer is one document, whole in memory anyway, in creation
+	 * order: sorted whole first, then handed over (no sink meanwhile). */
+	const struct topo_listing_sink *sink = out->sink;
+	topo_listing_restart(out);
+	out->sink = NULL;
 	err = call(s, "GET", path, "recursive=true&quorum=true", NULL, 0,
 		   &reply, &index);
 	if (err == -ENOENT) {
 		out->revision = index > 0 ? index : 0;
+		out->sink = sink;
 		return 0; /* an empty listing */
 	}
 	if (err)
@@ -110,6 +115,7 @@ static int v2_list(struct topo_store *s, const char *path,
 	}
 	topo_listing_sort(out); /* v2 lists in creation order */
 	out->revision = index > 0 ? index : 0;
+	out->sink = sink;
 	return 0;
 }
 

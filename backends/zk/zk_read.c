@@ -194,17 +194,32 @@ static int walk_node(struct walk *w, struct zreq *r)
 	return rc;
 }
 
-/* Queue the reads of every child named in the answer. */
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Queue the reads of every child named in the answer, in name order:
+ * ZooKeeper answers in the order asked, so a directory's entries reach the
+ * cache sorted and each goes at the end of its parent's child array (in
+ * the server's order, a 500,000-entry directory would be built in
+ * quadratic time once the cache takes a listing in batches). */
 static int walk_children(struct walk *w, struct zreq *r)
 {
+	const char **names = calloc((size_t)r->nnames + 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
 	const char *name = r->names;
 	for (int i = 0; i < r->nnames; i++) {
-		int rc = walk_push_node(w, zk_join(r->path, name));
-		if (rc)
-			return rc;
+		names[i] = name;
 		name += strlen(name) + 1;
 	}
-	return 0;
+	qsort(names, (size_t)r->nnames, sizeof(*names), name_cmp);
+	int rc = 0;
+	for (int i = 0; !rc && i < r->nnames; i++)
+		rc = walk_push_node(w, zk_join(r->path, names[i]));
+	free(names);
+	return rc;
 }
 
 /* A node below the listed one that our credentials may not read: its name
@@ -284,7 +299,7 @@ int zk_list(struct topo_store *s, const char *path, struct topo_listing *out)
 	    .deadline = zk_deadline_of(s),
 	};
 	w.todo_tail = &w.todo;
-	memset(out, 0, sizeof(*out));
+	topo_listing_restart(out);
 	int rc = zk_sess_get(s, w.deadline, &w.ss);
 	if (rc) {
 		topo_err("zk: list %s: not connected to ZooKeeper at %s", path,

@@ -95,13 +95,34 @@ struct topo_entry {
 				 or when the listing was asked without values */
 };
 
-/* The result of a bulk listing: every node of a subtree. */
+/* Where a listing's entries go while the backend is still reading it (set
+ * by the caller of list(), optional). A listing of a million keys need not
+ * be in memory whole on its way into the cache: topo_listing_add() hands
+ * the entries gathered so far to the sink every TOPO_LISTING_BATCH
+ * entries, and the caller hands it the rest after list() returns
+ * (topo_listing_flush). Entries then come in no particular order. */
+struct topo_listing_sink {
+	/* Takes a copy of what it keeps of entries[0..count) (they are freed
+	 * after). 0, or a negative errno that ends the listing with it. */
+	int (*take)(void *ctx, const struct topo_entry *entries, size_t count);
+	/* Forgets every entry taken so far: the listing starts over (etcd:
+	 * the revision it was read at was compacted meanwhile). */
+	void (*restart)(void *ctx);
+	void *ctx;
+};
+
+#define TOPO_LISTING_BATCH 512 /* entries held before a sink takes them */
+
+/* The result of a bulk listing: every node of a subtree. A listing is
+ * given to list() empty ({0}, or with only `sink` set). */
 struct topo_listing {
-	struct topo_entry *entries; /* owned array, sorted by path bytewise */
+	struct topo_entry *entries; /* owned array, sorted by path bytewise
+				       (unless a sink takes them) */
 	size_t count;
 	size_t capacity;
 	int64_t revision; /* the store's revision the listing reflects (etcd
 			     header revision, ZooKeeper: 0) */
+	const struct topo_listing_sink *sink; /* borrowed, may be NULL */
 };
 
 /* One step of an atomic multi-operation (used for rename). */
@@ -358,9 +379,20 @@ const struct topo_backend *topo_backend_nth(size_t i);
 const char *topo_backend_names(void);
 
 /* Helpers every backend uses to build results (backends/registry.c). */
+
+/* Append an entry (path copied; value, meta.size bytes or NULL, owned by
+ * the listing from then on). With a sink, first hands it a full batch.
+ * 0, -ENOMEM or the sink's error (then value is still the caller's). */
 int topo_listing_add(struct topo_listing *l, const char *path, size_t pathlen,
 		     const struct topo_meta *meta, unsigned char *value);
+/* Hand the entries held to the sink and free them; 0 without a sink. 0 or
+ * the sink's error (the entries are freed either way). */
+int topo_listing_flush(struct topo_listing *l);
+/* Empty the listing to read it again from the start: entries freed,
+ * revision 0; the sink stays and forgets what it took. */
+void topo_listing_restart(struct topo_listing *l);
 void topo_listing_sort(struct topo_listing *l);
+/* Free the entries and clear the listing (the sink with it). */
 void topo_listing_free(struct topo_listing *l);
 void topo_entry_free(struct topo_entry *e);
 

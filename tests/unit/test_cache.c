@@ -966,6 +966,169 @@ static void test_noticed_node_with_children(void)
 	cache_free(c);
 }
 
+/* ---- listings handed over in batches (struct topo_listing_sink) ---- */
+
+struct counting_sink {
+	size_t taken, takes, restarts;
+	int fail; /* returned by take once non-zero */
+};
+
+static int count_take(void *ctx, const struct topo_entry *e, size_t n)
+{
+	struct counting_sink *cs = ctx;
+	(void)e;
+	if (cs->fail)
+		return cs->fail;
+	cs->taken += n;
+	cs->takes++;
+	return 0;
+}
+
+static void count_restart(void *ctx)
+{
+	((struct counting_sink *)ctx)->restarts++;
+}
+
+static int add_numbered(struct topo_listing *l, size_t i)
+{
+	char path[32];
+	int len = snprintf(path, sizeof(path), "d/k%06zu", i);
+	struct topo_meta m = {.size = 1, .has_data = true};
+	unsigned char *v = malloc(1);
+	if (!v)
+		return -ENOMEM;
+	*v = 'v';
+	int rc = topo_listing_add(l, path, (size_t)len, &m, v);
+	if (rc)
+		free(v); /* a failed add leaves the value with its caller */
+	return rc;
+}
+
+static void test_listing_batches(void)
+{
+	struct counting_sink cs = {0};
+	const struct topo_listing_sink sink = {count_take, count_restart, &cs};
+	struct topo_listing l = {.sink = &sink};
+	for (size_t i = 0; i < 2 * TOPO_LISTING_BATCH + 10; i++)
+		CHECK_INT(add_numbered(&l, i), 0);
+	/* two full batches taken; the rest held until flushed */
+	CHECK_INT(cs.taken, 2 * TOPO_LISTING_BATCH);
+	CHECK_INT(cs.takes, 2);
+	CHECK_INT(l.count, 10);
+	CHECK_INT(topo_listing_flush(&l), 0);
+	CHECK_INT(cs.taken, 2 * TOPO_LISTING_BATCH + 10);
+	CHECK_INT(l.count, 0);
+	CHECK_INT(topo_listing_flush(&l), 0); /* nothing held: no take */
+	CHECK_INT(cs.takes, 3);
+	l.revision = 7;
+	topo_listing_restart(&l);
+	CHECK_INT(cs.restarts, 1);
+	CHECK_INT(l.revision, 0);
+	CHECK(l.sink == &sink);
+	/* the sink's error ends the add that would overflow the batch */
+	for (size_t i = 0; i < TOPO_LISTING_BATCH; i++)
+		CHECK_INT(add_numbered(&l, i), 0);
+	cs.fail = -EIO;
+	CHECK_INT(add_numbered(&l, 0), -EIO);
+	CHECK_INT(l.count, 0); /* the batch freed anyway, the entry not added */
+	CHECK_INT(add_numbered(&l, 1), 0);
+	CHECK_INT(topo_listing_flush(&l), -EIO);
+	CHECK_INT(l.count, 0);
+	topo_listing_free(&l);
+	CHECK(l.sink == NULL && l.entries == NULL);
+
+	/* without a sink nothing is handed over */
+	struct topo_listing whole = {0};
+	for (size_t i = 0; i < 2 * TOPO_LISTING_BATCH; i++)
+		CHECK_INT(add_numbered(&whole, i), 0);
+	CHECK_INT(whole.count, 2 * TOPO_LISTING_BATCH);
+	CHECK_INT(topo_listing_flush(&whole), 0);
+	CHECK_INT(whole.count, 2 * TOPO_LISTING_BATCH);
+	topo_listing_free(&whole);
+}
+
+#define BIG (5 * TOPO_LISTING_BATCH / 2)
+
+/* A store of BIG keys d/k000000.. in descending order whose first listing
+ * starts over half-way (etcd's compacted revision), after handing over
+ * keys that are gone by the second reading. */
+static int big_lists;
+
+static int fake_big_list(struct topo_store *s, const char *path,
+			 struct topo_listing *out)
+{
+	(void)s;
+	(void)path;
+	topo_listing_restart(out);
+	if (big_lists++ == 0) {
+		for (size_t i = 0; i < BIG; i++) {
+			char gone[32];
+			int len = snprintf(gone, sizeof(gone), "gone/%zu", i);
+			struct topo_meta m = {.has_data = true};
+			int rc =
+			    topo_listing_add(out, gone, (size_t)len, &m, NULL);
+			if (rc)
+				return rc;
+		}
+		topo_listing_restart(out);
+	}
+	for (size_t i = BIG; i-- > 0;) {
+		int rc = add_numbered(out, i);
+		if (rc)
+			return rc;
+	}
+	out->revision = 3;
+	return 0;
+}
+
+static const struct topo_backend fake_big_backend = {
+    .name = "fakebig",
+    .list = fake_big_list,
+};
+
+struct in_order {
+	size_t n;
+	char last[64];
+	bool sorted;
+};
+
+static int check_order(void *arg, const char *name, const struct cache_stat *st)
+{
+	struct in_order *o = arg;
+	(void)st;
+	if (o->n && strcmp(o->last, name) >= 0)
+		o->sorted = false;
+	snprintf(o->last, sizeof(o->last), "%s", name);
+	o->n++;
+	return 0;
+}
+
+static void test_listing_built_in_batches(void)
+{
+	big_lists = 0;
+	struct cache *c = cache_new(&fake_big_backend, NULL, 60000);
+	int rc;
+	CHECK_STR(ls(c, "", &rc), "d/ "); /* nothing of the first reading */
+	CHECK_INT(rc, 0);
+	CHECK_INT(big_lists, 1);
+	struct in_order o = {.sorted = true};
+	CHECK_INT(cache_list_dir(c, "d", check_order, &o), 0);
+	CHECK_INT(o.n, BIG);
+	CHECK(o.sorted);
+	CHECK_INT(big_lists, 1);
+	char last[32];
+	snprintf(last, sizeof(last), "k%06d", BIG - 1);
+	CHECK_STR(o.last, last);
+	unsigned char *v;
+	struct topo_meta m;
+	CHECK_INT(cache_value(c, "d/k000000", &v, &m), 0);
+	CHECK_MEM(v, m.size, "v", 1);
+	free(v);
+	struct cache_stat st;
+	CHECK_INT(cache_stat(c, "gone", &st), -ENOENT);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_shape();
@@ -986,6 +1149,8 @@ int main(void)
 	test_get_racing_a_delete();
 	test_listing_racing_a_notice();
 	test_noticed_node_with_children();
+	test_listing_batches();
+	test_listing_built_in_batches();
 	fake_clear();
 	return check_report();
 }
