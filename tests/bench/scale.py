@@ -26,10 +26,19 @@ With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
 
 It prints one table and, with --out, writes it (markdown) to FILE, with the
 issue-25 target: peak RSS <= 3 x (key + value bytes) + 32 MiB.
+
+Every row is also kept in RESULTS/scale.json (--results, default
+tests/bench/results; a later run replaces the rows of the same size and
+store, so that 1M can be run apart from the smaller sizes), from which
+scale.md (all rows, and the growth of per-key times from the smallest
+size to the largest against the target of 1.2x), scale.dat and
+scale.png (gnuplot: time per key and peak RSS against the target, 10k to
+1M) are written again.
 """
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -140,12 +149,17 @@ def one_store(a, topo, store, work, rows):
         srv.stop()
 
 
-def table(rows, a):
+def table(rows, provenance=False):
+    """The markdown table of rows; with provenance, each row's git, date
+    and load average (rows of several runs)."""
+    extra = " git, date, load |" if provenance else ""
     out = []
     out.append("| size | store | keys | key+value MiB | target MiB | cold tar s (µs/key) "
                "| warm tar s (µs/key) | restore -o writeback s (µs/key) "
-               "| peak RSS cold / warm / restore MiB | RSS after warm tar MiB | met |")
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+               "| peak RSS cold / warm / restore MiB | RSS after warm tar MiB | met |"
+               + extra)
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+               + (" --- |" if provenance else ""))
     for r in rows:
         data = r["data"] / MiB
         target = 3 * data + 32
@@ -157,12 +171,129 @@ def table(rows, a):
             return "%.1f (%.0f)" % (r[k], r[k] / r["keys"] * 1e6)
         peak = max([h for h in hwms if h] or [0]) / 1024
         rss = r.get("warm_rss")
-        out.append("| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s | %s |" % (
+        line = "| %s | %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s | %s |" % (
             r["size"], r["store"], r["keys"], data, target, t("cold"), t("warm"),
             t("restore"), " / ".join("%.1f" % (h / 1024) if h else "-" for h in hwms),
             "%.1f" % (rss / 1024) if rss else "-",
-            "yes" if peak <= target else "no"))
+            "yes" if peak <= target else "no")
+        if provenance:
+            line += " %s, %s, %s |" % (r.get("git", "?"), r.get("date", "?"),
+                                       r.get("load", "?"))
+        out.append(line)
     return "\n".join(out)
+
+
+PHASES = (("cold", "cold tar"), ("warm", "warm tar"),
+          ("restore", "restore -o writeback"))
+
+
+def keep_rows(path, rows, stamp):
+    """Merge this run's rows into the JSON file at `path`: a row of the same
+    size and store replaces the older one. All rows, by store then keys."""
+    old = []
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    for r in rows:
+        r.update(stamp)
+    new = {(r["size"], r["store"]) for r in rows}
+    kept = [r for r in old if (r["size"], r["store"]) not in new] + rows
+    kept.sort(key=lambda r: (r["store"], r["keys"]))
+    with open(path, "w") as f:
+        json.dump(kept, f, indent=1, sort_keys=True)
+    return kept
+
+
+def growth(rows):
+    """Per store and phase: (first row, last row, per-key growth) from the
+    smallest size to the largest that has the phase."""
+    out = []
+    for store in sorted({r["store"] for r in rows}):
+        for k, name in PHASES:
+            have = [r for r in rows if r["store"] == store and r.get(k)]
+            if len(have) < 2:
+                continue
+            a, b = have[0], have[-1]
+            g = (b[k] / b["keys"]) / (a[k] / a["keys"])
+            out.append((store, name, a, b, g))
+    return out
+
+
+def write_summary(out_dir, rows):
+    """scale.md, scale.dat, scale.gp and scale.png from every kept row."""
+    md = ["# topofs at scale (issue 25)", "",
+          "Written by `tests/bench/scale.py` from `scale.json`: every row "
+          "with the commit, date and load average of its own run.", "",
+          table(rows, provenance=True), ""]
+    md += ["## Per-key time from the smallest size to the largest (target: "
+           "at most 1.2x)", "",
+           "| store | phase | from | to | µs/key | growth | met |",
+           "| --- | --- | --- | --- | --- | ---: | --- |"]
+    for store, name, a, b, g in growth(rows):
+        md.append("| %s | %s | %s | %s | %.0f → %.0f | %.2f× | %s |" % (
+            store, name, a["size"], b["size"], a[name_key(name)] / a["keys"] * 1e6,
+            b[name_key(name)] / b["keys"] * 1e6, g, "yes" if g <= 1.2 else "no"))
+    md += ["", "![time per key and peak RSS](scale.png)", ""]
+    with open(os.path.join(out_dir, "scale.md"), "w") as f:
+        f.write("\n".join(md))
+    stores = sorted({r["store"] for r in rows})
+    cols = ["keys"]
+    series = []
+    for st in stores:
+        for k, name in PHASES:
+            cols.append("%s_%s_us" % (st, k))
+            series.append(("%s %s" % (st, name), len(cols)))
+    for st in stores:
+        cols.append("%s_peak_mib" % st)
+    cols.append("target_mib")
+    dat = ["# " + " ".join(cols)]
+    for keys in sorted({r["keys"] for r in rows}):
+        row = [str(keys)]
+        by = {r["store"]: r for r in rows if r["keys"] == keys}
+        for st in stores:
+            for k, _ in PHASES:
+                r = by.get(st)
+                row.append("%.1f" % (r[k] / keys * 1e6) if r and r.get(k) else "NaN")
+        target = None
+        for st in stores:
+            r = by.get(st)
+            hw = [r.get(h) for h in ("cold_hwm", "warm_hwm", "restore_hwm")] if r else []
+            hw = [h for h in hw if h]
+            row.append("%.1f" % (max(hw) / 1024) if hw else "NaN")
+            if r:
+                target = 3 * r["data"] / MiB + 32
+        row.append("%.1f" % target if target else "NaN")
+        dat.append(" ".join(row))
+    with open(os.path.join(out_dir, "scale.dat"), "w") as f:
+        f.write("\n".join(dat) + "\n")
+    g = ['set terminal pngcairo size 1400,600 font "sans,10"',
+         'set output "scale.png"', "set datafile missing 'NaN'",
+         "set multiplot layout 1,2 title 'topofs from 10k to 1M keys (tests/bench/scale.py)'",
+         "set logscale x", "set grid", "set format x '%.0s%c'",
+         "set xlabel 'keys in the topology'",
+         "set key inside left top vertical font ',8'", "set xrange [6000:1700000]",
+         "set title 'time per key (flat: linear growth)'",
+         "set ylabel 'µs per key'", "set yrange [0:*]"]
+    g.append("plot " + ", \\\n     ".join(
+        "'scale.dat' using 1:%d with linespoints lw 2 title '%s'" % (c, t)
+        for t, c in series))
+    g += ["set title 'peak RSS of the daemon'", "set ylabel 'MiB'",
+          "set logscale y", "set yrange [*:*]"]
+    base = len(cols) - len(stores)
+    g.append("plot " + ", \\\n     ".join(
+        ["'scale.dat' using 1:%d with linespoints lw 2 title '%s peak RSS'"
+         % (base + i, st) for i, st in enumerate(stores)] +
+        ["'scale.dat' using 1:%d with lines dt 2 lw 2 lc rgb '#000000' "
+         "title 'target 3 x data + 32 MiB'" % len(cols)]))
+    g.append("unset multiplot")
+    with open(os.path.join(out_dir, "scale.gp"), "w") as f:
+        f.write("\n".join(g) + "\n")
+    if shutil.which("gnuplot"):
+        subprocess.run(["gnuplot", "scale.gp"], cwd=out_dir, check=True)
+
+
+def name_key(name):
+    return {n: k for k, n in PHASES}[name]
 
 
 def main():
@@ -179,6 +310,8 @@ def main():
     p.add_argument("--cmd-timeout", type=float, default=7200,
                    help="a timed tar still running after this is stopped")
     p.add_argument("--out")
+    p.add_argument("--results", default=os.path.join(HERE, "results"),
+                   help="where scale.json/.md/.dat/.png are kept")
     p.add_argument("--bin", default=os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                                  "build", "topofs"))
     a = p.parse_args()
@@ -211,8 +344,14 @@ def main():
             "load average %s; one run each)\n\n%s\n" % (
                 a.sizes, a.stores, " --restore" if a.restore else "",
                 started.strftime("%Y-%m-%d %H:%M"), info.get("git", "?"), "",
-                " ".join("%.2f" % x for x in os.getloadavg()), table(rows, a)))
+                " ".join("%.2f" % x for x in os.getloadavg()), table(rows)))
     print(text)
+    if rows and a.results:
+        os.makedirs(a.results, exist_ok=True)
+        stamp = {"git": info.get("git", "?"), "date": started.strftime("%Y-%m-%d %H:%M"),
+                 "load": " ".join("%.1f" % x for x in os.getloadavg())}
+        kept = keep_rows(os.path.join(a.results, "scale.json"), rows, stamp)
+        write_summary(a.results, kept)
     if a.out:
         with open(a.out, "w") as f:
             f.write(text)
