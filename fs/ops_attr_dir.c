@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dirsnap.h"
 #include "ops_internal.h"
 #include "topofs.h"
 
@@ -198,64 +199,35 @@ int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 
 /* ---- directories ---- */
 
-struct dirent_copy {
-	char *name;
-	struct cache_stat cs;
-	bool from_memory; /* scratch or not yet committed: stat it by path */
-};
-
 struct dir_collect {
 	struct topofs *owner;		 /* the filesystem it is open in */
 	struct dir_collect *prev, *next; /* on owner->dirs */
-	struct dirent_copy *ents;
-	size_t count, cap;
+	struct dirsnap snap;		 /* the entries, packed (dirsnap.h) */
 	int err;
 };
-
-static int collect_add(struct dir_collect *dc, const char *name,
-		       const struct cache_stat *cs, bool from_memory)
-{
-	if (dc->count == dc->cap) {
-		size_t cap = dc->cap ? dc->cap * 2 : 64;
-		struct dirent_copy *e = realloc(dc->ents, cap * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		dc->ents = e;
-		dc->cap = cap;
-	}
-	struct dirent_copy *e = &dc->ents[dc->count];
-	if (!(e->name = strdup(name)))
-		return -ENOMEM;
-	if (cs)
-		e->cs = *cs;
-	e->from_memory = from_memory;
-	dc->count++;
-	return 0;
-}
 
 static int collect_store(void *arg, const char *name,
 			 const struct cache_stat *cs)
 {
-	return collect_add(arg, name, cs, false);
+	struct dir_collect *dc = arg;
+	return dirsnap_add(&dc->snap, name, cs, false);
 }
 
 static void collect_memory(void *arg, const char *name)
 {
 	struct dir_collect *dc = arg;
 	if (!dc->err)
-		dc->err = collect_add(dc, name, NULL, true);
+		dc->err = dirsnap_add(&dc->snap, name, NULL, true);
 }
 
 static void collect_free(struct dir_collect *dc)
 {
-	for (size_t i = 0; i < dc->count; i++)
-		free(dc->ents[i].name);
-	free(dc->ents);
+	dirsnap_clear(&dc->snap);
 }
 
 /* The struct stat of directory entry e of dir, for readdirplus. */
 static int entry_stat(struct topofs *t, const char *dir,
-		      const struct dirent_copy *e, struct stat *st)
+		      const struct dirsnap_entry *e, struct stat *st)
 {
 	struct tpath tp = {0};
 	bool is_data = strcmp(e->name, TOPO_DATA_NAME) == 0;
@@ -368,8 +340,6 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
 		       struct dir_collect *dc)
 {
 	collect_free(dc);
-	dc->ents = NULL;
-	dc->count = dc->cap = 0;
 	dc->err = 0;
 	/* a scratch directory holds scratch entries only */
 	int rc = tp->scratch
@@ -379,6 +349,7 @@ static int collect_dir(struct topofs *t, const struct tpath *tp,
 		return rc;
 	scratch_list(&t->scratch, tp->p, collect_memory, dc);
 	handle_list_new_in(&t->handles, tp->p, collect_memory, dc);
+	dirsnap_trim(&dc->snap); /* held while the directory is open */
 	return dc->err;
 }
 
@@ -409,20 +380,22 @@ int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	if (!dc)
 		return -EBADF;
 	/* a new listing at offset 0 (rewinddir too), or for a seekdir on a
-	 * handle that has none yet */
-	if ((off == 0 || !dc->ents) && (rc = collect_dir(t, &tp, dc)))
+	 * handle that has none yet (or an empty one) */
+	if ((off == 0 || !dc->snap.count) && (rc = collect_dir(t, &tp, dc)))
 		return rc;
 	if (off < 1 && filler(buf, ".", NULL, 1, 0))
 		return 0;
 	if (off < 2 && filler(buf, "..", NULL, 2, 0))
 		return 0;
 	bool plus = flags & FUSE_READDIR_PLUS;
-	for (size_t i = off > 2 ? (size_t)off - 2 : 0; i < dc->count; i++) {
+	struct dirsnap_entry e; /* decoded; e.name points into dc->snap */
+	for (size_t i = off > 2 ? (size_t)off - 2 : 0;
+	     !dirsnap_get(&dc->snap, i, &e); i++) {
 		struct stat st;
-		if (plus ? stat_now(path, dc->ents[i].name, &st)
-			 : entry_stat(t, tp.p, &dc->ents[i], &st))
+		if (plus ? stat_now(path, e.name, &st)
+			 : entry_stat(t, tp.p, &e, &st))
 			continue; /* hidden (noephemeral) or gone meanwhile */
-		if (filler(buf, dc->ents[i].name, &st, (off_t)i + 3,
+		if (filler(buf, e.name, &st, (off_t)i + 3,
 			   plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
