@@ -406,9 +406,11 @@ class BackupTest(h.TopofsTestCase):
         # drops the dead mount and removes its directory
         p = self.start_backup()
         kids = children(p.pid)
-        self.assertEqual(sorted(kids.values()),
-                         sorted([os.path.basename(h.topofs_bin())[:15],
-                                 "sh", "tar", "zstd"]))
+        # tar may have read the whole tree already (zstd still writing):
+        # a loaded machine polls the partial late (seen once on ZooKeeper)
+        always = {os.path.basename(h.topofs_bin())[:15], "sh", "zstd"}
+        self.assertTrue(always <= set(kids.values()) <= always | {"tar"},
+                        kids)
         p.kill()
         p.communicate()
         self.assertNoMountLeft()
