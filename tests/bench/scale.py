@@ -22,7 +22,9 @@ seconds (default 1800: a cold tar waits for the listing of the whole tree,
 several minutes at 300k keys on ZooKeeper) is stopped.
 
 With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
-(its times are then meaningless) and the profile is left in DIR.
+(its times are then meaningless) and the profile is left in DIR;
+--heaptrack DIR likewise with heaptrack (`heaptrack_print` reads it).
+Neither run's rows go into scale.json.
 
 It prints one table and, with --out, writes it (markdown) to FILE, with the
 issue-25 target: peak RSS <= 3 x (key + value bytes) + 32 MiB.
@@ -71,6 +73,16 @@ def massif_wrapper(work, real, outfile):
     return path
 
 
+def heaptrack_wrapper(work, real, outfile):
+    """A script that runs the daemon under heaptrack (much faster than
+    massif: a 1M-key tar in hours, not days); its data in outfile.zst."""
+    path = os.path.join(work, "topofs-heaptrack")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec heaptrack -o %s %s \"$@\"\n" % (outfile, real))
+    os.chmod(path, 0o755)
+    return path
+
+
 def one_store(a, topo, store, work, rows):
     srv = (EtcdServer if store == "etcd" else ZkServer)().start()
     zk = None
@@ -93,6 +105,11 @@ def one_store(a, topo, store, work, rows):
             out = os.path.join(a.massif, "massif.%s.%s" % (store, topo.label))
             m = TimedMount(srv.topofs_args(topo.root),
                            bin=massif_wrapper(work, a.bin, out))
+        elif a.heaptrack:
+            os.makedirs(a.heaptrack, exist_ok=True)
+            out = os.path.join(a.heaptrack, "heaptrack.%s.%s" % (store, topo.label))
+            m = TimedMount(srv.topofs_args(topo.root),
+                           bin=heaptrack_wrapper(work, a.bin, out))
         else:
             m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
         if not a.no_tar:
@@ -116,7 +133,7 @@ def one_store(a, topo, store, work, rows):
         finally:
             if not a.no_tar:
                 m.unmount(timeout=600)
-        if a.restore and not a.massif:
+        if a.restore and not (a.massif or a.heaptrack):
             if not os.path.exists(a.ref_tar):
                 topo.write_dir(a.tree)
                 run_timed(["tar", "-cf", a.ref_tar, "."], cwd=a.tree)
@@ -307,6 +324,7 @@ def main():
     p.add_argument("--stall", type=float, default=1800,
                    help="a tar making no progress this long is a hang")
     p.add_argument("--massif")
+    p.add_argument("--heaptrack", help="like --massif, with heaptrack")
     p.add_argument("--cmd-timeout", type=float, default=7200,
                    help="a timed tar still running after this is stopped")
     p.add_argument("--out")
@@ -346,7 +364,7 @@ def main():
                 started.strftime("%Y-%m-%d %H:%M"), info.get("git", "?"), "",
                 " ".join("%.2f" % x for x in os.getloadavg()), table(rows)))
     print(text)
-    if rows and a.results:
+    if rows and a.results and not (a.massif or a.heaptrack):  # profiled: no figures
         os.makedirs(a.results, exist_ok=True)
         stamp = {"git": info.get("git", "?"), "date": started.strftime("%Y-%m-%d %H:%M"),
                  "load": " ".join("%.1f" % x for x in os.getloadavg())}
