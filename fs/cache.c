@@ -34,6 +34,7 @@
  *   or is one in the store (`real_dir`, ZooKeeper).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,9 +56,20 @@ uint64_t cache_now_ms(void)
 
 /* ---- nodes ---- */
 
+/* Bytes for a node with a name of len bytes: up to the end of its name,
+ * not sizeof + name (sizeof counts the padding after the bit-fields, where
+ * the name starts): 7 bytes less, which is 16 less from malloc for most
+ * of a Vitess tree's names (two million nodes at 1M keys: 32 MiB). Never
+ * less than sizeof, so that the struct itself is always all there. */
+static size_t node_size(size_t len)
+{
+	size_t size = offsetof(struct cnode, name) + len + 1;
+	return size < sizeof(struct cnode) ? sizeof(struct cnode) : size;
+}
+
 struct cnode *cache_node_new(const char *name, size_t len)
 {
-	struct cnode *n = calloc(1, sizeof(*n) + len + 1);
+	struct cnode *n = calloc(1, node_size(len));
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
@@ -80,7 +92,7 @@ void cache_node_free(struct cnode *n)
 struct cnode *cache_node_rename(struct cnode *n, const char *name)
 {
 	size_t len = strlen(name);
-	struct cnode *r = realloc(n, sizeof(*n) + len + 1);
+	struct cnode *r = realloc(n, node_size(len));
 	if (!r)
 		return NULL;
 	memcpy(r->name, name, len + 1);
