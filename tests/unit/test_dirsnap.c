@@ -14,20 +14,7 @@
 #include "../../fs/dirsnap.h"
 #include "../../fs/meta_pack.h"
 #include "check.h"
-
-/* Field by field (no padding compared). */
-static bool same_meta(const struct topo_meta *a, const struct topo_meta *b)
-{
-	return a->version == b->version && a->create_id == b->create_id &&
-	       a->modify_id == b->modify_id &&
-	       a->change_count == b->change_count &&
-	       a->child_count == b->child_count &&
-	       a->num_children == b->num_children &&
-	       a->ctime_ns == b->ctime_ns && a->mtime_ns == b->mtime_ns &&
-	       a->lease == b->lease && a->size == b->size &&
-	       a->ephemeral == b->ephemeral && a->has_data == b->has_data &&
-	       a->real_dir == b->real_dir && a->denied == b->denied;
-}
+#include "meta_util.h"
 
 static bool same_stat(const struct cache_stat *a, const struct cache_stat *b)
 {
