@@ -128,8 +128,7 @@ void topo_listing_free(struct topo_listing *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->count; i++)
-		topo_entry_free(&l->entries[i]);
+	drop_entries(l);
 	free(l->entries);
 	memset(l, 0, sizeof(*l));
 }

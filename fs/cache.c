@@ -34,8 +34,8 @@
  *   or is one in the store (`real_dir`, ZooKeeper).
  */
 #include <errno.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,11 +299,9 @@ struct cnode *cache_walk_parent(struct cache *c, const char *p)
 /* ---- values ---- */
 
 /* A node's value and metadata are one allocation, n->data: byte 0 is the
- * length L of the packed metadata, bytes 1..L the metadata, then meta.size
- * bytes of value. The metadata's ten integers are zigzag varints, some as
- * differences that are mostly 0 or small (etcd: modify_id is the version;
- * ZooKeeper: change_count is the version, mtime near ctime), then one byte
- * of flags: some 10 to 40 bytes instead of struct topo_meta's 88. */
+ * length L of the packed metadata (meta_pack.h: some 10 to 40 bytes
+ * instead of struct topo_meta's 88), bytes 1..L the metadata, then
+ * meta.size bytes of value. */
 
 int cache_node_set_value(struct cnode *n, const unsigned char *value,
 			 const struct topo_meta *meta)

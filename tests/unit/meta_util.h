@@ -1,13 +1,24 @@
 /*
- * meta_util.h - comparing struct topo_meta in unit tests (test_dirsnap.c,
- * test_cache_model.c).
+ * meta_util.h - drawing and comparing struct topo_meta's numbers in unit
+ * tests (test_dirsnap.c, test_cache_model.c).
  */
 #ifndef TOPOFS_TEST_META_UTIL_H
 #define TOPOFS_TEST_META_UTIL_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "topofs/backend.h"
+
+/* 64 random bits from rand() (which gives at least 15). */
+static inline uint64_t rnd_u64(void)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v = v << 16 | (uint64_t)(rand() & 0xffff);
+	return v;
+}
 
 /* Field by field (no padding compared). */
 static inline bool same_meta(const struct topo_meta *a,

@@ -40,9 +40,7 @@ static void check_meta_roundtrip(const struct topo_meta *m)
 
 static int64_t rnd64(void)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v = v << 16 | (uint64_t)(rand() & 0xffff);
+	uint64_t v = rnd_u64();
 	switch (rand() % 4) {
 	case 0:
 		return (int64_t)(v % 1000);

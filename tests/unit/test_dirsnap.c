@@ -27,14 +27,6 @@ static bool same_stat(const struct cache_stat *a, const struct cache_stat *b)
 
 /* ---- random values ---- */
 
-static uint64_t rnd_u64(void)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v = v << 16 | (uint64_t)(rand() & 0xffff);
-	return v;
-}
-
 /* Mostly what stores give (0, small, around 10^6, nanosecond times), and
  * any value, and the extremes. */
 static int64_t rnd_i64(void)
