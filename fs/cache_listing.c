@@ -403,7 +403,11 @@ int cache_check_kids(struct cache *c, const char *dir, bool force)
 	n = cache_walk(c->root, dir, false);
 	if (n && (n->ext ? n->ext->kids_seq : 0) == seq &&
 	    (rc == 0 || rc == -ENOENT)) {
-		if (rc == 0 && same_kids(n, names, count)) {
+		/* Names confirm names only: a notice that meanwhile asked for
+		 * the whole listing again (fetched_ms = 0: a child's change
+		 * found the listing untrusted, so the child was not marked
+		 * stale) must get it, or that change is lost for good. */
+		if (rc == 0 && n->fetched_ms && same_kids(n, names, count)) {
 			bool was_dir = cache_node_is_dir(c, n);
 			n->kids_unwatched = false;
 			n->fetched_ms = asked;

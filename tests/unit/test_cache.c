@@ -82,6 +82,7 @@ static const struct topo_backend fake_backend = {
 };
 
 static int children_calls;
+static void (*children_hook)(void); /* runs inside the names-only read */
 
 /* The direct children of path, as a names-only read (ZooKeeper's). */
 static int fake_children(struct topo_store *s, const char *path, char **names,
@@ -89,6 +90,8 @@ static int fake_children(struct topo_store *s, const char *path, char **names,
 {
 	(void)s;
 	children_calls++;
+	if (children_hook)
+		children_hook();
 	size_t total = 0, plen = strlen(path);
 	char *buf = malloc(4096), *p = buf;
 	*count = 0;
@@ -945,6 +948,49 @@ static void test_listing_racing_a_notice(void)
 	cache_free(c);
 }
 
+static struct cache *hooked; /* the cache change_during_check tells */
+
+/* Another client sets d/x while the names-only read is in flight; its data
+ * watch tells the cache. */
+static void change_during_check(void)
+{
+	fake_put("d/x", "2");
+	cache_changed(hooked, TOPO_CHANGE_NODE, "d/x", -1);
+}
+
+/* A child's data notice that comes while a names-only check of its
+ * directory is in flight: the listing was not trusted then, so the notice
+ * asked for a re-listing instead of marking the child. The names the check
+ * reads are unchanged, and it must not call the listing fresh over that
+ * request: ZooKeeper tells a change once, and the value would stay old
+ * for good (found by integ.zk.kernel_cache's storm of changes). */
+static void test_notice_during_kids_check(void)
+{
+	fake_clear();
+	children_calls = 0;
+	fake_put("d/x", "1");
+	fake_put("d/y", "1");
+	struct cache *c = cache_new(&fake_real_backend, NULL, 60000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "x y ");
+	unsigned char *v;
+	struct topo_meta m;
+	CHECK_INT(cache_value(c, "d/x", &v, &m), 0);
+	CHECK(m.size == 1 && v[0] == '1');
+	free(v);
+	usleep(30 * 1000); /* past OWN_WRITE_GRACE_MS: another client's */
+	cache_changed(c, TOPO_CHANGE_CHILDREN, "d", -1);
+	hooked = c;
+	children_hook = change_during_check;
+	CHECK_INT(cache_value(c, "d/x", &v, &m), 0);
+	children_hook = NULL;
+	CHECK_INT(children_calls, 1);
+	CHECK(m.size == 1 && v[0] == '2');
+	free(v);
+	cache_free(c);
+}
+
 /* ZooKeeper: a node created with its children before its child watch was
  * set (kazoo's makepath) is told by a notice of the node alone. Its
  * children must be listed when asked for, not taken for none (its listing
@@ -1149,6 +1195,7 @@ int main(void)
 	test_get_racing_a_delete();
 	test_listing_racing_a_notice();
 	test_noticed_node_with_children();
+	test_notice_during_kids_check();
 	test_listing_batches();
 	test_listing_built_in_batches();
 	fake_clear();
