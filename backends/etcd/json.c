@@ -360,6 +360,7 @@ fail:
 void etcd_page_clear(struct etcd_page *page)
 {
 	free(page->last_key);
+	free(page->first_key);
 	memset(page, 0, sizeof(*page));
 }
 
@@ -416,6 +417,7 @@ int etcd_parse_range(const char *json, size_t len, const char *root,
 		return err;
 	if ((err = get_revision(doc, &page->revision, what)) ||
 	    (err = get_bool(doc, "more", &page->more, what)) ||
+	    (err = get_int64(doc, "count", &page->count, what)) ||
 	    (err = get_typed(doc, "kvs", JSON_ARRAY, &kvs, what)))
 		goto out;
 	for (i = 0; kvs && i < json_array_size(kvs); i++) {
@@ -428,6 +430,16 @@ int etcd_parse_range(const char *json, size_t len, const char *root,
 		if (err)
 			goto out;
 		err = add_entry(out, root, key, k, klen, &meta, value);
+		if (i == 0 && !err) {
+			page->first_key = malloc(klen + 1);
+			if (page->first_key) {
+				memcpy(page->first_key, k, klen + 1);
+				page->first_len = klen;
+			} else {
+				err = -ENOMEM;
+			}
+		}
+		page->nkeys++;
 		free(page->last_key);
 		page->last_key = k;
 		page->last_len = klen;

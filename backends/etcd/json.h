@@ -47,6 +47,10 @@ struct etcd_page {
 	unsigned char *last_key; /* last key of the page (any, even filtered
 				    out), owned, NUL-terminated; NULL if none */
 	size_t last_len;
+	unsigned char *first_key; /* its first key, likewise */
+	size_t first_len;
+	size_t nkeys;  /* keys in the page, filtered out or not */
+	int64_t count; /* keys in the range asked, given or not (0: not said) */
 };
 
 /* Free what a page owns. */

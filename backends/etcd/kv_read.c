@@ -13,6 +13,7 @@
 #include "http.h"
 #include "json.h"
 #include "kv_internal.h"
+#include "pager.h"
 #include "watch.h"
 #include "topofs/backend.h"
 #include "topofs/log.h"
@@ -70,13 +71,17 @@ static int add_root_key(struct topo_store *s, int64_t rev,
 }
 
 /* Read the subtree of key page by page, every page at the first page's
- * revision. 0, -EAGAIN (that revision was compacted) or a negative errno. */
+ * revision, each in a window of the key space that the pager guesses holds
+ * about one page (pager.c: a fixed range end would make the listing
+ * quadratic). 0, -EAGAIN (that revision was compacted) or a negative
+ * errno. */
 static int list_pages(struct topo_store *s, const char *key,
 		      struct topo_listing *out)
 {
 	struct etcd_page page = {0};
-	char *sub = NULL, *end = NULL, *start = NULL;
-	size_t endlen, startlen;
+	struct etcd_pager pager = {0};
+	char *sub = NULL, *end = NULL;
+	size_t endlen;
 	int64_t rev = s->pinned;
 	int err = -ENOMEM;
 
@@ -90,37 +95,38 @@ static int list_pages(struct topo_store *s, const char *key,
 		goto out;
 	/* The root's listing stays inside its prefix, ROOT/: the root key
 	 * itself is read alone, after (add_root_key). */
-	start = strdup(*key && strcmp(key, s->root) != 0 ? key : sub);
-	if (!start)
+	const char *start = *key && strcmp(key, s->root) != 0 ? key : sub;
+	if (etcd_pager_init(&pager, start, strlen(start),
+			    (const unsigned char *)end, endlen))
 		goto out;
-	startlen = strlen(start);
-	for (;;) {
-		err = etcd_range_page(s, key, start, startlen, end, endlen, rev,
-				      ETCD_PAGE, false, out, &page);
+	while (!pager.done) {
+		const unsigned char *stop;
+		size_t stoplen;
+		etcd_pager_stop(&pager, &stop, &stoplen);
+		err =
+		    etcd_range_page(s, key, (const char *)pager.start,
+				    pager.startlen, (const char *)stop, stoplen,
+				    rev, ETCD_PAGE, false, out, &page);
 		if (err)
 			goto out;
 		if (!rev)
 			rev = out->revision = page.revision;
-		if (!page.more)
-			break;
-		if (!page.last_key) {
+		err = etcd_pager_next(
+		    &pager, page.more, page.first_key, page.first_len,
+		    page.last_key, page.last_len, page.nkeys,
+		    page.count > 0 ? (uint64_t)page.count : 0, ETCD_PAGE);
+		if (err == -EIO)
 			topo_err("etcd: %s: malformed answer: more keys but "
-				 "none given",
+				 "none given, or more than asked",
 				 key);
-			err = -EIO;
+		if (err)
 			goto out;
-		}
-		/* Next page: just after the last key (its NUL is the "\0"). */
-		free(start);
-		start = (char *)page.last_key;
-		startlen = page.last_len + 1;
-		page.last_key = NULL;
 	}
 	if (*key && strcmp(key, s->root) == 0)
 		err = add_root_key(s, rev, out);
 out:
 	etcd_page_clear(&page);
-	free(start);
+	etcd_pager_free(&pager);
 	free(end);
 	free(sub);
 	return err;

@@ -5,6 +5,7 @@ and that reading never writes."""
 
 import errno
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -297,6 +298,31 @@ class ScaleTest(h.TopofsTestCase):
         self.assertEqual(len(os.listdir(self.p("keyspaces"))), 80)
         self.assertEqual(len(os.listdir(self.p("keyspaces/commerce/shards"))), 32)
         self.assertEqual(self.store.revision(), rev)
+
+    def test_listing_of_uneven_names(self):
+        """A listing is read in windows of the key space guessed from the
+        keys seen (backends/etcd/pager.c): dense and sparse runs, names
+        that are prefixes of others, siblings that sort between a key and
+        its children, UTF-8 and hex, across many pages -- every file comes
+        back, none twice."""
+        rnd = random.Random(25)
+        kvs = {}
+        for i in range(1500):   # dense: one long common prefix
+            kvs["%s/d/deep/deeper/%09d" % (self.root, i)] = "x"
+        for i in range(700):    # sparse: hashed hex
+            kvs["%s/h/%08x" % (self.root, rnd.getrandbits(32))] = "h"
+        for i in range(300):    # a key, its siblings and its children
+            kvs["%s/p/a%d" % (self.root, i)] = "k"
+            kvs["%s/p/a%d-b" % (self.root, i)] = "s"
+            kvs["%s/p/a%d/c" % (self.root, i)] = "c"
+        for i in range(400):
+            kvs["%s/u/ünï%dço∂é" % (self.root, rnd.randrange(10 ** 6))] = "u"
+        self.store.put_many(kvs)
+        self.mount()
+        files, _ = h.walk_files(self.p())
+        self.assertEqual(len(files), len(set(files)))
+        self.assertEqual(sorted(files),
+                         sorted(h.expected_files(self.snapshot(), self.root)))
 
 
 if __name__ == "__main__":
