@@ -118,18 +118,22 @@ def one_store(a, topo, store, work, rows):
             for phase in () if a.no_tar else ("cold", "warm"):
                 tarf = os.path.join(work, "%s.tar" % phase)
                 dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
-                                watch=[("daemon", m.proc.pid)])
+                                watch=[("daemon", m.proc.pid),
+                                       ("server", srv.proc.pid)])
                 n = tar_entries(tarf)
                 os.unlink(tarf)
                 if n != topo.tar_entries:
                     raise SystemExit("%s %s %s tar: %d entries, expected %d"
                                      % (topo.label, store, phase, n, topo.tar_entries))
                 row[phase] = dt
+                row[phase + "_cpu"] = cpu
                 row[phase + "_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
                 row[phase + "_rss"] = proc_status_kb(m.proc.pid, "VmRSS")
-                log("%s %s %s tar: %.1fs, VmHWM %.1f MiB, VmRSS %.1f MiB" % (
-                    topo.label, store, phase, dt, row[phase + "_hwm"] / 1024,
-                    row[phase + "_rss"] / 1024))
+                log("%s %s %s tar: %.1fs (CPU s: daemon %.1f, server %.1f, "
+                    "tar %.1f), VmHWM %.1f MiB, VmRSS %.1f MiB" % (
+                        topo.label, store, phase, dt, cpu["daemon"],
+                        cpu["server"], cpu["client"], row[phase + "_hwm"] / 1024,
+                        row[phase + "_rss"] / 1024))
         finally:
             if not a.no_tar:
                 m.unmount(timeout=600)
@@ -250,6 +254,12 @@ def write_summary(out_dir, rows):
         md.append("| %s | %s | %s | %s | %.0f → %.0f | %.2f× | %s |" % (
             store, name, a["size"], b["size"], a[name_key(name)] / a["keys"] * 1e6,
             b[name_key(name)] / b["keys"] * 1e6, g, "yes" if g <= 1.2 else "no"))
+    md += ["", "## Where a tar's time goes: CPU µs per key", "",
+           "The CPU time the daemon, the store's server and tar itself used "
+           "during each tar (from /proc and the tar's rusage), per key; what "
+           "is left of the wall time is waiting (the kernel's FUSE "
+           "round trips, the network, the other CPU).", "",
+           cpu_table(rows)]
     md += ["", "![time per key and peak RSS](scale.png)", ""]
     with open(os.path.join(out_dir, "scale.md"), "w") as f:
         f.write("\n".join(md))
@@ -307,6 +317,24 @@ def write_summary(out_dir, rows):
         f.write("\n".join(g) + "\n")
     if shutil.which("gnuplot"):
         subprocess.run(["gnuplot", "scale.gp"], cwd=out_dir, check=True)
+
+
+def cpu_table(rows):
+    """Per row and tar phase: wall and CPU µs per key of daemon, server and
+    tar (rows measured before the CPU was kept show none)."""
+    out = ["| size | store | tar | wall µs/key | daemon | server | tar | git |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        for k in ("cold", "warm"):
+            cpu = r.get(k + "_cpu")
+            if not cpu:
+                continue
+            per = [cpu.get(n, float("nan")) / r["keys"] * 1e6
+                   for n in ("daemon", "server", "client")]
+            out.append("| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %s |" % (
+                r["size"], r["store"], k, r[k] / r["keys"] * 1e6, per[0],
+                per[1], per[2], r.get("git", "?")))
+    return "\n".join(out)
 
 
 def name_key(name):
