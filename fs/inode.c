@@ -187,11 +187,15 @@ static void remove_from(struct node **head, struct node *n, bool by_name)
 	*pp = by_name ? n->next_name : n->next_ino;
 }
 
-/* Nodes per bucket before the hashes double. Two keeps chains short (1.5
- * nodes looked at per hit on average) at a quarter of the buckets' memory
- * of one: at 2.1M nodes (1M Vitess keys) 16 MiB of buckets instead of 64,
- * and a doubling briefly holds both arrays (issue 25). */
-#define MAX_LOAD 2
+/* Nodes per bucket before the hashes double. Between doublings a hash
+ * holds MAX_LOAD / 2 to MAX_LOAD nodes per bucket: at four, finding a
+ * node looks at about 1 + load / 2 of them (2 to 3), missing one (a
+ * name's first LOOKUP) at a whole chain (2 to 4). Four takes half the
+ * buckets of two: at 2.1M nodes (1M Vitess keys) 2^20 in each hash, 16
+ * MiB for both instead of 32, and the doubling that gets there (at
+ * 2,097,153 nodes) holds 8 + 16 MiB at once instead of 16 + 32 (issue
+ * 25). */
+#define MAX_LOAD 4
 
 /* Double both hashes once they hold more than MAX_LOAD nodes per bucket. A
  * failed allocation leaves them as they are: longer chains, still correct. */
