@@ -14,6 +14,13 @@
  *   (what libfuse's high-level API calls hard_remove), and a path asked of
  *   it or of anything below it is -ESTALE.
  *
+ *   A node's name is in the node's allocation, `first`, sized for it but
+ *   never smaller than a pointer. A rename writes the new name over the
+ *   old if it fits; if not, the node cannot move (its children, the hashes
+ *   and the callers point at it), so `first` gets a pointer to an
+ *   allocated copy instead (NAME_OWNED). Renames are rare: most nodes are
+ *   one allocation.
+ *
  *   A node lives while the kernel holds a lookup of it (`nlookup`) or any
  *   node names it as parent (`nkids`): the kernel forgets children before
  *   their parents, but FORGETs are served by several threads and may come
@@ -41,16 +48,27 @@
 struct node {
 	uint64_t ino;
 	uint64_t nlookup;	/* lookups the kernel holds */
-	size_t nkids;		/* nodes whose parent this is */
 	struct node *parent;	/* NULL: the root, or unlinked */
-	char *name;		/* NULL: the root, or unlinked; `first` or
-				   owned (after a rename) */
-	mode_t type;		/* S_IFMT bits the kernel was last told */
 	struct node *next_ino;	/* chain in by_ino */
 	struct node *next_name; /* chain in by_name, while named */
-	char first[];		/* the name it was made with (one allocation
-				   with the node: see docs/performance.md) */
+	uint32_t nkids;		/* nodes whose parent this is (32 bits: each
+				   is a node in memory, 4G would be 256 GiB) */
+	uint16_t type;		/* S_IFMT bits the kernel was last told
+				   (S_IFMT is 0170000: 16 bits hold it) */
+	uint16_t flags;		/* NAME_OWNED */
+	char first[];		/* its name, while it has one (see node_name) */
 };
+
+/* `first` holds a pointer to the name, not the name (see node_name). */
+#define NAME_OWNED 1
+
+/* 48 bytes before the name on 64-bit hosts, 16 fewer than with a name
+ * pointer, a size_t count and a mode_t: since glibc's chunks step by 16
+ * bytes, 16 bytes less from malloc per node whatever the name's length,
+ * 34 MB at 1M Vitess keys (2.1M nodes; issue 25, docs/performance.md). */
+_Static_assert(sizeof(void *) != 8 || (offsetof(struct node, first) == 48 &&
+				       sizeof(struct node) == 48),
+	       "struct node grew");
 
 struct inode_table {
 	pthread_mutex_t lock; /* guards everything below and every node */
@@ -63,6 +81,62 @@ struct inode_table {
 
 	_Atomic uint64_t changes; /* see inode_changes (no lock needed) */
 };
+
+/* ---- a node's name ---- */
+
+/* The bytes `first` is given for a name of len bytes (its NUL included):
+ * at least a pointer's, for a rename's owned name. */
+static size_t name_room(size_t len)
+{
+	return len > sizeof(char *) ? len : sizeof(char *);
+}
+
+/* The owned name whose pointer `first` holds (copied out with memcpy:
+ * `first` is declared as chars). */
+static char *owned_name(const struct node *n)
+{
+	char *name;
+	memcpy(&name, n->first, sizeof(name));
+	return name;
+}
+
+/* n's name; NULL for the root and unlinked nodes. */
+static const char *node_name(const struct node *n)
+{
+	if (!n->parent)
+		return NULL;
+	return n->flags & NAME_OWNED ? owned_name(n) : n->first;
+}
+
+/* Whether a name of len bytes (its NUL included) fits in named n's
+ * `first`: its name's bytes if the name is there (a shorter name written
+ * over a longer one undercounts, which is safe), else a pointer's. */
+static bool name_fits(const struct node *n, size_t len)
+{
+	size_t have = n->flags & NAME_OWNED ? 0 : strlen(n->first) + 1;
+	return len <= name_room(have);
+}
+
+/* Give n the name `name`, in `first`, or `copy` (allocated, taken over)
+ * if not NULL. n has no name (unlink_name). */
+static void set_name(struct node *n, const char *name, char *copy)
+{
+	if (copy) {
+		memcpy(n->first, &copy, sizeof(copy));
+		n->flags |= NAME_OWNED;
+	} else {
+		memcpy(n->first, name, strlen(name) + 1);
+	}
+}
+
+/* Free n's owned name, if any; `first` then holds "". */
+static void drop_name(struct node *n)
+{
+	if (n->flags & NAME_OWNED)
+		free(owned_name(n));
+	n->flags &= ~NAME_OWNED;
+	n->first[0] = '\0';
+}
 
 /* ---- hashing ---- */
 
@@ -100,7 +174,7 @@ static struct node *child(const struct inode_table *it,
 			  const struct node *parent, const char *name)
 {
 	struct node *n = it->by_name[name_slot(it, parent->ino, name)];
-	while (n && (n->parent != parent || strcmp(n->name, name) != 0))
+	while (n && (n->parent != parent || strcmp(node_name(n), name) != 0))
 		n = n->next_name;
 	return n;
 }
@@ -113,11 +187,15 @@ static void remove_from(struct node **head, struct node *n, bool by_name)
 	*pp = by_name ? n->next_name : n->next_ino;
 }
 
-/* Nodes per bucket before the hashes double. Two keeps chains short (1.5
- * nodes looked at per hit on average) at a quarter of the buckets' memory
- * of one: at 2.1M nodes (1M Vitess keys) 16 MiB of buckets instead of 64,
- * and a doubling briefly holds both arrays (issue 25). */
-#define MAX_LOAD 2
+/* Nodes per bucket before the hashes double. Between doublings a hash
+ * holds MAX_LOAD / 2 to MAX_LOAD nodes per bucket: at four, finding a
+ * node looks at about 1 + load / 2 of them (2 to 3), missing one (a
+ * name's first LOOKUP) at a whole chain (2 to 4). Four takes half the
+ * buckets of two: at 2.1M nodes (1M Vitess keys) 2^20 in each hash, 16
+ * MiB for both instead of 32, and the doubling that gets there (at
+ * 2,097,153 nodes) holds 8 + 16 MiB at once instead of 16 + 32 (issue
+ * 25). */
+#define MAX_LOAD 4
 
 /* Double both hashes once they hold more than MAX_LOAD nodes per bucket. A
  * failed allocation leaves them as they are: longer chains, still correct. */
@@ -147,7 +225,7 @@ static void grow(struct inode_table *it)
 		}
 		for (struct node *n = old_name[i], *next; n; n = next) {
 			next = n->next_name;
-			size_t s = name_slot(it, n->parent->ino, n->name);
+			size_t s = name_slot(it, n->parent->ino, node_name(n));
 			n->next_name = name[s];
 			name[s] = n;
 		}
@@ -158,14 +236,13 @@ static void grow(struct inode_table *it)
 
 /* ---- names ---- */
 
-/* Give n the name `name` (n->first, or taken over) in parent. */
+/* Put n, whose name is set, in parent. */
 static void link_name(struct inode_table *it, struct node *n,
-		      struct node *parent, char *name)
+		      struct node *parent)
 {
 	n->parent = parent;
-	n->name = name;
 	parent->nkids++;
-	size_t s = name_slot(it, parent->ino, name);
+	size_t s = name_slot(it, parent->ino, node_name(n));
 	n->next_name = it->by_name[s];
 	it->by_name[s] = n;
 }
@@ -175,10 +252,9 @@ static void link_name(struct inode_table *it, struct node *n,
 static struct node *unlink_name(struct inode_table *it, struct node *n)
 {
 	struct node *parent = n->parent;
-	remove_from(&it->by_name[name_slot(it, parent->ino, n->name)], n, true);
-	if (n->name != n->first)
-		free(n->name);
-	n->name = NULL;
+	remove_from(&it->by_name[name_slot(it, parent->ino, node_name(n))], n,
+		    true);
+	drop_name(n);
 	n->parent = NULL;
 	parent->nkids--;
 	return parent;
@@ -188,7 +264,7 @@ static struct node *unlink_name(struct inode_table *it, struct node *n)
 static void release(struct inode_table *it, struct node *n)
 {
 	while (n && n != it->root && n->nlookup == 0 && n->nkids == 0) {
-		struct node *parent = n->name ? unlink_name(it, n) : NULL;
+		struct node *parent = n->parent ? unlink_name(it, n) : NULL;
 		remove_from(&it->by_ino[ino_slot(it, n->ino)], n, false);
 		it->count--;
 		free(n);
@@ -196,18 +272,19 @@ static void release(struct inode_table *it, struct node *n)
 	}
 }
 
-/* A new node with room for `name` (NULL: none) in `first`. */
+/* A new node, not linked, with `name` (NULL: none) in `first`. */
 static struct node *node_new(struct inode_table *it, mode_t type,
 			     const char *name)
 {
 	size_t len = name ? strlen(name) + 1 : 0;
-	struct node *n = calloc(1, sizeof(*n) + len);
+	struct node *n =
+	    calloc(1, offsetof(struct node, first) + name_room(len));
 	if (!n)
 		return NULL;
 	if (name)
-		memcpy(n->first, name, len);
+		set_name(n, name, NULL);
 	n->ino = it->next_ino++;
-	n->type = type;
+	n->type = (uint16_t)type;
 	size_t s = ino_slot(it, n->ino);
 	n->next_ino = it->by_ino[s];
 	it->by_ino[s] = n;
@@ -223,9 +300,9 @@ static int build_path(const struct inode_table *it, const struct node *n,
 {
 	size_t len = extra ? 1 + strlen(extra) : 0;
 	for (const struct node *m = n; m != it->root; m = m->parent) {
-		if (!m->name)
+		if (!m->parent)
 			return -ESTALE; /* unlinked */
-		len += 1 + strlen(m->name);
+		len += 1 + strlen(node_name(m));
 	}
 	if ((len ? len : 1) + 1 > size) /* the root is "/"; and a NUL */
 		return -ENAMETOOLONG;
@@ -239,23 +316,23 @@ static int build_path(const struct inode_table *it, const struct node *n,
 		buf[--end] = '/';
 	}
 	for (const struct node *m = n; m != it->root; m = m->parent) {
-		size_t l = strlen(m->name);
+		const char *name = node_name(m);
+		size_t l = strlen(name);
 		end -= l;
-		memcpy(buf + end, m->name, l);
+		memcpy(buf + end, name, l);
 		buf[--end] = '/';
 	}
 	return 0;
 }
 
-static void fill_ref(const struct inode_table *it, const struct node *n,
-		     struct inode_ref *ref)
+static void fill_ref(const struct node *n, struct inode_ref *ref)
 {
 	ref->ino = n->ino;
 	ref->type = n->type;
 	ref->parent = n->parent ? n->parent->ino : 0;
 	ref->name[0] = '\0';
-	if (n != it->root && n->name)
-		strncat(ref->name, n->name, NAME_MAX);
+	if (n->parent)
+		strncat(ref->name, node_name(n), NAME_MAX);
 }
 
 /* ---- the interface ---- */
@@ -289,8 +366,7 @@ void inode_table_free(struct inode_table *it)
 	for (size_t i = 0; i < it->nbuckets; i++) {
 		for (struct node *n = it->by_ino[i], *next; n; n = next) {
 			next = n->next_ino;
-			if (n->name != n->first)
-				free(n->name);
+			drop_name(n);
 			free(n);
 		}
 	}
@@ -325,7 +401,7 @@ int inode_lookup(struct inode_table *it, uint64_t parent, const char *name,
 			rc = -ENOMEM;
 			goto out;
 		}
-		link_name(it, c, p, c->first);
+		link_name(it, c, p);
 		grow(it);
 	}
 	c->nlookup++;
@@ -389,18 +465,22 @@ int inode_rename(struct inode_table *it, uint64_t parent, const char *name,
 	struct node *np = get(it, newparent);
 	struct node *c = p ? child(it, p, name) : NULL;
 	struct node *target = np ? child(it, np, newname) : NULL;
+	/* asked before unlink_name empties c's `first` */
+	bool fits = c && name_fits(c, strlen(newname) + 1);
 	char *copy = NULL;
 	if (!np)
 		rc = -ESTALE;
-	else if (c && c != target && !(copy = strdup(newname)))
+	else if (c && c != target && !fits && !(copy = strdup(newname)))
 		rc = -ENOMEM;
 	if (!c || c == target)
 		goto out;
 	if (target)
 		unlink_name(it, target); /* renamed over */
 	unlink_name(it, c);
-	if (copy)
-		link_name(it, c, np, copy);
+	if (rc == 0) {
+		set_name(c, newname, copy);
+		link_name(it, c, np);
+	}
 	/* else (no memory, or no new parent): c has no path now; the kernel
 	 * looks the new name up again */
 	release(it, c);
@@ -441,7 +521,7 @@ int inode_find(struct inode_table *it, const char *p, struct inode_ref *ref)
 		p += len;
 	}
 	if (n)
-		fill_ref(it, n, ref);
+		fill_ref(n, ref);
 	pthread_mutex_unlock(&it->lock);
 	return n ? 0 : -ENOENT;
 }
@@ -453,7 +533,7 @@ ssize_t inode_list(struct inode_table *it, struct inode_ref **refs)
 	ssize_t count = 0;
 	for (size_t i = 0; r && i < it->nbuckets; i++)
 		for (struct node *n = it->by_ino[i]; n; n = n->next_ino)
-			fill_ref(it, n, &r[count++]);
+			fill_ref(n, &r[count++]);
 	pthread_mutex_unlock(&it->lock);
 	*refs = r;
 	return r ? count : -ENOMEM;

@@ -1,5 +1,6 @@
 /* Unit tests of fs/inode.c: the table of the nodes the kernel knows. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,109 @@ static void test_rename_moves_subtree(void)
 	CHECK_INT(inode_count(it), 1);
 }
 
+/* The node ID inode_find gives for path (0: none). */
+static uint64_t find(const char *path)
+{
+	struct inode_ref r;
+	return inode_find(it, path, &r) == 0 ? r.ino : 0;
+}
+
+/* A name lives in its node (8 bytes at least); a rename writes a name that
+ * fits over it, and keeps a longer one as an owned copy. Each step checks
+ * the node by ID, by its new name, and that the old name is gone; ASan
+ * catches an owned name leaked or freed twice. */
+static void test_rename_names(void)
+{
+	uint64_t d = look(INODE_ROOT, "d", S_IFDIR);
+	uint64_t a = look(d, "a", S_IFREG); /* 1 byte: 8 in the node */
+	static const char *const steps[] = {
+	    "seven77",			    /* 7 bytes: still in the node */
+	    "eight888",			    /* 8: owned */
+	    "a-name-longer-than-a-pointer", /* owned, the last copy freed */
+	    "b",			    /* back in the node */
+	    "c",			    /* in the node, shorter than it */
+	    "sixteen-bytes-16",		    /* owned again */
+	    "sixteen-bytes-17",		    /* owned, the last copy freed */
+	};
+	const char *old = "a";
+	char want[64];
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		CHECK_INT(inode_rename(it, d, old, d, steps[i]), 0);
+		snprintf(want, sizeof(want), "/d/%s", steps[i]);
+		CHECK_STR(path_of(a), want);
+		CHECK_INT(find(want), a);
+		snprintf(want, sizeof(want), "/d/%s", old);
+		CHECK_INT(find(want), 0);
+		/* a lookup of the new name finds the same node */
+		CHECK_INT(look(d, steps[i], S_IFREG), a);
+		old = steps[i];
+	}
+	CHECK_INT(inode_nlookup(it, a), 8);
+	CHECK_INT(inode_count(it), 3);
+
+	/* a directory with an owned name: its children follow it */
+	uint64_t e = look(d, "e", S_IFREG);
+	CHECK_INT(inode_rename(it, INODE_ROOT, "d", INODE_ROOT,
+			       "a-directory-renamed-to-a-long-name"),
+		  0);
+	CHECK_STR(path_of(a), "/a-directory-renamed-to-a-long-name/"
+			      "sixteen-bytes-17");
+	CHECK_STR(path_of(e), "/a-directory-renamed-to-a-long-name/e");
+	CHECK_INT(find("a-directory-renamed-to-a-long-name/e"), e);
+
+	/* unlinked with an owned name, then the name looked up: a new node */
+	const char *dn = "/a-directory-renamed-to-a-long-name";
+	inode_unlink(it, d, "sixteen-bytes-17");
+	CHECK_STR(path_of(a), "-116");
+	CHECK_INT(inode_nlookup(it, a), 8);
+	snprintf(want, sizeof(want), "%s/sixteen-bytes-17", dn);
+	CHECK_INT(find(want), 0);
+	uint64_t a2 = look(d, "sixteen-bytes-17", S_IFREG);
+	CHECK(a2 != a);
+	CHECK_STR(path_of(a2), want);
+
+	/* renamed over while its name is owned: the target's name is freed,
+	 * the target kept for its holders */
+	CHECK_INT(
+	    inode_rename(it, d, "sixteen-bytes-17", d, "owned-name-of-a2"), 0);
+	CHECK_INT(inode_rename(it, d, "e", d, "owned-name-of-a2"), 0);
+	snprintf(want, sizeof(want), "%s/owned-name-of-a2", dn);
+	CHECK_STR(path_of(e), want);
+	CHECK_INT(find(want), e);
+	CHECK_STR(path_of(a2), "-116");
+	CHECK_INT(inode_count(it), 5);
+
+	inode_forget(it, a, 8);
+	inode_forget(it, a2, 1);
+	inode_forget(it, e, 1);
+	inode_forget(it, d, 1);
+	CHECK_INT(inode_count(it), 1);
+	CHECK_INT(find("a-directory-renamed-to-a-long-name"), 0);
+}
+
+/* A table freed with nodes whose names are owned, named or unlinked
+ * (ASan: each freed once). */
+static void test_free_with_owned_names(void)
+{
+	struct inode_table *t = inode_table_new();
+	CHECK(t != NULL);
+	uint64_t x, y, z;
+	CHECK_INT(inode_lookup(t, INODE_ROOT, "x", S_IFDIR, &x), 0);
+	CHECK_INT(inode_lookup(t, x, "y", S_IFREG, &y), 0);
+	CHECK_INT(inode_lookup(t, x, "z", S_IFREG, &z), 0);
+	CHECK_INT(
+	    inode_rename(t, INODE_ROOT, "x", INODE_ROOT, "a-long-owned-name"),
+	    0);
+	CHECK_INT(inode_rename(t, x, "y", x, "another-long-owned-name"), 0);
+	CHECK_INT(inode_rename(t, x, "z", x, "a-third-one-soon-unlinked"), 0);
+	inode_unlink(t, x, "a-third-one-soon-unlinked");
+	char buf[64];
+	CHECK_INT(inode_path(t, y, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "/a-long-owned-name/another-long-owned-name");
+	CHECK_INT(inode_path(t, z, buf, sizeof(buf)), -ESTALE);
+	inode_table_free(t);
+}
+
 static void test_rename_over_keeps_open_target(void)
 {
 	uint64_t f = look(INODE_ROOT, "f", S_IFREG);
@@ -219,42 +323,79 @@ static void test_path_lengths(void)
 	inode_forget(it, a, 1);
 }
 
-/* Many nodes: the hashes grow, every path stays right. */
+/* test_many's names: directory k, renamed halfway if even; file i,
+ * renamed as it is made if i % 3 is 1 (to an owned name) or 2 (over its
+ * name in the node). */
+static const char *many_dir(int k, bool renamed, char *buf, size_t size)
+{
+	if (renamed && k % 2 == 0)
+		snprintf(buf, size, "directory-number-%d", k);
+	else
+		snprintf(buf, size, "d%d", k);
+	return buf;
+}
+
+static const char *many_file(int i, bool renamed, char *buf, size_t size)
+{
+	if (renamed && i % 3 == 1)
+		snprintf(buf, size, "renamed-to-a-long-name-%d", i);
+	else
+		snprintf(buf, size, "%c%d", renamed && i % 3 == 2 ? 'r' : 'f',
+			 i);
+	return buf;
+}
+
+/* Many nodes, renamed as the hashes double from 64 buckets to thousands:
+ * every node is still found by its ID and by its parent and name. */
 static void test_many(void)
 {
-	enum { N = 3000 };
-	static uint64_t dirs[30], files[N];
-	char name[32];
-	for (int i = 0; i < 30; i++) {
-		snprintf(name, sizeof(name), "d%d", i);
-		dirs[i] = look(INODE_ROOT, name, S_IFDIR);
-	}
+	enum { D = 30, N = 20000 };
+	static uint64_t dirs[D], files[N];
+	char name[64], name2[64], dname[64];
+	for (int k = 0; k < D; k++)
+		dirs[k] =
+		    look(INODE_ROOT, many_dir(k, false, name, 64), S_IFDIR);
 	for (int i = 0; i < N; i++) {
-		snprintf(name, sizeof(name), "f%d", i);
-		files[i] = look(dirs[i % 30], name, S_IFREG);
+		uint64_t d = dirs[i % D];
+		files[i] = look(d, many_file(i, false, name, 64), S_IFREG);
+		CHECK_INT(
+		    inode_rename(it, d, name, d, many_file(i, true, name2, 64)),
+		    0);
+		if (i != N / 2)
+			continue;
+		for (int k = 0; k < D; k += 2)
+			CHECK_INT(inode_rename(it, INODE_ROOT,
+					       many_dir(k, false, name, 64),
+					       INODE_ROOT,
+					       many_dir(k, true, name2, 64)),
+				  0);
 	}
-	CHECK_INT(inode_count(it), 1 + 30 + N);
+	CHECK_INT(inode_count(it), 1 + D + N);
 	int wrong = 0;
 	for (int i = 0; i < N; i++) {
-		char want[64];
-		snprintf(want, sizeof(want), "/d%d/f%d", i % 30, i);
+		char want[160];
+		snprintf(want, sizeof(want), "/%s/%s",
+			 many_dir(i % D, true, dname, 64),
+			 many_file(i, true, name, 64));
 		wrong += strcmp(path_of(files[i]), want) != 0;
 		struct inode_ref r;
-		wrong += inode_find(it, want, &r) != 0 || r.ino != files[i];
+		wrong += inode_find(it, want, &r) != 0 || r.ino != files[i] ||
+			 r.parent != dirs[i % D] ||
+			 strcmp(r.name, many_file(i, true, name, 64)) != 0;
 	}
 	CHECK_INT(wrong, 0);
 
 	struct inode_ref *refs;
 	inode_unlink(it, dirs[0], "f0");
-	CHECK_INT(inode_list(it, &refs), 1 + 30 + N);
+	CHECK_INT(inode_list(it, &refs), 1 + D + N);
 	int unlinked = 0;
-	for (int i = 0; i < 1 + 30 + N; i++)
+	for (int i = 0; i < 1 + D + N; i++)
 		unlinked += refs[i].parent == 0 && refs[i].ino != INODE_ROOT;
 	CHECK_INT(unlinked, 1);
 	free(refs);
 
-	for (int i = 0; i < 30; i++)
-		inode_forget(it, dirs[i], 1);
+	for (int k = 0; k < D; k++)
+		inode_forget(it, dirs[k], 1);
 	for (int i = 0; i < N; i++)
 		inode_forget(it, files[i], 1);
 	CHECK_INT(inode_count(it), 1);
@@ -276,6 +417,8 @@ int main(void)
 	test_lookup_counting();
 	test_parent_outlives_forget();
 	test_rename_moves_subtree();
+	test_rename_names();
+	test_free_with_owned_names();
 	test_rename_over_keeps_open_target();
 	test_unlink_keeps_open_node();
 	test_type_change_new_node();
