@@ -116,9 +116,9 @@ static void test_children(void)
 	}
 	CHECK_INT(top->nkids, 200);
 	for (int i = 0; i < 200; i++)
-		CHECK_STR(top->kids[i]->name, names[i]); /* sorted */
+		CHECK_STR(cache_kids(top)[i]->name, names[i]); /* sorted */
 	/* a name given with a length, not NUL-terminated there */
-	CHECK(cache_kid_find(top, "k050xyz", 4) == top->kids[50]);
+	CHECK(cache_kid_find(top, "k050xyz", 4) == cache_kids(top)[50]);
 	CHECK(cache_kid_find(top, "k05", 3) == NULL);
 	/* remove every other one */
 	for (int i = 0; i < 200; i += 2) {
@@ -130,19 +130,19 @@ static void test_children(void)
 	cache_node_trim(top);
 	CHECK_INT(top->capkids, 100);
 	for (int i = 0; i < 100; i++)
-		CHECK_STR(top->kids[i]->name, names[2 * i + 1]);
+		CHECK_STR(cache_kids(top)[i]->name, names[2 * i + 1]);
 	/* renaming a detached node: a longer name, children kept */
-	struct cnode *k = top->kids[0];
+	struct cnode *k = cache_kids(top)[0];
 	cache_kid_remove(top, k);
 	CHECK(cache_kid_get(k, "below", 5) != NULL);
 	k = cache_node_rename(k, "a-much-longer-name-than-before");
 	CHECK(k && !strcmp(k->name, "a-much-longer-name-than-before"));
-	CHECK(k && k->nkids == 1 && !strcmp(k->kids[0]->name, "below"));
+	CHECK(k && k->nkids == 1 && !strcmp(cache_kids(k)[0]->name, "below"));
 	bool found;
 	size_t at = cache_kid_index(top, k->name, strlen(k->name), &found);
 	CHECK(!found);
 	CHECK_INT(cache_kid_insert_at(top, at, k), 0);
-	CHECK(top->kids[0] == k);
+	CHECK(cache_kids(top)[0] == k);
 	/* walking with create makes the missing nodes */
 	struct cnode *deep = cache_walk(top, "x/y/z", true);
 	CHECK(deep && !strcmp(deep->name, "z"));
