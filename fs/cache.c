@@ -29,7 +29,8 @@
  *
  * Shape
  *   Nodes hold their children in an array sorted by name (binary search;
- *   listings arrive sorted, so building is mostly appending). A node is a
+ *   listings arrive sorted, so building is mostly appending); a single
+ *   child is kept in the node itself, no array (cache_kids). A node is a
  *   directory if it has children, is the root, was made by mkdir (`local`)
  *   or is one in the store (`real_dir`, ZooKeeper).
  */
@@ -81,9 +82,11 @@ void cache_node_free(struct cnode *n)
 {
 	if (!n)
 		return;
+	struct cnode **k = cache_kids(n);
 	for (size_t i = 0; i < n->nkids; i++)
-		cache_node_free(n->kids[i]);
-	free(n->kids);
+		cache_node_free(k[i]);
+	if (n->capkids > 1)
+		free(n->kids.many);
 	free(n->data);
 	free(n->ext);
 	free(n);
@@ -115,22 +118,23 @@ int64_t cache_node_noticed(const struct cnode *n)
 
 void cache_node_trim(struct cnode *n)
 {
-	if (n->capkids > n->nkids) {
-		if (!n->nkids) {
-			free(n->kids);
-			n->kids = NULL;
-			n->capkids = 0;
-		} else {
-			struct cnode **k =
-			    realloc(n->kids, n->nkids * sizeof(*k));
-			if (k) {
-				n->kids = k;
-				n->capkids = n->nkids;
-			}
+	if (n->capkids > n->nkids && n->nkids > 1) {
+		struct cnode **k = realloc(n->kids.many, n->nkids * sizeof(*k));
+		if (k) {
+			n->kids.many = k;
+			n->capkids = n->nkids;
 		}
+	} else if (n->capkids > n->nkids) {
+		/* none or one left: kept in the node, no array */
+		struct cnode *one = n->nkids ? cache_kids(n)[0] : NULL;
+		if (n->capkids > 1)
+			free(n->kids.many);
+		n->kids.one = one;
+		n->capkids = n->nkids;
 	}
+	struct cnode **k = cache_kids(n);
 	for (size_t i = 0; i < n->nkids; i++)
-		cache_node_trim(n->kids[i]);
+		cache_node_trim(k[i]);
 }
 
 bool cache_node_is_dir(const struct cache *c, const struct cnode *n)
@@ -175,14 +179,15 @@ static int name_cmp(const char *a, const char *b, size_t blen)
 size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
 		       bool *found)
 {
+	struct cnode *const *k = cache_kids_const(n);
 	size_t lo = 0, hi = n->nkids;
 	*found = false;
 	/* listings arrive sorted: try "after the last child" first */
-	if (hi > 0 && name_cmp(n->kids[hi - 1]->name, name, len) < 0)
+	if (hi > 0 && name_cmp(k[hi - 1]->name, name, len) < 0)
 		return hi;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int cmp = name_cmp(n->kids[mid]->name, name, len);
+		int cmp = name_cmp(k[mid]->name, name, len);
 		if (cmp == 0) {
 			*found = true;
 			return mid;
@@ -199,20 +204,30 @@ size_t cache_kid_index(const struct cnode *n, const char *name, size_t len,
 int cache_kid_insert_at(struct cnode *n, size_t i, struct cnode *kid)
 {
 	if (n->nkids == n->capkids) {
-		/* most directories hold one child (Vitess: tablets/X/Tablet);
-		 * a listing's are trimmed to size once built */
+		/* most directories hold one child (Vitess: tablets/X/Tablet),
+		 * which is kept in the node; a second one makes an array; a
+		 * listing's are trimmed to size once built */
 		size_t cap = n->capkids ? (size_t)n->capkids * 2 : 1;
 		if (cap > UINT32_MAX)
 			return -ENOMEM;
-		struct cnode **k = realloc(n->kids, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		n->kids = k;
+		if (cap > 1) {
+			struct cnode **k;
+			if (n->capkids > 1) {
+				k = realloc(n->kids.many, cap * sizeof(*k));
+			} else {
+				k = malloc(cap * sizeof(*k));
+				if (k) /* nkids == capkids == 1 */
+					k[0] = n->kids.one;
+			}
+			if (!k)
+				return -ENOMEM;
+			n->kids.many = k;
+		}
 		n->capkids = (uint32_t)cap;
 	}
-	memmove(&n->kids[i + 1], &n->kids[i],
-		(n->nkids - i) * sizeof(n->kids[0]));
-	n->kids[i] = kid;
+	struct cnode **k = cache_kids(n);
+	memmove(&k[i + 1], &k[i], (n->nkids - i) * sizeof(k[0]));
+	k[i] = kid;
 	n->nkids++;
 	return 0;
 }
@@ -222,7 +237,7 @@ struct cnode *cache_kid_find(const struct cnode *n, const char *name,
 {
 	bool found;
 	size_t i = cache_kid_index(n, name, len, &found);
-	return found ? n->kids[i] : NULL;
+	return found ? cache_kids_const(n)[i] : NULL;
 }
 
 /* The child `name` of n, created if missing. NULL on ENOMEM. */
@@ -231,7 +246,7 @@ struct cnode *cache_kid_get(struct cnode *n, const char *name, size_t len)
 	bool found;
 	size_t i = cache_kid_index(n, name, len, &found);
 	if (found)
-		return n->kids[i];
+		return cache_kids(n)[i];
 	struct cnode *kid = cache_node_new(name, len);
 	if (kid && cache_kid_insert_at(n, i, kid)) {
 		cache_node_free(kid);
@@ -240,14 +255,17 @@ struct cnode *cache_kid_get(struct cnode *n, const char *name, size_t len)
 	return kid;
 }
 
-/* Remove child `kid` from n (does not free it). */
+/* Remove child `kid` from n (does not free it). The capacity stays, in the
+ * node or in the array (cache_node_trim gives it back). */
 void cache_kid_remove(struct cnode *n, struct cnode *kid)
 {
+	struct cnode **k = cache_kids(n);
 	for (size_t i = 0; i < n->nkids; i++) {
-		if (n->kids[i] == kid) {
-			memmove(&n->kids[i], &n->kids[i + 1],
-				(n->nkids - i - 1) * sizeof(n->kids[0]));
+		if (k[i] == kid) {
+			memmove(&k[i], &k[i + 1],
+				(n->nkids - i - 1) * sizeof(k[0]));
 			n->nkids--;
+			k[n->nkids] = NULL; /* no stale pointer left behind */
 			return;
 		}
 	}
@@ -352,8 +370,9 @@ void cache_mark_fetched(struct cache *c, struct cnode *n, uint64_t when)
 	if (!cache_node_is_dir(c, n))
 		return;
 	n->fetched_ms = when;
+	struct cnode **k = cache_kids(n);
 	for (size_t i = 0; i < n->nkids; i++)
-		cache_mark_fetched(c, n->kids[i], when);
+		cache_mark_fetched(c, k[i], when);
 }
 
 /* Remove now-empty implicit ancestors of `path` (etcd has no empty dirs). */
@@ -405,8 +424,9 @@ static void fill_stat(const struct cache *c, const struct cnode *n,
 	cache_node_meta(n, &out->meta); /* zero without data */
 	if (!out->is_dir || !counts)
 		return;
+	struct cnode *const *kids = cache_kids_const(n);
 	for (size_t i = 0; i < n->nkids; i++) {
-		const struct cnode *k = n->kids[i];
+		const struct cnode *k = kids[i];
 		if (cache_node_is_dir(c, k))
 			out->subdirs++;
 		if (k->has_data) {
@@ -480,9 +500,10 @@ int cache_list_dir(struct cache *c, const char *path, cache_dir_fn fn,
 	else if (!cache_node_is_dir(c, n))
 		rc = -ENOTDIR;
 	for (size_t i = 0; !rc && i < n->nkids; i++) {
+		const struct cnode *k = cache_kids_const(n)[i];
 		struct cache_stat st;
-		fill_stat(c, n->kids[i], &st, true);
-		rc = fn(arg, n->kids[i]->name, &st);
+		fill_stat(c, k, &st, true);
+		rc = fn(arg, k->name, &st);
 	}
 	if (!rc && cache_data_shown(c, n)) {
 		struct cache_stat st = {.has_data = true, .data_shown = true};
@@ -515,15 +536,16 @@ static int collect(const struct cnode *n, char *p, size_t plen, size_t cap,
 			return rc;
 		}
 	}
+	struct cnode *const *k = cache_kids_const(n);
 	for (size_t i = 0; i < n->nkids; i++) {
-		size_t nlen = strlen(n->kids[i]->name);
+		size_t nlen = strlen(k[i]->name);
 		size_t len = plen ? plen + 1 + nlen : nlen;
 		if (len >= cap)
 			return -ENAMETOOLONG;
 		if (plen)
 			p[plen] = '/';
-		memcpy(p + (plen ? plen + 1 : 0), n->kids[i]->name, nlen + 1);
-		int rc = collect(n->kids[i], p, len, cap, l, local_dirs);
+		memcpy(p + (plen ? plen + 1 : 0), k[i]->name, nlen + 1);
+		int rc = collect(k[i], p, len, cap, l, local_dirs);
 		p[plen] = '\0';
 		if (rc)
 			return rc;
@@ -570,8 +592,9 @@ static bool holds_persistent(const struct cnode *n)
 	if ((n->has_data && !m.ephemeral) || n->local_dir || n->real_dir ||
 	    n->pending || n->stale)
 		return true;
+	struct cnode *const *k = cache_kids_const(n);
 	for (size_t i = 0; i < n->nkids; i++)
-		if (holds_persistent(n->kids[i]))
+		if (holds_persistent(k[i]))
 			return true;
 	return false;
 }
@@ -591,15 +614,16 @@ static int collect_paths(const struct cnode *n, char *p, size_t plen,
 			 void *arg)
 {
 	fn(arg, p);
+	struct cnode *const *k = cache_kids_const(n);
 	for (size_t i = 0; i < n->nkids; i++) {
-		size_t nlen = strlen(n->kids[i]->name);
+		size_t nlen = strlen(k[i]->name);
 		size_t len = plen ? plen + 1 + nlen : nlen;
 		if (len >= cap)
 			continue;
 		if (plen)
 			p[plen] = '/';
-		memcpy(p + (plen ? plen + 1 : 0), n->kids[i]->name, nlen + 1);
-		collect_paths(n->kids[i], p, len, cap, fn, arg);
+		memcpy(p + (plen ? plen + 1 : 0), k[i]->name, nlen + 1);
+		collect_paths(k[i], p, len, cap, fn, arg);
 		p[plen] = '\0';
 	}
 	return 0;

@@ -42,7 +42,15 @@ struct cnode_ext {
  * million keys is two million of these: see docs/performance.md, Memory).
  * Rarely used fields are in `ext`. */
 struct cnode {
-	struct cnode **kids;   /* sorted by name; NULL when none */
+	/* Its nkids children, sorted by name: read and written through
+	 * cache_kids() only. capkids <= 1: no allocation, `one` is the kid
+	 * when nkids == 1 (most directories hold one: Vitess's
+	 * tablets/X/Tablet; a million arrays of one pointer were 32 MB from
+	 * malloc). capkids > 1: `many`, an array of capkids slots. */
+	union {
+		struct cnode **many;
+		struct cnode *one;
+	} kids;
 	unsigned char *data;   /* has_data: its metadata, packed, and its
 				  value, in one allocation (cache.c, Values);
 				  NULL otherwise */
@@ -94,6 +102,18 @@ struct cache {
 	char **logged; /* invalid keys already logged, to log each once */
 	size_t nlogged;
 };
+
+/* n's children as an array of nkids (see struct cnode): the node's own
+ * slot while capkids <= 1, so valid only until n changes. */
+static inline struct cnode **cache_kids(struct cnode *n)
+{
+	return n->capkids <= 1 ? &n->kids.one : n->kids.many;
+}
+
+static inline struct cnode *const *cache_kids_const(const struct cnode *n)
+{
+	return n->capkids <= 1 ? &n->kids.one : n->kids.many;
+}
 
 /* ---- cache.c: the tree ---- */
 

@@ -182,7 +182,7 @@ static void carry_local_dirs(const struct cache *c, struct cnode *old,
 	if (old->local_dir)
 		new->local_dir = true;
 	for (size_t i = 0; i < old->nkids; i++) {
-		struct cnode *o = old->kids[i];
+		struct cnode *o = cache_kids(old)[i];
 		if (!o->local_dir && o->nkids == 0)
 			continue;
 		struct cnode *n = cache_kid_find(new, o->name, strlen(o->name));
@@ -206,7 +206,7 @@ static void carry_local_dirs(const struct cache *c, struct cnode *old,
 static void carry_pending(struct cnode *old, struct cnode *new)
 {
 	for (size_t i = 0; i < old->nkids; i++) {
-		struct cnode *o = old->kids[i];
+		struct cnode *o = cache_kids(old)[i];
 		size_t len = strlen(o->name);
 		struct cnode *n = cache_kid_find(new, o->name, len);
 		if (!n && o->pending &&
@@ -367,11 +367,11 @@ static bool same_kids(const struct cnode *n, const char *names, size_t count)
 		size_t at = cache_kid_index(n, names, len, &found);
 		if (!found)
 			return false;
-		shown += !n->kids[at]->pending;
+		shown += !cache_kids_const(n)[at]->pending;
 	}
 	size_t stored = 0; /* pending kids may or may not be there yet */
 	for (size_t i = 0; i < n->nkids; i++)
-		stored += !n->kids[i]->pending;
+		stored += !cache_kids_const(n)[i]->pending;
 	return shown == stored;
 }
 

@@ -144,8 +144,11 @@ static void want_stale(const struct cnode *n, const char *p,
 /* Drop the children of n that the store says it no longer has. */
 static void drop_kids(struct cnode *n)
 {
-	for (size_t i = 0; i < n->nkids; i++)
-		cache_node_free(n->kids[i]);
+	struct cnode **k = cache_kids(n);
+	for (size_t i = 0; i < n->nkids; i++) {
+		cache_node_free(k[i]);
+		k[i] = NULL;
+	}
 	n->nkids = 0;
 }
 
@@ -218,9 +221,10 @@ int cache_resolve_stale(struct cache *c, const char *path, bool kids)
 	bool raced = false;
 	want_stale(n, path, refs, &count);
 	for (size_t i = 0; kids && i < n->nkids; i++) {
+		struct cnode *k = cache_kids(n)[i];
 		char p[4096];
-		if (path_join(p, sizeof(p), path, n->kids[i]->name) == 0)
-			want_stale(n->kids[i], p, refs, &count);
+		if (path_join(p, sizeof(p), path, k->name) == 0)
+			want_stale(k, p, refs, &count);
 	}
 	int rc = 0;
 	if (count > STALE_GET_MAX) {
