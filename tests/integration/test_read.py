@@ -321,8 +321,7 @@ class ScaleTest(h.TopofsTestCase):
         self.mount()
         files, _ = h.walk_files(self.p())
         self.assertEqual(len(files), len(set(files)))
-        self.assertEqual(sorted(files),
-                         sorted(h.expected_files(self.snapshot(), self.root)))
+        self.assertEqual(sorted(files), sorted(self.expected_files()))
 
 
 if __name__ == "__main__":
