@@ -23,7 +23,9 @@ several minutes at 300k keys on ZooKeeper) is stopped.
 
 With --massif DIR the cold/warm mount runs under `valgrind --tool=massif`
 (its times are then meaningless) and the profile is left in DIR;
---heaptrack DIR likewise with heaptrack (`heaptrack_print` reads it).
+--heaptrack DIR likewise with heaptrack (`heaptrack_print` reads it), and
+with --restore the restore's mount too, in a file of its own
+(add --no-tar to profile only the restore).
 Neither run's rows go into scale.json.
 
 It prints one table and, with --out, writes it (markdown) to FILE, with the
@@ -137,7 +139,7 @@ def one_store(a, topo, store, work, rows):
         finally:
             if not a.no_tar:
                 m.unmount(timeout=600)
-        if a.restore and not (a.massif or a.heaptrack):
+        if a.restore and not a.massif:
             if not os.path.exists(a.ref_tar):
                 topo.write_dir(a.tree)
                 run_timed(["tar", "-cf", a.ref_tar, "."], cwd=a.tree)
@@ -145,8 +147,12 @@ def one_store(a, topo, store, work, rows):
             root2 = topo.root + "-restore"
             if zk is not None:
                 zk.ensure_path(os.path.dirname(root2))
+            rbin = a.bin
+            if a.heaptrack:   # the restore profiled apart
+                rbin = heaptrack_wrapper(work, a.bin, os.path.join(
+                    a.heaptrack, "heaptrack.%s.%s.restore" % (store, topo.label)))
             m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root,writeback"],
-                           bin=a.bin)
+                           bin=rbin)
             m.start()
             try:
                 t0 = time.perf_counter()

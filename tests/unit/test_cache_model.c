@@ -818,6 +818,44 @@ static void test_one_kid_dropped(void)
 	store_clear();
 }
 
+/* A notice of a node -o writeback made that the store has not confirmed
+ * keeps no version and so no ext (its batch marks it stale again without
+ * one: 48 bytes per restored file); another node's notice keeps its
+ * version, which a write of ours may answer. Both are read again. */
+static void test_pending_notice_keeps_no_ext(void)
+{
+	store_clear();
+	st.rev = 0;
+	store_put("d/old", "o");
+	struct cache *c = cache_new(&fake_backend, NULL, 600000);
+	cache_watch_started(c);
+	int rc;
+	CHECK_STR(ls(c, "d", &rc), "old ");
+	struct topo_meta pend = {.has_data = true, .size = 1};
+	cache_note_put(c, "d/new", "n", 1, &pend);
+	cache_set_pending(c, "d/new", true);
+	int64_t v = store_put("d/new", "n");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/new", v); /* our batch, landed */
+	struct cnode *n = cache_walk(c->root, "d/new", false);
+	CHECK(n && n->stale && n->pending && !n->ext);
+	cache_mark_stale(c, "d/new"); /* the batch's answer */
+	CHECK(n->stale && !n->pending && !n->ext);
+	v = store_put("d/old", "p");
+	cache_changed(c, TOPO_CHANGE_NODE, "d/old", v);
+	struct cnode *o = cache_walk(c->root, "d/old", false);
+	CHECK(o && o->stale && o->ext && o->ext->noticed == v);
+	unsigned char *val;
+	struct topo_meta m;
+	CHECK_INT(cache_value(c, "d/new", &val, &m), 0);
+	CHECK(m.size == 1 && val[0] == 'n' && m.version == v - 1);
+	free(val);
+	CHECK_INT(cache_value(c, "d/old", &val, &m), 0);
+	CHECK(m.size == 1 && val[0] == 'p' && m.version == v);
+	free(val);
+	cache_free(c);
+	store_clear();
+}
+
 static void run_model(unsigned seed, int steps)
 {
 	srand(seed);
@@ -896,6 +934,7 @@ int main(void)
 	test_one_kid_node();
 	test_one_kid_listings();
 	test_one_kid_dropped();
+	test_pending_notice_keeps_no_ext();
 	shapes = (struct shapes){0};
 	for (unsigned seed = 1; seed <= 8; seed++)
 		run_model(seed, 400);
