@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "pager.h"
+#include "watch.h" /* etcd_prefix_end */
 
 /* A full window with at most this many pages' worth of keys left is read to
  * its stop as it is (see Windows). */
@@ -82,55 +83,39 @@ static bool is_unbounded(const unsigned char *end, size_t endlen)
 	return endlen == 1 && end[0] == 0;
 }
 
-/* The end of the keys that start with k[0..n): k[0..n) with its last byte
- * below 0xff raised by one and what follows cut (NULL when there is none:
- * the window then runs to the listing's end). */
-static unsigned char *prefix_end(const unsigned char *k, size_t n,
-				 size_t *outlen, bool *nomem)
-{
-	while (n > 0 && k[n - 1] == 0xff)
-		n--;
-	if (n == 0)
-		return NULL;
-	unsigned char *e = malloc(n);
-	if (!e) {
-		*nomem = true;
-		return NULL;
-	}
-	memcpy(e, k, n);
-	e[n - 1]++;
-	*outlen = n;
-	return e;
-}
-
 /* Set p->stop for the window from p->start (see Windows). Always above the
  * start; NULL when the window reaches the listing's end. 0 or -ENOMEM. */
 static int set_stop(struct etcd_pager *p)
 {
 	const size_t d = p->depth;
 	const uint64_t pos = pos_at(p->start, p->startlen, d);
+	const size_t kept = d < p->startlen ? d : p->startlen;
 	unsigned char *s = NULL;
 	size_t len = 0;
-	bool nomem = false;
 
 	free(p->stop);
 	p->stop = NULL;
 	if (p->width == 0)
 		return 0;
 	if (pos > UINT64_MAX - p->width) { /* past the block at this depth */
-		s = prefix_end(p->start, d < p->startlen ? d : p->startlen,
-			       &len, &nomem);
-	} else if ((s = calloc(d + 8, 1))) {
-		memcpy(s, p->start, d < p->startlen ? d : p->startlen);
+		char *e;
+		if (etcd_prefix_end((const char *)p->start, kept, &e, &len))
+			return -ENOMEM;
+		s = (unsigned char *)e;
+		if (is_unbounded(s, len)) { /* none: to the listing's end */
+			free(s);
+			s = NULL;
+		}
+	} else {
+		s = calloc(d + 8, 1);
+		if (!s)
+			return -ENOMEM;
+		memcpy(s, p->start, kept);
 		for (int i = 0; i < 8; i++)
 			s[d + 7 - i] =
 			    (unsigned char)((pos + p->width) >> (8 * i));
 		len = d + 8;
-	} else {
-		nomem = true;
 	}
-	if (nomem)
-		return -ENOMEM;
 	if (s && !is_unbounded(p->end, p->endlen) &&
 	    bytes_cmp(s, len, p->end, p->endlen) >= 0) {
 		free(s); /* the rest fits in this window */
