@@ -176,6 +176,7 @@ size_t handle_read(struct handle *h, char *out, size_t size, off_t off)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&h->lock);
+	h->was_read = true;
 	if (off >= 0 && (size_t)off < h->len) {
 		n = h->len - (size_t)off;
 		if (n > size)
@@ -596,6 +597,41 @@ bool handle_open_size(struct handle_list *l, const char *path, bool is_data,
 	}
 	pthread_mutex_unlock(&l->lock);
 	return found;
+}
+
+enum handle_view handle_view_of(struct handle_list *l, const char *path,
+				bool is_data, pid_t pid, int64_t version,
+				size_t len, struct topo_meta *meta,
+				size_t *own_len)
+{
+	enum handle_view view = VIEW_STORE;
+	bool own_seen = false; /* pid's newest: its older ones do not count
+				  (a closed file's RELEASE comes later) */
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h && view != VIEW_OWN; h = h->next) {
+		if (h->scratch || (h->pid == pid && own_seen))
+			continue;
+		pthread_mutex_lock(&h->lock);
+		/* the list is newest first */
+		if (names(h, path, is_data) && !h->queued && !h->was_read &&
+		    h->base != TOPO_EXPECT_ABSENT) {
+			bool other =
+			    h->meta.version != version || h->len != len;
+			if (h->pid == pid) {
+				own_seen = true;
+				if (other) {
+					*meta = h->meta;
+					*own_len = h->len;
+					view = VIEW_OWN;
+				}
+			} else if (other) {
+				view = VIEW_OTHERS;
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return view;
 }
 
 size_t handles_unlink(struct handle_list *l, const char *path, bool is_data)

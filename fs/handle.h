@@ -59,13 +59,15 @@ struct handle {
 	bool unlinked;	       /* its name was removed (or renamed over)
 				  through the mount: commits write nothing */
 	uint64_t node;	       /* the kernel's node ID, 0 if not told */
-	bool too_big; /* a write went past the store's limit: the buffer is
-		       * partial and is never committed */
-	bool queued;  /* its create is queued (-o writeback): `base` is not
-		       * a store version until the queue is applied */
-	pid_t pid;    /* the process that opened it */
-	pid_t writer; /* the process that last wrote through it */
-	bool failed;  /* the last commit failed (reported by its close) */
+	bool too_big;  /* a write went past the store's limit: the buffer is
+			* partial and is never committed */
+	bool queued;   /* its create is queued (-o writeback): `base` is not
+			* a store version until the queue is applied */
+	pid_t pid;     /* the process that opened it */
+	pid_t writer;  /* the process that last wrote through it */
+	bool failed;   /* the last commit failed (reported by its close) */
+	bool was_read; /* a READ came: its opener's fstat after open is done
+			  with (handle_view_of) */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };
@@ -145,6 +147,26 @@ bool handle_pending(struct handle_list *l, const char *path, bool new_only,
  * pid if it has one, else of the most recently opened. False if none. */
 bool handle_open_size(struct handle_list *l, const char *path, bool is_data,
 		      pid_t pid, size_t *len);
+
+/* Which attributes a stat by path of (path, is_data) from process pid
+ * should show, when the store holds `version` of shown length `len`.
+ * Only open files not read yet count: a process's fstat after its open
+ * must give the size its reads will end at (tar, cp read that many bytes),
+ * while its stat of the path later shows the store's newer value. */
+enum handle_view {
+	VIEW_STORE,  /* the store's: no open file holds another version */
+	VIEW_OTHERS, /* the store's, but another process's open file holds
+			another version: not to be kept for everyone */
+	VIEW_OWN,    /* pid's own open file (its newest) holds another
+			version: *meta and *len are that file's */
+};
+
+/* The view of (path, is_data) for process pid (open files read already,
+ * not yet in the store, unlinked, and scratch files do not count). */
+enum handle_view handle_view_of(struct handle_list *l, const char *path,
+				bool is_data, pid_t pid, int64_t version,
+				size_t len, struct topo_meta *meta,
+				size_t *own_len);
 
 /* The name (path, is_data) was removed through the mount: its open files
  * keep their buffers and commit nothing. Returns how many of them were

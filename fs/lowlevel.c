@@ -55,7 +55,28 @@
  *   Invalidations are written to the kernel only by the notifier threads
  *   (notify.c), never by a request handler: the kernel may hold, while it
  *   waits for a reply, the very directory lock an invalidation takes. They
- *   hold no lock of ours while they write.
+ *   hold no lock of ours while they write. The one exception is an OPEN's
+ *   invalidation of its own node's attributes only (offset -1: no page,
+ *   no directory lock; the kernel takes a spinlock and counts a new
+ *   attribute version), below.
+ *
+ * Open files and the kernel's attributes
+ *   An open file reads the value it took at open, but the kernel keeps
+ *   one set of attributes per node, and fstat reaches us, if at all, by
+ *   path, without the handle. tar and cp fstat the descriptor after open
+ *   and read as many bytes as it says. Two rules keep that size the one
+ *   the descriptor reads (SPEC 3), whatever another client does:
+ *   - an OPEN of a path whose change the notifier threads may not have
+ *     told the kernel yet, or told it less than a race lifetime ago
+ *     (unsettled.h), drops the node's attributes before its reply, so the
+ *     next fstat asks;
+ *   - while an open file not read yet holds another version than the
+ *     store's, a GETATTR (or LOOKUP) by path is answered for no time, so
+ *     the kernel asks again for the next caller: the process that opened
+ *     it gets its open file's attributes (its newest open), any other one
+ *     the store's (ops_attr_dir.c, stat_store). Once read, a file no
+ *     longer counts: a later fstat (tar's second) and stat of the path
+ *     show the store's newer value, which tar takes for a change.
  *
  * A reply racing an invalidation
  *   A LOOKUP answered from the cache just before a change, whose reply
@@ -102,14 +123,24 @@ const struct topofs_request *topofs_request(void)
 	return &current;
 }
 
+void topofs_request_drop_attrs(void)
+{
+	current.drop_attrs = true;
+}
+
+void topofs_request_own_view(void)
+{
+	current.own_view = true;
+}
+
 /* ---- serving a request ---- */
 
 /* Start serving req: its context for ops.c. */
 static struct lowlevel *begin(fuse_req_t req)
 {
 	struct lowlevel *ll = fuse_req_userdata(req);
-	current.t = ll->t;
-	current.pid = fuse_req_ctx(req)->pid;
+	current =
+	    (struct topofs_request){.t = ll->t, .pid = fuse_req_ctx(req)->pid};
 	return ll;
 }
 
@@ -183,6 +214,8 @@ static void check_gone(const struct route *r, int rc)
  * invalidation). */
 static double attr_lifetime(const struct lowlevel *ll, uint64_t seen)
 {
+	if (current.own_view)
+		return 0; /* one process's open file: not for others */
 	bool raced = inode_changes(ll->inodes) != seen;
 	return raced ? ll->race_timeout : ll->attr_timeout;
 }
@@ -208,6 +241,8 @@ static int take_entry(struct lowlevel *ll, fuse_ino_t parent, const char *name,
 	fix_attr(ll, &e->attr);
 	e->entry_timeout = brief ? ll->race_timeout : ll->entry_timeout;
 	e->attr_timeout = brief ? ll->race_timeout : ll->attr_timeout;
+	if (current.own_view)
+		e->attr_timeout = 0; /* one process's open file */
 	return 0;
 }
 
@@ -525,6 +560,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ops_bind_node(fi, ino);
 	if (!rc && ll->keep_pages)
 		fi->keep_cache = 1;
+	if (!rc && current.drop_attrs && !atomic_load(&ll->stopped))
+		/* before the reply: the opener's fstat must not get the
+		 * attributes of a value older or newer than the one it
+		 * reads (see Open files and the kernel's attributes) */
+		fuse_lowlevel_notify_inval_inode(ll->se, ino, -1, 0);
 	if (rc) {
 		reply_err(req, rc);
 	} else if (fuse_reply_open(req, fi) != 0) {

@@ -96,14 +96,14 @@ struct notifier *notifier_start(notifier_fn fn, void *arg, unsigned delay_ms)
 	return n;
 }
 
-void notifier_push(struct notifier *n, const char *path, int kind)
+bool notifier_push(struct notifier *n, const char *path, int kind)
 {
 	if (!n)
-		return;
+		return false;
 	size_t len = strlen(path) + 1;
 	struct note *note = malloc(sizeof(*note) + len);
 	if (!note)
-		return;
+		return false;
 	note->next = NULL;
 	note->due_ms = now_ms() + n->delay_ms;
 	note->kind = kind;
@@ -112,7 +112,7 @@ void notifier_push(struct notifier *n, const char *path, int kind)
 	if (n->stopping) {
 		pthread_mutex_unlock(&n->lock);
 		free(note);
-		return;
+		return false;
 	}
 	if (n->tail)
 		n->tail->next = note;
@@ -121,6 +121,7 @@ void notifier_push(struct notifier *n, const char *path, int kind)
 	n->tail = note;
 	pthread_cond_signal(&n->wake);
 	pthread_mutex_unlock(&n->lock);
+	return true;
 }
 
 void notifier_stop(struct notifier *n, bool drain)

@@ -25,8 +25,9 @@ struct notifier;
  * NULL on failure (then nothing queued is ever done). */
 struct notifier *notifier_start(notifier_fn fn, void *arg, unsigned delay_ms);
 
-/* Queue `path` with `kind`; drops it on ENOMEM. NULL n is ok. */
-void notifier_push(struct notifier *n, const char *path, int kind);
+/* Queue `path` with `kind`: true, or false if dropped (ENOMEM, a stopped
+ * queue, NULL n). */
+bool notifier_push(struct notifier *n, const char *path, int kind);
 
 /* Stop the thread, first doing what is queued (without waiting for the
  * delays) if `drain`, else dropping it; pushes from now on are dropped.

@@ -115,6 +115,16 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 /* ---- change notices: the kernel's invalidations ---- */
 
+/* Queue an invalidation on n, counted in t->unsettled until done. */
+static void queue_inval(struct topofs *t, struct notifier *n, const char *p,
+			enum topofs_inval kind)
+{
+	bool all = kind == INVAL_ALL;
+	unsettled_queued(&t->unsettled, p, all);
+	if (!notifier_push(n, p, kind))
+		unsettled_written(&t->unsettled, p, all);
+}
+
 void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind)
 {
 	/* A reply being built from the cache as it was may carry what this
@@ -124,14 +134,29 @@ void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind)
 	/* Done at once, and again a little later: a LOOKUP or READDIRPLUS
 	 * answered just before the change may reach the kernel's caches just
 	 * after the first invalidation (lowlevel.c). */
-	notifier_push(t->notifier, p, kind);
-	notifier_push(t->renotifier, p, kind);
+	queue_inval(t, t->notifier, p, kind);
+	queue_inval(t, t->renotifier, p, kind);
 }
 
 void topofs_invalidate_later(struct topofs *t, const char *p,
 			     enum topofs_inval kind)
 {
-	notifier_push(t->renotifier, p, kind);
+	queue_inval(t, t->renotifier, p, kind);
+}
+
+void topofs_tell_kernel(void *arg, const char *path, int kind)
+{
+	struct topofs *t = arg;
+	lowlevel_invalidate(t, path, kind);
+	unsettled_written(&t->unsettled, path, kind == INVAL_ALL);
+}
+
+bool topofs_unsettled(struct topofs *t, const char *p)
+{
+	/* after the last invalidation, a reply that raced it may be kept
+	 * for the race lifetime (cache_ttl at most: lowlevel.c) */
+	return unsettled_is(&t->unsettled, p, unsettled_now_ms(),
+			    t->opts->cache_ttl_ms);
 }
 
 static enum topofs_inval inval_kind(enum topo_change what)

@@ -137,10 +137,30 @@ static int stat_store(struct topofs *t, const struct tpath *tp, struct stat *st)
 	}
 	/* a file open for writing shows the open file's size, as on a local
 	 * filesystem: fstat reaches us by path (SPEC 5) */
+	pid_t pid = topofs_request()->pid;
 	size_t size;
-	if (!handle_open_size(&t->handles, tp->p, tp->is_data,
-			      topofs_request()->pid, &size))
-		size = shown_size(t, tp->p, tp->is_data, &cs.meta);
+	if (handle_open_size(&t->handles, tp->p, tp->is_data, pid, &size)) {
+		ops_stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
+		return 0;
+	}
+	size = shown_size(t, tp->p, tp->is_data, &cs.meta);
+	/* and the opener's own open file, when it holds another version:
+	 * its fstat gives the size its reads end at (see lowlevel.c, Open
+	 * files and the kernel's attributes) */
+	struct topo_meta own;
+	size_t own_len;
+	switch (handle_view_of(&t->handles, tp->p, tp->is_data, pid,
+			       cs.meta.version, size, &own, &own_len)) {
+	case VIEW_OWN:
+		topofs_request_own_view();
+		ops_stat_file(t, st, tp->p, tp->is_data, &own, own_len);
+		return 0;
+	case VIEW_OTHERS:
+		topofs_request_own_view();
+		break;
+	case VIEW_STORE:
+		break;
+	}
 	ops_stat_file(t, st, tp->p, tp->is_data, &cs.meta, size);
 	return 0;
 }

@@ -178,6 +178,9 @@ static int open_store(struct topofs *t, const struct tpath *tp,
 	fi->noflush = !writable; /* nothing to commit: spare the FLUSH */
 	/* see ops_open_snapshot; a past revision has one snapshot only */
 	fi->direct_io = !t->opts->pin_revision;
+	if (fi->direct_io && topofs_unsettled(t, tp->p))
+		topofs_request_drop_attrs(); /* see lowlevel.c, Open files
+						and the kernel's attributes */
 	h->owner = t;
 	fi->fh = (uintptr_t)h;
 	return 0;

@@ -51,8 +51,8 @@ static void start_watch(struct topofs *t)
 	}
 	if (!t->be->watch)
 		return;
-	t->notifier = notifier_start(lowlevel_invalidate, t, 0);
-	t->renotifier = notifier_start(lowlevel_invalidate, t, RENOTIFY_MS);
+	t->notifier = notifier_start(topofs_tell_kernel, t, 0);
+	t->renotifier = notifier_start(topofs_tell_kernel, t, RENOTIFY_MS);
 	t->rechecker = notifier_start(topofs_recheck, t, t->opts->cache_ttl_ms);
 	int rc = t->be->watch(t->st, topofs_on_change, t);
 	if (rc) {
@@ -70,6 +70,7 @@ int topofs_serve_store(struct topofs *t)
 	t->cache = cache_new(t->be, t->st, t->opts->cache_ttl_ms);
 	if (!t->cache)
 		return -ENOMEM;
+	unsettled_init(&t->unsettled);
 	start_watch(t);
 	if (t->opts->writeback &&
 	    !(t->wb =

@@ -16,6 +16,7 @@
 #include "options.h"
 #include "path.h"
 #include "scratch.h"
+#include "unsettled.h"
 #include "view.h"
 #include "writeback.h"
 #include "topofs/backend.h"
@@ -50,6 +51,9 @@ struct topofs {
 	struct writeback *wb;	     /* -o writeback, else NULL */
 	struct notifier *rechecker;  /* directories whose child watch fired,
 					re-checked after cache_ttl */
+	struct unsettled unsettled;  /* paths whose invalidations are queued
+					or recent (counted by
+					topofs_invalidate, topofs_tell_kernel) */
 	bool watched;	/* the store's watch keeps the cache fresh */
 	bool json_view; /* -o view=json */
 
@@ -116,8 +120,21 @@ struct topofs *ops_dir_owner(const struct fuse_file_info *fi);
 struct topofs_request {
 	struct topofs *t;
 	pid_t pid; /* the process that made the request */
+	/* Set by an operation for lowlevel.c's reply (cleared before each):
+	 * - drop_attrs (open): the kernel may hold attributes of the node
+	 *   from before a change the open's value has (unsettled.h); they
+	 *   are dropped before the reply.
+	 * - own_view (getattr by path): the attributes are those of the
+	 *   requesting process's open file, or the store's while another
+	 *   process's open file holds another version: the kernel may not
+	 *   keep them for others. */
+	bool drop_attrs, own_view;
 };
 const struct topofs_request *topofs_request(void);
+
+/* Set the calling thread's request's drop_attrs or own_view. */
+void topofs_request_drop_attrs(void);
+void topofs_request_own_view(void);
 
 /* What changed in the store, for the kernel's invalidations. */
 enum topofs_inval {
@@ -139,6 +156,14 @@ void topofs_invalidate(struct topofs *t, const char *p, enum topofs_inval kind);
  * that may carry what a change replaced has reached the kernel. */
 void topofs_invalidate_later(struct topofs *t, const char *p,
 			     enum topofs_inval kind);
+
+/* The notifier_fn of t's invalidation queues (arg is the struct topofs):
+ * lowlevel_invalidate, then the item counted done in t->unsettled. */
+void topofs_tell_kernel(void *arg, const char *path, int kind);
+
+/* Whether the kernel may hold attributes of store path p of t from before
+ * its last change (unsettled.h). */
+bool topofs_unsettled(struct topofs *t, const char *p);
 
 /* The store's change notices (a topo_change_fn; arg is the struct topofs):
  * mark the cache stale and queue the kernel's invalidations. */

@@ -213,6 +213,58 @@ class KernelCacheTest(h.TopofsTestCase):
         sys.stderr.write("\n  [kernel cache] %d rewrites by another client, "
                          "every read whole\n" % n)
 
+    def test_fstat_of_an_open_file_gives_the_size_it_reads(self):
+        """Another client rewrites a file with values of other lengths
+        while readers open it, fstat the descriptor, read it to its end
+        and fstat again (what tar does): the size the first fstat gives
+        is the length read, the value one that was written, and the second
+        fstat gives that size too or the size of a value written since
+        (tar then says the file changed). (The kernel kept the old value's
+        attributes until the notifier thread invalidated them, while the
+        open took the new value: tar read the new value cut to the old
+        one's size, and its second fstat saw the same old size.)"""
+        self.mount()
+        key, path = self.key("a"), self.p("a")
+        values = [b"v%d-" % i + b"x" * (500 + 700 * (i % 3))
+                  for i in range(3)]
+        self.store.put(key, values[0])
+        self.assertShows("the first value",
+                         lambda: read_file(path) == values[0])
+        sizes = [len(v) for v in values]
+        stop, bad, reads = threading.Event(), [], [0]
+
+        def reader():
+            while not stop.is_set() and len(bad) < 3:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    size = os.fstat(fd).st_size
+                    got = os.read(fd, 4096)
+                    after = os.fstat(fd).st_size
+                finally:
+                    os.close(fd)
+                reads[0] += 1
+                if (size != len(got) or got not in values
+                        or after not in sizes):
+                    bad.append((size, after, len(got), got[:4]))
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        n = 0
+        try:
+            deadline = time.time() + 6
+            while time.time() < deadline and not bad:
+                n += 1
+                self.store.put(key, values[n % 3])
+                time.sleep(0.002)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(bad, [], "(fstat size, fstat after, bytes read, "
+                         "value) of %d reads, %d changes" % (reads[0], n))
+        sys.stderr.write("\n  [kernel cache] %d reads of %d changes: each "
+                         "fstat the length read\n" % (reads[0], n))
+
     def assertShows(self, what, check, within=1.0):
         """check() becomes true within `within` seconds of now; an EIO on
         the way fails (a name of another type must be looked up again)."""

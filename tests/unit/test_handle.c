@@ -163,6 +163,74 @@ static void test_open_size_prefers_own_process(void)
 	handle_list_destroy(&l);
 }
 
+/* A stat by path while files not read yet are open with other versions
+ * than the store's: the requesting process gets its newest open file's
+ * version (not an older one whose RELEASE has not come yet), any other
+ * process the store's, told not to be kept; files read already, scratch
+ * files, files not yet in the store and unlinked ones do not count. */
+static void test_view_of_open_files(void)
+{
+	struct handle_list l;
+	handle_list_init(&l);
+	struct topo_meta m = {0};
+	size_t len = 0;
+	/* the store holds version 7, 4 bytes */
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 4, &m, &len),
+		  VIEW_STORE);
+	struct handle *old = open_file(&l, "k", "old", 10, 5, false);
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 4, &m, &len), VIEW_OWN);
+	CHECK_INT(m.version, 5);
+	CHECK_INT(len, 3);
+	CHECK_INT(handle_view_of(&l, "k", false, 20, 7, 4, &m, &len),
+		  VIEW_OTHERS);
+	CHECK_INT(handle_view_of(&l, "k", true, 10, 7, 4, &m, &len),
+		  VIEW_STORE); /* another name: k/.topofs-data */
+	CHECK_INT(handle_view_of(&l, "k2", false, 10, 7, 4, &m, &len),
+		  VIEW_STORE);
+	/* pid 10 opens again and gets the store's version: its newest
+	 * decides; the old one still counts for others */
+	struct handle *cur = open_file(&l, "k", "cur!", 10, 7, false);
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 4, &m, &len),
+		  VIEW_STORE);
+	CHECK_INT(handle_view_of(&l, "k", false, 20, 7, 4, &m, &len),
+		  VIEW_OTHERS);
+	handle_free(&l, old);
+	CHECK_INT(handle_view_of(&l, "k", false, 20, 7, 4, &m, &len),
+		  VIEW_STORE);
+	/* the same version at another shown length (a view's size) */
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 5, &m, &len), VIEW_OWN);
+	CHECK_INT(len, 4);
+	/* a file read already no longer counts, for pid nor others */
+	struct handle *read = open_file(&l, "k", "rd", 20, 6, false);
+	CHECK_INT(handle_view_of(&l, "k", false, 20, 7, 4, &m, &len), VIEW_OWN);
+	char b[8];
+	CHECK_INT(handle_read(read, b, 1, 0), 1);
+	CHECK_INT(handle_view_of(&l, "k", false, 20, 7, 4, &m, &len),
+		  VIEW_STORE);
+	CHECK_INT(handle_view_of(&l, "k", false, 30, 7, 4, &m, &len),
+		  VIEW_STORE);
+	handle_free(&l, read);
+	/* not counted: unlinked, scratch, not yet in the store, queued */
+	handles_unlink(&l, "k", false);
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 5, &m, &len),
+		  VIEW_STORE);
+	struct handle *scr = open_file(&l, "k", "s", 10, 1, false);
+	scr->scratch = true;
+	struct handle *fresh =
+	    open_file(&l, "k", "n", 10, TOPO_EXPECT_ABSENT, true);
+	struct handle *queued = open_file(&l, "k", "q", 20, 3, true);
+	queued->queued = true;
+	CHECK_INT(handle_view_of(&l, "k", false, 10, 7, 4, &m, &len),
+		  VIEW_STORE);
+	CHECK_INT(handle_view_of(&l, "k", false, 30, 7, 4, &m, &len),
+		  VIEW_STORE);
+	handle_free(&l, queued);
+	handle_free(&l, fresh);
+	handle_free(&l, scr);
+	handle_free(&l, cur);
+	handle_list_destroy(&l);
+}
+
 /* unlink counts the open files not yet in the store; they leave listings
  * and pending stats. */
 static void test_unlink_new_file(void)
@@ -256,6 +324,7 @@ static void test_read_by_follows_own_names(void)
 int main(void)
 {
 	test_open_size_prefers_own_process();
+	test_view_of_open_files();
 	test_unlink_new_file();
 	test_move_and_rebase();
 	test_move_new_file();
