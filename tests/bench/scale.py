@@ -4,17 +4,21 @@
 Run through `tests/bench/run --scale` (which puts the temp dirs on tmpfs):
 
   tests/bench/run --scale --sizes 100k,1m --stores etcd,zk [--restore]
+                  [--runs N] [--max-repeat S]
                   [--bin build/topofs] [--massif DIR] [--out FILE]
 
 For each size and store it generates the benchmark's Vitess-shaped tree
 (bench.Topology: 10k = 80 keyspaces; the keyspace count scales), loads it
 (etcd: transactions of 100 puts; ZooKeeper: multi of 1000 creates), mounts
-it with `topofs -f`, and runs ONE cold `tar -cf` and one warm one, then
-reads the daemon's VmHWM; with --restore also one `-o writeback`
+it with `topofs -f`, and runs a cold `tar -cf` and a warm one, then
+reads the daemon's VmHWM; with --restore also an `-o writeback`
 `tar -x` into an empty root (VmHWM before the unmount, time until the
-daemon has exited). One run of each (no medians: a 1M run takes long), so
-the times are noisy; the memory figures are not. Every archive's entry
-count is checked (`tar -t | wc -l`).
+daemon has exited). That is one run; --runs N (default 1) makes up to N,
+each on a fresh mount (and a restore into a root of its own), and takes
+each time's median and the largest peak: a run with a phase longer than
+--max-repeat seconds (default 300) is not repeated, so 1M gets one run
+and the small sizes, whose single runs vary most, get medians. Every
+archive's entry count is checked (`tar -t | wc -l`).
 
 A tar that fails shows the tail of the daemon's log; one still running after
 --cmd-timeout seconds (default 7200) or making no progress for --stall
@@ -55,7 +59,7 @@ sys.dont_write_bytecode = True
 import bench  # noqa: E402
 from bench import (Topology, TimedMount, run_timed, proc_status_kb, log,  # noqa: E402
                    parse_size, zk_client, zk_create_all, describe_binary,
-                   MiB)
+                   median, MiB)
 from harness import EtcdServer, ZkServer, make_tempdir, remove_tempdir, gen_topology  # noqa: E402
 
 
@@ -85,8 +89,100 @@ def heaptrack_wrapper(work, real, outfile):
     return path
 
 
+def tar_phases(a, topo, srv, work, one):
+    """One cold and one warm tar of a fresh mount of topo: their times,
+    CPU, VmHWM and VmRSS into `one`."""
+    if a.massif:
+        os.makedirs(a.massif, exist_ok=True)
+        out = os.path.join(a.massif, "massif.%s.%s" % (srv.kind, topo.label))
+        m = TimedMount(srv.topofs_args(topo.root),
+                       bin=massif_wrapper(work, a.bin, out))
+    elif a.heaptrack:
+        os.makedirs(a.heaptrack, exist_ok=True)
+        out = os.path.join(a.heaptrack, "heaptrack.%s.%s" % (srv.kind, topo.label))
+        m = TimedMount(srv.topofs_args(topo.root),
+                       bin=heaptrack_wrapper(work, a.bin, out))
+    else:
+        m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
+    m.start(timeout=600)
+    try:
+        for phase in ("cold", "warm"):
+            tarf = os.path.join(work, "%s.tar" % phase)
+            dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
+                            watch=[("daemon", m.proc.pid),
+                                   ("server", srv.proc.pid)])
+            n = tar_entries(tarf)
+            os.unlink(tarf)
+            if n != topo.tar_entries:
+                raise SystemExit("%s %s %s tar: %d entries, expected %d"
+                                 % (topo.label, srv.kind, phase, n, topo.tar_entries))
+            one[phase] = dt
+            one[phase + "_cpu"] = cpu
+            one[phase + "_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
+            one[phase + "_rss"] = proc_status_kb(m.proc.pid, "VmRSS")
+            log("%s %s %s tar: %.1fs (CPU s: daemon %.1f, server %.1f, "
+                "tar %.1f), VmHWM %.1f MiB, VmRSS %.1f MiB" % (
+                    topo.label, srv.kind, phase, dt, cpu["daemon"],
+                    cpu["server"], cpu["client"], one[phase + "_hwm"] / 1024,
+                    one[phase + "_rss"] / 1024))
+    finally:
+        m.unmount(timeout=600)
+
+
+def restore_phase(a, topo, srv, zk, work, one, run):
+    """One `-o writeback` tar -x of topo into an empty root of its own (the
+    run's number in its name): time, CPU and VmHWM into `one`."""
+    if not os.path.exists(a.ref_tar):
+        topo.write_dir(a.tree)
+        run_timed(["tar", "-cf", a.ref_tar, "."], cwd=a.tree)
+        shutil.rmtree(a.tree)
+    root2 = topo.root + "-restore" + ("-%d" % run if run else "")
+    if zk is not None:
+        zk.ensure_path(os.path.dirname(root2))
+    rbin = a.bin
+    if a.heaptrack:   # the restore profiled apart
+        rbin = heaptrack_wrapper(work, a.bin, os.path.join(
+            a.heaptrack, "heaptrack.%s.%s.restore" % (srv.kind, topo.label)))
+    m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root,writeback"],
+                   bin=rbin)
+    m.start()
+    try:
+        t0 = time.perf_counter()
+        # its log on failure; CPU while tar runs (what -o writeback still
+        # has queued at its end, at most 8,192 keys, is written during the
+        # unmount, not counted)
+        _, one["restore_cpu"] = m.tar(
+            ["-xf", a.ref_tar, "-C", m.mnt],
+            watch=[("daemon", m.proc.pid), ("server", srv.proc.pid)])
+        one["restore_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
+        m.unmount(timeout=3600)
+        one["restore"] = time.perf_counter() - t0
+    finally:
+        if m.proc is not None and m.proc.poll() is None:
+            m.unmount()
+    log("%s %s writeback restore: %.1fs, VmHWM %.1f MiB" % (
+        topo.label, srv.kind, one["restore"], one["restore_hwm"] / 1024))
+
+
+def merge_runs(row, runs):
+    """Into row: per phase the median time and the median of each
+    process's CPU, the largest VmHWM and VmRSS, and the number of runs."""
+    row["runs"] = len(runs)
+    for k, _ in PHASES:
+        have = [r for r in runs if k in r]
+        if not have:
+            continue
+        row[k] = median([r[k] for r in have])
+        row[k + "_cpu"] = {n: median([r[k + "_cpu"][n] for r in have])
+                           for n in have[0][k + "_cpu"]}
+        for x in ("_hwm", "_rss"):
+            if k + x in have[0]:
+                row[k + x] = max(r[k + x] for r in have)
+
+
 def one_store(a, topo, store, work, rows):
     srv = (EtcdServer if store == "etcd" else ZkServer)().start()
+    srv.kind = store
     zk = None
     try:
         t0 = time.perf_counter()
@@ -100,71 +196,18 @@ def one_store(a, topo, store, work, rows):
         log("%s %s: loaded %d keys in %.0fs" % (topo.label, store, topo.nkeys, load))
         row = {"size": topo.label, "store": store, "keys": topo.nkeys,
                "data": topo.data_bytes, "load": load}
-        if a.no_tar:
-            pass
-        elif a.massif:
-            os.makedirs(a.massif, exist_ok=True)
-            out = os.path.join(a.massif, "massif.%s.%s" % (store, topo.label))
-            m = TimedMount(srv.topofs_args(topo.root),
-                           bin=massif_wrapper(work, a.bin, out))
-        elif a.heaptrack:
-            os.makedirs(a.heaptrack, exist_ok=True)
-            out = os.path.join(a.heaptrack, "heaptrack.%s.%s" % (store, topo.label))
-            m = TimedMount(srv.topofs_args(topo.root),
-                           bin=heaptrack_wrapper(work, a.bin, out))
-        else:
-            m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
-        if not a.no_tar:
-            m.start(timeout=600)
-        try:
-            for phase in () if a.no_tar else ("cold", "warm"):
-                tarf = os.path.join(work, "%s.tar" % phase)
-                dt, cpu = m.tar(["-cf", tarf, "."], cwd=m.mnt,
-                                watch=[("daemon", m.proc.pid),
-                                       ("server", srv.proc.pid)])
-                n = tar_entries(tarf)
-                os.unlink(tarf)
-                if n != topo.tar_entries:
-                    raise SystemExit("%s %s %s tar: %d entries, expected %d"
-                                     % (topo.label, store, phase, n, topo.tar_entries))
-                row[phase] = dt
-                row[phase + "_cpu"] = cpu
-                row[phase + "_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
-                row[phase + "_rss"] = proc_status_kb(m.proc.pid, "VmRSS")
-                log("%s %s %s tar: %.1fs (CPU s: daemon %.1f, server %.1f, "
-                    "tar %.1f), VmHWM %.1f MiB, VmRSS %.1f MiB" % (
-                        topo.label, store, phase, dt, cpu["daemon"],
-                        cpu["server"], cpu["client"], row[phase + "_hwm"] / 1024,
-                        row[phase + "_rss"] / 1024))
-        finally:
+        runs = []
+        for run in range(a.runs):
+            one = {}
             if not a.no_tar:
-                m.unmount(timeout=600)
-        if a.restore and not a.massif:
-            if not os.path.exists(a.ref_tar):
-                topo.write_dir(a.tree)
-                run_timed(["tar", "-cf", a.ref_tar, "."], cwd=a.tree)
-                shutil.rmtree(a.tree)
-            root2 = topo.root + "-restore"
-            if zk is not None:
-                zk.ensure_path(os.path.dirname(root2))
-            rbin = a.bin
-            if a.heaptrack:   # the restore profiled apart
-                rbin = heaptrack_wrapper(work, a.bin, os.path.join(
-                    a.heaptrack, "heaptrack.%s.%s.restore" % (store, topo.label)))
-            m = TimedMount(srv.topofs_args(root2) + ["-o", "create_root,writeback"],
-                           bin=rbin)
-            m.start()
-            try:
-                t0 = time.perf_counter()
-                m.tar(["-xf", a.ref_tar, "-C", m.mnt])  # its log on failure
-                row["restore_hwm"] = proc_status_kb(m.proc.pid, "VmHWM")
-                m.unmount(timeout=3600)
-                row["restore"] = time.perf_counter() - t0
-            finally:
-                if m.proc is not None and m.proc.poll() is None:
-                    m.unmount()
-            log("%s %s writeback restore: %.1fs, VmHWM %.1f MiB" % (
-                topo.label, store, row["restore"], row["restore_hwm"] / 1024))
+                tar_phases(a, topo, srv, work, one)
+            if a.restore and not a.massif:
+                restore_phase(a, topo, srv, zk, work, one, run)
+            runs.append(one)
+            took = max([one[k] for k, _ in PHASES if k in one] or [0])
+            if a.massif or a.heaptrack or took > a.max_repeat:
+                break   # one profile; a long run is not repeated
+        merge_runs(row, runs)
         rows.append(row)
     finally:
         if zk is not None:
@@ -204,8 +247,9 @@ def table(rows, provenance=False):
             "%.1f" % (rss / 1024) if rss else "-",
             "yes" if peak <= target else "no")
         if provenance:
-            line += " %s, %s, %s |" % (r.get("git", "?"), r.get("date", "?"),
-                                       r.get("load", "?"))
+            line += " %s, %s, %s, %s |" % (
+                r.get("git", "?"), r.get("date", "?"), r.get("load", "?"),
+                "median of %d runs" % r["runs"] if r.get("runs", 1) > 1 else "1 run")
         out.append(line)
     return "\n".join(out)
 
@@ -264,7 +308,10 @@ def write_summary(out_dir, rows):
            "The CPU time the daemon, the store's server and tar itself used "
            "during each tar (from /proc and the tar's rusage), per key; what "
            "is left of the wall time is waiting (the kernel's FUSE "
-           "round trips, the network, the other CPU).", "",
+           "round trips, the network, the other CPU). A restore's CPU is "
+           "counted while `tar -x` runs, its wall time until the daemon "
+           "has exited (what -o writeback still had queued is written at "
+           "the unmount).", "",
            cpu_table(rows)]
     md += ["", "![time per key and peak RSS](scale.png)", ""]
     with open(os.path.join(out_dir, "scale.md"), "w") as f:
@@ -327,11 +374,12 @@ def write_summary(out_dir, rows):
 
 def cpu_table(rows):
     """Per row and tar phase: wall and CPU µs per key of daemon, server and
-    tar (rows measured before the CPU was kept show none)."""
+    tar (rows measured before the CPU was kept show none). The restore's
+    wall time runs to the daemon's exit, its CPU to tar's end."""
     out = ["| size | store | tar | wall µs/key | daemon | server | tar | git |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        for k in ("cold", "warm"):
+        for k in ("cold", "warm", "restore"):
             cpu = r.get(k + "_cpu")
             if not cpu:
                 continue
@@ -355,6 +403,10 @@ def main():
     p.add_argument("--restore", action="store_true")
     p.add_argument("--no-tar", action="store_true",
                    help="only the restore (with --restore)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="runs of each size and store; times are medians")
+    p.add_argument("--max-repeat", type=float, default=300,
+                   help="a run with a phase longer than this is not repeated")
     p.add_argument("--stall", type=float, default=1800,
                    help="a tar making no progress this long is a hang")
     p.add_argument("--massif")
@@ -392,11 +444,13 @@ def main():
                 os.unlink(a.ref_tar)
     finally:
         remove_tempdir(work)
-    text = ("`tests/bench/run --scale --sizes %s --stores %s%s` (%s, git %s%s, "
-            "load average %s; one run each)\n\n%s\n" % (
-                a.sizes, a.stores, " --restore" if a.restore else "",
+    text = ("`tests/bench/run --scale --sizes %s --stores %s%s --runs %d` (%s, "
+            "git %s%s, load average %s; times are medians of up to %d runs, "
+            "one where a phase took over %g s)\n\n%s\n" % (
+                a.sizes, a.stores, " --restore" if a.restore else "", a.runs,
                 started.strftime("%Y-%m-%d %H:%M"), info.get("git", "?"), "",
-                " ".join("%.2f" % x for x in os.getloadavg()), table(rows)))
+                " ".join("%.2f" % x for x in os.getloadavg()), a.runs,
+                a.max_repeat, table(rows)))
     print(text)
     if rows and a.results and not (a.massif or a.heaptrack):  # profiled: no figures
         os.makedirs(a.results, exist_ok=True)
