@@ -382,6 +382,9 @@ int inode_lookup(struct inode_table *it, uint64_t parent, const char *name,
 	int rc = 0;
 	pthread_mutex_lock(&it->lock);
 	struct node *p = get(it, parent);
+	/* unknown, or unlinked (no parent, not the root): no path below */
+	if (p && !p->parent && p != it->root)
+		p = NULL;
 	struct node *c = p ? child(it, p, name) : NULL;
 	struct node *replaced = NULL;
 	if (!p) {

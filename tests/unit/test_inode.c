@@ -275,6 +275,12 @@ static void test_unlink_keeps_open_node(void)
 	CHECK_STR(path_of(g), "-116");
 	char buf[64];
 	CHECK_INT(inode_child_path(it, e, "x", buf, sizeof(buf)), -ESTALE);
+	/* a lookup under it (one that raced the rmdir) links nothing */
+	uint64_t none = 77;
+	size_t before = inode_count(it);
+	CHECK_INT(inode_lookup(it, e, "x", S_IFREG, &none), -ESTALE);
+	CHECK_INT(none, 77);
+	CHECK_INT(inode_count(it), before);
 
 	inode_forget(it, f, 1);
 	inode_forget(it, e, 1);

@@ -113,8 +113,9 @@ static int mpath(uint64_t ino, char *buf, size_t size)
 
 /* ---- the steps, on both ---- */
 
-/* A directory to act in: mostly a live one (unlinked or not), sometimes
- * any node ID, even a freed or never given one (-ESTALE). */
+/* A directory to act in: mostly a live one (unlinked or not: a lookup
+ * under an unlinked one is -ESTALE), sometimes any node ID, even a freed
+ * or never given one (-ESTALE). */
 static uint64_t any_dir(void)
 {
 	uint64_t ino = INODE_ROOT;
@@ -133,7 +134,8 @@ static void step_lookup(void)
 	mode_t type = rand() % 2 ? S_IFDIR : S_IFREG;
 	uint64_t ino = 0;
 	int rc = inode_lookup(it, p, name, type, &ino);
-	if (p >= next_ino || !m[p].alive) {
+	/* unknown, or unlinked: nothing is linked below it */
+	if (p >= next_ino || !m[p].alive || (p != INODE_ROOT && !m[p].parent)) {
 		CHECK_INT(rc, -ESTALE);
 		n_estale++;
 		return;
