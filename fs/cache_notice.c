@@ -135,16 +135,21 @@ struct stale_ref {
 };
 
 /* Add node n (store path p) to refs if a notice made it stale. */
-static void want_stale(const struct cnode *n, const char *p,
-		       struct stale_ref *refs, size_t *count)
+static int want_stale(const struct cnode *n, const char *p,
+		      struct stale_ref **refs, size_t *count)
 {
 	if (!n->stale || *count > STALE_GET_MAX)
-		return;
+		return 0;
 	if (*count < STALE_GET_MAX) {
-		snprintf(refs[*count].path, sizeof(refs[*count].path), "%s", p);
-		refs[*count].seq = n->stale_seq;
+		/* made on the first stale node: most calls find none */
+		if (!*refs && !(*refs = malloc(STALE_GET_MAX * sizeof(**refs))))
+			return -ENOMEM;
+		struct stale_ref *r = &(*refs)[*count];
+		snprintf(r->path, sizeof(r->path), "%s", p);
+		r->seq = n->stale_seq;
 	}
 	(*count)++;
+	return 0;
 }
 
 /* Drop the children of n that the store says it no longer has. */
@@ -220,23 +225,20 @@ int cache_resolve_stale(struct cache *c, const char *path, bool kids)
 	struct cnode *n = cache_walk(c->root, path, false);
 	if (!n)
 		return 0;
-	struct stale_ref *refs = malloc(STALE_GET_MAX * sizeof(*refs));
-	if (!refs)
-		return -ENOMEM;
+	struct stale_ref *refs = NULL;
 	size_t count = 0;
 	bool raced = false;
-	want_stale(n, path, refs, &count);
-	for (size_t i = 0; kids && i < n->nkids; i++) {
+	int rc = want_stale(n, path, &refs, &count);
+	for (size_t i = 0; kids && !rc && i < n->nkids; i++) {
 		struct cnode *k = cache_kids(n)[i];
 		char p[4096];
-		if (path_join(p, sizeof(p), path, k->name) == 0)
-			want_stale(k, p, refs, &count);
+		if (k->stale && path_join(p, sizeof(p), path, k->name) == 0)
+			rc = want_stale(k, p, &refs, &count);
 	}
-	int rc = 0;
-	if (count > STALE_GET_MAX) {
+	if (!rc && count > STALE_GET_MAX) {
 		n->fetched_ms = 0;
 		rc = -EAGAIN;
-	} else if (count) {
+	} else if (!rc && count) {
 		pthread_mutex_unlock(&c->mu);
 		for (size_t i = 0; i < count && !rc; i++) {
 			struct topo_entry e = {0};
