@@ -176,7 +176,7 @@ size_t handle_read(struct handle *h, char *out, size_t size, off_t off)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&h->lock);
-	h->was_read = true;
+	h->view_done = true;
 	if (off >= 0 && (size_t)off < h->len) {
 		n = h->len - (size_t)off;
 		if (n > size)
@@ -467,6 +467,22 @@ bool handle_owes_commit(struct handle *h)
 	return owes;
 }
 
+static bool names(const struct handle *h, const char *path, bool is_data);
+
+/* A commit through the mount wrote (path, is_data): no open file of it
+ * is what its opener's stat shows any more (handle_view_of). */
+static void views_done(struct handle_list *l, const char *path, bool is_data)
+{
+	pthread_mutex_lock(&l->lock);
+	for (struct handle *h = l->head; h; h = h->next) {
+		pthread_mutex_lock(&h->lock);
+		if (names(h, path, is_data))
+			h->view_done = true;
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
 int handle_commit(struct topofs *t, struct handle *h)
 {
 	pthread_mutex_lock(&h->lock);
@@ -481,6 +497,7 @@ int handle_commit(struct topofs *t, struct handle *h)
 	if (path) {
 		handle_seen(&t->handles, path, after);
 		written_by(&t->handles, path, h->pid, after);
+		views_done(&t->handles, path, h->is_data);
 	}
 	free(path);
 	return rc;
@@ -613,7 +630,7 @@ enum handle_view handle_view_of(struct handle_list *l, const char *path,
 			continue;
 		pthread_mutex_lock(&h->lock);
 		/* the list is newest first */
-		if (names(h, path, is_data) && !h->queued && !h->was_read &&
+		if (names(h, path, is_data) && !h->queued && !h->view_done &&
 		    h->base != TOPO_EXPECT_ABSENT) {
 			bool other =
 			    h->meta.version != version || h->len != len;

@@ -59,15 +59,16 @@ struct handle {
 	bool unlinked;	       /* its name was removed (or renamed over)
 				  through the mount: commits write nothing */
 	uint64_t node;	       /* the kernel's node ID, 0 if not told */
-	bool too_big;  /* a write went past the store's limit: the buffer is
-			* partial and is never committed */
-	bool queued;   /* its create is queued (-o writeback): `base` is not
-			* a store version until the queue is applied */
-	pid_t pid;     /* the process that opened it */
-	pid_t writer;  /* the process that last wrote through it */
-	bool failed;   /* the last commit failed (reported by its close) */
-	bool was_read; /* a READ came: its opener's fstat after open is done
-			  with (handle_view_of) */
+	bool too_big;	/* a write went past the store's limit: the buffer is
+			 * partial and is never committed */
+	bool queued;	/* its create is queued (-o writeback): `base` is not
+			 * a store version until the queue is applied */
+	pid_t pid;	/* the process that opened it */
+	pid_t writer;	/* the process that last wrote through it */
+	bool failed;	/* the last commit failed (reported by its close) */
+	bool view_done; /* a READ came, or a commit through the mount wrote
+			   its name since its open: its opener's stat no
+			   longer shows it (handle_view_of) */
 
 	struct handle *next; /* on the open list, guarded by handle_list.lock */
 };
@@ -152,7 +153,9 @@ bool handle_open_size(struct handle_list *l, const char *path, bool is_data,
  * should show, when the store holds `version` of shown length `len`.
  * Only open files not read yet count: a process's fstat after its open
  * must give the size its reads will end at (tar, cp read that many bytes),
- * while its stat of the path later shows the store's newer value. */
+ * while its stat of the path later shows the store's newer value. Nor do
+ * those whose name a commit through the mount wrote since (a process's
+ * own write shows at once, as on a local filesystem). */
 enum handle_view {
 	VIEW_STORE,  /* the store's: no open file holds another version */
 	VIEW_OTHERS, /* the store's, but another process's open file holds
@@ -161,8 +164,9 @@ enum handle_view {
 			version: *meta and *len are that file's */
 };
 
-/* The view of (path, is_data) for process pid (open files read already,
- * not yet in the store, unlinked, and scratch files do not count). */
+/* The view of (path, is_data) for process pid (open files read already
+ * or written over through the mount, not yet in the store, unlinked, and
+ * scratch files do not count). */
 enum handle_view handle_view_of(struct handle_list *l, const char *path,
 				bool is_data, pid_t pid, int64_t version,
 				size_t len, struct topo_meta *meta,
