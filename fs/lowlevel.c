@@ -74,9 +74,10 @@
  *     store's, a GETATTR (or LOOKUP) by path is answered for no time, so
  *     the kernel asks again for the next caller: the process that opened
  *     it gets its open file's attributes (its newest open), any other one
- *     the store's (ops_attr_dir.c, stat_store). Once read, a file no
- *     longer counts: a later fstat (tar's second) and stat of the path
- *     show the store's newer value, which tar takes for a change.
+ *     the store's (ops_attr_dir.c, stat_store). Once read, or once a
+ *     commit through the mount wrote its name, a file no longer counts: a
+ *     later fstat (tar's second) and stat of the path show the store's
+ *     newer value, which tar takes for a change.
  *
  * A reply racing an invalidation
  *   A LOOKUP answered from the cache just before a change, whose reply
