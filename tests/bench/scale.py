@@ -32,6 +32,10 @@ with --restore the restore's mount too, in a file of its own
 (add --no-tar to profile only the restore).
 Neither run's rows go into scale.json.
 
+--restore --no-tar runs only the restore (the tree is not loaded into the
+store): the row in scale.json keeps the older figures of the tars, marked
+with the commit and date they are from.
+
 It prints one table and, with --out, writes it (markdown) to FILE, with the
 issue-25 target: peak RSS <= 3 x (key + value bytes) + 32 MiB.
 
@@ -186,11 +190,14 @@ def one_store(a, topo, store, work, rows):
     zk = None
     try:
         t0 = time.perf_counter()
-        if store == "etcd":
-            gen_topology.etcd_load(srv.endpoint, topo.kvs)
-        else:
+        if store == "zk":
             zk = zk_client(srv.address)
             zk.ensure_path(os.path.dirname(topo.root))
+        if a.no_tar:
+            pass   # only the restore: nothing to load
+        elif store == "etcd":
+            gen_topology.etcd_load(srv.endpoint, topo.kvs)
+        else:
             zk_create_all(zk, topo.znode_list(topo.root))
         load = time.perf_counter() - t0
         log("%s %s: loaded %d keys in %.0fs" % (topo.label, store, topo.nkeys, load))
@@ -247,9 +254,11 @@ def table(rows, provenance=False):
             "%.1f" % (rss / 1024) if rss else "-",
             "yes" if peak <= target else "no")
         if provenance:
-            line += " %s, %s, %s, %s |" % (
+            line += " %s, %s, %s, %s%s |" % (
                 r.get("git", "?"), r.get("date", "?"), r.get("load", "?"),
-                "median of %d runs" % r["runs"] if r.get("runs", 1) > 1 else "1 run")
+                "median of %d runs" % r["runs"] if r.get("runs", 1) > 1 else "1 run",
+                "".join("; %s from %s" % (k, r[k + "_from"])
+                        for k, _ in PHASES if r.get(k + "_from")))
         out.append(line)
     return "\n".join(out)
 
@@ -267,6 +276,15 @@ def keep_rows(path, rows, stamp):
             old = json.load(f)
     for r in rows:
         r.update(stamp)
+        before = [o for o in old if (o["size"], o["store"]) == (r["size"], r["store"])]
+        for k, _ in PHASES:   # a phase not run now keeps its older figures
+            if k in r or not before or k not in before[0]:
+                continue
+            o = before[0]
+            for x in ("", "_cpu", "_hwm", "_rss", "_from"):
+                if k + x in o:
+                    r[k + x] = o[k + x]
+            r.setdefault(k + "_from", "%s, %s" % (o.get("git", "?"), o.get("date", "?")))
     new = {(r["size"], r["store"]) for r in rows}
     kept = [r for r in old if (r["size"], r["store"]) not in new] + rows
     kept.sort(key=lambda r: (r["store"], r["keys"]))
