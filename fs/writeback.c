@@ -43,7 +43,7 @@
 #define WB_MAX_BYTES (64u << 20) /* queued value bytes, at most */
 #define WB_RETRIES 3		 /* tries of a batch the store missed */
 #define WB_RETRY_PAUSE_US (500 * 1000)
-#define WB_LINGER_GAP_US 10000  /* a batch waits this long for one more */
+#define WB_LINGER_GAP_US 10000 /* a batch waits this long for one more */
 #define WB_LINGER_MAX_US 50000 /* and this long in all, at most */
 
 struct wb_op {
