@@ -343,10 +343,12 @@ static void store_del(const char *path)
 	st.version[i] = st.version[st.n];
 }
 
+/* An empty store, its revision back at 0. */
 static void store_clear(void)
 {
 	while (st.n)
 		store_del(st.path[0]);
+	st.rev = 0;
 }
 
 /* The metadata the store gives the value of `version` (all fields used,
@@ -408,6 +410,15 @@ static const struct topo_backend fake_backend = {
     .list = fake_list,
     .get = fake_get,
 };
+
+/* A cache of be whose store's watch has started (every listing kept until
+ * a notice). */
+static struct cache *watched_cache(const struct topo_backend *be)
+{
+	struct cache *c = cache_new(be, NULL, 600000);
+	cache_watch_started(c);
+	return c;
+}
 
 /* ---- the model: what the cache must show of the store ---- */
 
@@ -657,10 +668,8 @@ static bool holds(struct cache *c, const char *p, const char *names,
 static void test_one_kid_listings(void)
 {
 	store_clear();
-	st.rev = 0;
 	store_put("ks/tablets/t1/Tablet", "T1");
-	struct cache *c = cache_new(&fake_backend, NULL, 600000);
-	cache_watch_started(c);
+	struct cache *c = watched_cache(&fake_backend);
 	int rc;
 	/* a listing that brings one child at every level */
 	CHECK_STR(ls(c, "", &rc), "ks/ ");
@@ -789,12 +798,10 @@ static const struct topo_backend fake_real_backend = {
 static void test_one_kid_dropped(void)
 {
 	store_clear();
-	st.rev = 0;
 	store_put("tablets", "");
 	store_put("tablets/t1", "");
 	store_put("tablets/t1/Tablet", "x");
-	struct cache *c = cache_new(&fake_real_backend, NULL, 600000);
-	cache_watch_started(c);
+	struct cache *c = watched_cache(&fake_real_backend);
 	int rc;
 	CHECK_STR(ls(c, "tablets", &rc), "t1/ ");
 	CHECK(holds(c, "tablets", "t1 ", 1));
@@ -825,10 +832,8 @@ static void test_one_kid_dropped(void)
 static void test_pending_notice_keeps_no_ext(void)
 {
 	store_clear();
-	st.rev = 0;
 	store_put("d/old", "o");
-	struct cache *c = cache_new(&fake_backend, NULL, 600000);
-	cache_watch_started(c);
+	struct cache *c = watched_cache(&fake_backend);
 	int rc;
 	CHECK_STR(ls(c, "d", &rc), "old ");
 	struct topo_meta pend = {.has_data = true, .size = 1};
@@ -860,14 +865,12 @@ static void run_model(unsigned seed, int steps)
 {
 	srand(seed);
 	store_clear();
-	st.rev = 0;
 	for (int i = 0; i < 20; i++) {
 		char k[64];
 		random_key(k, sizeof(k));
 		store_put(k, "initial");
 	}
-	struct cache *c = cache_new(&fake_backend, NULL, 600000);
-	cache_watch_started(c);
+	struct cache *c = watched_cache(&fake_backend);
 	check_against_model(c, 0);
 	for (int step = 1; step <= steps; step++) {
 		char k[64], val[32];
