@@ -1,7 +1,7 @@
 /* unsettled.c - see unsettled.h. */
-#include <string.h>
 #include <time.h>
 
+#include "path.h"
 #include "unsettled.h"
 
 void unsettled_init(struct unsettled *u)
@@ -21,13 +21,11 @@ uint64_t unsettled_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* FNV-1a of the path, folded to a slot. */
+/* The slot of path: by its inode number's hash (path.h). */
 static const struct unsettled_slot *slot_of(const struct unsettled *u,
 					    const char *path)
 {
-	uint64_t h = 14695981039346656037ull;
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
+	uint64_t h = path_ino_at("", path, false);
 	return &u->slot[(h ^ (h >> 32)) % UNSETTLED_SLOTS];
 }
 
