@@ -96,18 +96,15 @@ def heaptrack_wrapper(work, real, outfile):
 def tar_phases(a, topo, srv, work, one):
     """One cold and one warm tar of a fresh mount of topo: their times,
     CPU, VmHWM and VmRSS into `one`."""
-    if a.massif:
-        os.makedirs(a.massif, exist_ok=True)
-        out = os.path.join(a.massif, "massif.%s.%s" % (srv.kind, topo.label))
-        m = TimedMount(srv.topofs_args(topo.root),
-                       bin=massif_wrapper(work, a.bin, out))
-    elif a.heaptrack:
-        os.makedirs(a.heaptrack, exist_ok=True)
-        out = os.path.join(a.heaptrack, "heaptrack.%s.%s" % (srv.kind, topo.label))
-        m = TimedMount(srv.topofs_args(topo.root),
-                       bin=heaptrack_wrapper(work, a.bin, out))
-    else:
-        m = TimedMount(srv.topofs_args(topo.root), bin=a.bin)
+    binary = a.bin
+    if a.massif or a.heaptrack:   # profiled: the profile left in the DIR
+        tool, wrap = (("massif", massif_wrapper) if a.massif
+                      else ("heaptrack", heaptrack_wrapper))
+        out_dir = a.massif or a.heaptrack
+        os.makedirs(out_dir, exist_ok=True)
+        binary = wrap(work, a.bin, os.path.join(
+            out_dir, "%s.%s.%s" % (tool, srv.kind, topo.label)))
+    m = TimedMount(srv.topofs_args(topo.root), bin=binary)
     m.start(timeout=600)
     try:
         for phase in ("cold", "warm"):
